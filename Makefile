@@ -1,0 +1,36 @@
+# firewatch: `make demo` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+OUT := out
+
+.PHONY: install demo test lint pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	bash scripts/demo.sh
+
+test: lint pytest
+
+lint: install
+	$(VENV)/bin/ruff check firewatch tests benchmarks
+	$(VENV)/bin/ruff format --check firewatch tests benchmarks
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/bench_geofence.py
+	$(PY) benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) $(OUT) var .pytest_cache .mypy_cache .ruff_cache
