@@ -29,9 +29,10 @@ class Outcome(StrEnum):
     OUTSIDE = "outside"  # valid, but in no grid cell
     SUPPRESSED = "suppressed"  # matched a suppression mask or is a known static heat source
     IGNORED = "ignored"  # located, but no fire signal (a normal sensor reading, a weak camera hit)
-    SUSPECT = "suspect"  # a fire signal that needs corroboration and has none yet
-    INCIDENT = "incident"  # opened an incident or joined one
-    DUPLICATE = "duplicate"  # a detection id seen before: changes nothing
+    SUSPECT = "suspect"  # a fire signal that needs corroboration (opens only when corroborated)
+    INCIDENT = "incident"  # a strong fire signal: opened an incident or joined one
+    DUPLICATE = "duplicate"  # a fire signal whose detection id was seen before: changes nothing
+    STALE = "stale"  # a fire signal older than the watermark by more than the inactivity window
 
 
 class RejectReason(StrEnum):
@@ -152,6 +153,6 @@ class IncidentEvent(BaseModel):
     evidence: list[str]  # detection ids, first ones, capped
 
 
-def utc_iso(ts: float) -> str:
-    """Epoch seconds to RFC 3339 UTC with milliseconds, as every output of firewatch writes it."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_datetime(ts: float) -> datetime:
+    """Epoch seconds to an aware UTC datetime, rounded to the millisecond (stable output)."""
+    return datetime.fromtimestamp(round(ts, 3), UTC)

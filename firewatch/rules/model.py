@@ -1,0 +1,166 @@
+"""Rule models: what the YAML files in rules/ may say. Every number is a default in YAML, not here.
+
+Each top-level key of a rule file is a section (`sources`, `corroboration`, `incidents`, `severity`,
+`masks`); the files of a rule directory are merged and a section may appear in only one file.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from firewatch.model import Severity, Source
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+
+
+def parse_duration(value: Any) -> Any:
+    """'10m', '24h', '1h30m', '45s' or a number of seconds -> timedelta."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '10m', '24h', '1h30m'")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and any(match.groups()):
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            return timedelta(hours=h, minutes=m, seconds=s)
+        raise ValueError(f"{value!r} is not a duration like '10m', '24h', '1h30m', '45s'")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), Field(ge=timedelta(0))]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SensorRule(_Rule):
+    thresholds: Annotated[dict[str, float], Field(min_length=1)]  # reading >= value: over threshold
+    repeat_window: Duration  # a second over-threshold reading from the same sensor within this opens
+
+
+class CameraRule(_Rule):
+    open_confidence: Unit  # at or above: opens an incident alone
+    suspect_confidence: Unit  # at or above (and below open): a suspect; below: ignored
+    repeat_window: Duration  # a second suspect from the same camera within this opens
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CameraRule:
+        if self.suspect_confidence > self.open_confidence:
+            raise ValueError("suspect_confidence must not exceed open_confidence")
+        return self
+
+
+class SatelliteRule(_Rule):
+    open_confidence: Unit  # at or above: opens; below: a suspect
+    suppress_static: bool  # `static` detections (known static heat sources) are suppressed
+
+
+class SourceRules(_Rule):
+    sensor: SensorRule
+    camera: CameraRule
+    satellite: SatelliteRule
+
+
+class CorroborationRule(_Rule):
+    window: Duration  # a suspect is corroborated by another device's fire signal within this...
+    radius_km: Positive  # ...and within this distance
+
+
+class IncidentRules(_Rule):
+    merge_radius_km: Positive  # a detection joins an open incident within this distance of it
+    satellite_pixel_factor: Annotated[float, Field(ge=0.0)]  # widen by this x the pixel size (km)
+    inactivity: Duration  # an incident with no detection for this long is closed
+    grace: Duration  # out-of-order input late by up to this gives the same incidents as sorted
+    evidence_cap: Annotated[int, Field(ge=1, le=1000)]
+    outside_buffer_m: Annotated[float, Field(ge=0.0)]  # 0: outside is outside; >0: nearest cell
+
+
+class Step(_Rule):
+    min: float
+    points: int
+
+
+class SeverityRules(_Rule):
+    """Points add up; the level is the highest whose threshold the points reach (else low)."""
+
+    source_mix: dict[int, int]  # distinct source types in the incident -> points
+    flame: int  # a camera saw flame
+    frp_mw: list[Step]  # the incident's largest fire radiative power
+    detections: list[Step]  # detections in the incident
+    risk: dict[str, int]  # the cell's risk class -> points (unknown classes: 0)
+    levels: dict[Severity, int]  # minimum points for moderate, high, critical
+
+    @model_validator(mode="after")
+    def _levels(self) -> SeverityRules:
+        missing = {Severity.MODERATE, Severity.HIGH, Severity.CRITICAL} - set(self.levels)
+        if missing:
+            raise ValueError(f"levels needs a threshold for {sorted(missing)}")
+        return self
+
+
+class MaskReason(StrEnum):
+    CONTROLLED_BURN = "controlled_burn"
+    KNOWN_HEAT_SOURCE = "known_heat_source"
+    INDUSTRIAL_SITE = "industrial_site"
+    OTHER = "other"
+
+
+class Circle(_Rule):
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    radius_m: Positive
+
+
+class Mask(_Rule):
+    """A suppression mask: detections inside it (and inside its time window) are suppressed."""
+
+    name: Annotated[str, Field(min_length=1)]
+    reason: MaskReason
+    polygon: list[tuple[float, float]] | None = None  # exterior ring, [lon, lat] pairs
+    geometry: dict[str, Any] | None = None  # a GeoJSON Polygon or MultiPolygon
+    circle: Circle | None = None
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    sources: list[Source] | None = None  # None: every source
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Mask:
+        shapes = [s for s in (self.polygon, self.geometry, self.circle) if s is not None]
+        if len(shapes) != 1:
+            raise ValueError("a mask needs exactly one of polygon, geometry, circle")
+        if self.polygon is not None and len(self.polygon) < 3:
+            raise ValueError("a polygon needs at least 3 [lon, lat] points")
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def active(self, at: datetime) -> bool:
+        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
+
+
+class RuleSet(_Rule):
+    sources: SourceRules
+    corroboration: CorroborationRule
+    incidents: IncidentRules
+    severity: SeverityRules
+    masks: list[Mask] = []
+
+    @model_validator(mode="after")
+    def _unique_masks(self) -> RuleSet:
+        names = [m.name for m in self.masks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"mask names must be unique; repeated: {dup}")
+        return self
+
+
+SECTIONS: frozenset[str] = frozenset(RuleSet.model_fields)

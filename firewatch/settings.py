@@ -1,0 +1,51 @@
+"""One frozen settings object, built at the entry points (CLI, worker) and passed down.
+
+Only `Settings.from_env` reads the environment; the engine never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from firewatch.errors import FirewatchError
+
+_ENV = {
+    "grid": "FIREWATCH_GRID",
+    "grid_schema": "FIREWATCH_GRID_SCHEMA",
+    "rules": "FIREWATCH_RULES",
+    "cache_dir": "FIREWATCH_CACHE_DIR",
+    "batch_size": "FIREWATCH_BATCH_SIZE",
+    "max_line_bytes": "FIREWATCH_MAX_LINE_BYTES",
+}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    grid: Path = Path("data/grids/qujiang.geojson")
+    grid_schema: Path | None = None  # YAML: which GeoJSON properties give id, name, team, ...
+    rules: Path = Path("rules")
+    cache_dir: Path | None = Path("var/cache")  # locate-index cache; None: no cache
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    max_line_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65536
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Defaults, then FIREWATCH_* variables, then explicit overrides (CLI flags, not None)."""
+        values: dict[str, Any] = {k: environ[v] for k, v in _ENV.items() if environ.get(v)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_ENV.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
+            )
+            raise FirewatchError(f"invalid settings: {problems}") from None
+
+    @staticmethod
+    def env_names() -> dict[str, str]:
+        return dict(_ENV)
