@@ -1,0 +1,37 @@
+"""An equirectangular metric frame: km about a point, good to a few metres over a county."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+KM_PER_DEG_LAT = 110.574
+KM_PER_DEG_LON_AT_EQUATOR = 111.320
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An equirectangular metric frame (km) about (lon0, lat0)."""
+
+    lon0: float
+    lat0: float
+
+    @property
+    def kx(self) -> float:
+        return KM_PER_DEG_LON_AT_EQUATOR * math.cos(math.radians(self.lat0))
+
+    @property
+    def ky(self) -> float:
+        return KM_PER_DEG_LAT
+
+    def to_km(self, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return (lon - self.lon0) * self.kx, (lat - self.lat0) * self.ky
+
+    def to_deg(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return self.lon0 + x / self.kx, self.lat0 + y / self.ky
