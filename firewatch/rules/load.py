@@ -28,7 +28,9 @@ def load_rules(directory: Path) -> RuleSet:
                     f"{path}: unknown section {section!r}; known: {', '.join(sorted(SECTIONS))}"
                 )
             if section in merged:
-                raise RulesError(f"{path}: section {section!r} is already defined in {origin[section]}")
+                raise RulesError(
+                    f"{path}: section {section!r} is already defined in {origin[section]}"
+                )
             merged[section] = body
             origin[section] = path
     try:
@@ -64,7 +66,7 @@ def _explain(
 
 
 def _rule_name(loc: list[Any], merged: dict[str, Any]) -> str:
-    """('masks', 2, 'polygon') -> "masks[2] 'quarry' .polygon"; ('sources','camera','x') -> dotted."""
+    """('masks', 2, 'polygon') -> "masks[2] 'quarry': polygon"; other paths -> dotted."""
     if not loc:
         return "(top level)"
     if loc[0] == "masks" and len(loc) > 1 and isinstance(loc[1], int):

@@ -15,7 +15,9 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from firewatch.model import Severity, Source
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
 
 
 def parse_duration(value: Any) -> Any:
@@ -44,7 +46,9 @@ class _Rule(BaseModel):
 
 class SensorRule(_Rule):
     thresholds: Annotated[dict[str, float], Field(min_length=1)]  # reading >= value: over threshold
-    repeat_window: Duration  # a second over-threshold reading from the same sensor within this opens
+    repeat_window: (
+        Duration  # a second over-threshold reading from the same sensor within this opens
+    )
 
 
 class CameraRule(_Rule):

@@ -26,7 +26,10 @@ def test_shipped_rules_carry_the_documented_defaults() -> None:
     assert rules.incidents.merge_radius_km == 2.0
     assert rules.incidents.inactivity == timedelta(hours=24)
     assert rules.incidents.grace == timedelta(minutes=10)
-    assert {m.name for m in rules.masks} == {"qujiang-cement-works", "qujiang-spring-controlled-burn"}
+    assert {m.name for m in rules.masks} == {
+        "qujiang-cement-works",
+        "qujiang-spring-controlled-burn",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,5 @@
+import sys
+
+from firewatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""The `firewatch` command: argument parsing and wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from firewatch.errors import FirewatchError
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from firewatch.replay import replay
+    from firewatch.runtime import open_engine
+    from firewatch.settings import Settings
+
+    settings = Settings.from_env(
+        os.environ,
+        grid=args.grid,
+        grid_schema=args.grid_schema,
+        rules=args.rules,
+        cache_dir=args.cache_dir,
+        batch_size=args.batch_size,
+    )
+    missing = [str(p) for p in args.inputs if not p.is_file()]
+    if missing:
+        raise FirewatchError(f"input file not found: {', '.join(missing)}")
+    engine = open_engine(settings)
+    summary = replay(
+        engine,
+        args.inputs,
+        args.out,
+        args.rejects,
+        batch_size=settings.batch_size,
+        max_line_bytes=settings.max_line_bytes,
+    )
+    print(summary.render())
+    return 0
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    from firewatch.rules import load_rules
+
+    rules = load_rules(args.directory)
+    print(f"{args.directory}: ok ({len(rules.masks)} masks)")
+    return 0
+
+
+def _grid_build(args: argparse.Namespace) -> int:
+    from firewatch.sim.demo_grid import grid_build_main
+
+    print(grid_build_main(args.boundary, args.district, args.cell_km, args.seed, args.out))
+    return 0
+
+
+def _grid_check(args: argparse.Namespace) -> int:
+    from firewatch.geo.grid import GridSchema, load_grid
+
+    schema = GridSchema.from_yaml(args.schema) if args.schema else GridSchema()
+    grid = load_grid(args.grid, schema)
+    for repair in grid.repairs:
+        print(f"repaired: {repair}")
+    for a, b in grid.overlaps:
+        print(f"overlap: {grid.cells[a].id} and {grid.cells[b].id} (first in file order wins)")
+    print(
+        f"{args.grid}: {len(grid.cells)} cells, {len(grid.repairs)} repairs, "
+        f"{len(grid.overlaps)} overlapping pairs"
+    )
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from firewatch.simulate import simulate_main
+
+    print(
+        simulate_main(
+            args.grid, args.out, args.seed, args.hours, args.sensors, args.cameras, args.fires
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="firewatch", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("replay", help="run the engine over JSONL or FIRMS CSV files")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument(
+        "--grid", type=Path, help="forest grid GeoJSON (default data/grids/qujiang.geojson)"
+    )
+    p.add_argument(
+        "--grid-schema", type=Path, help="YAML naming the grid's id/name/team/... properties"
+    )
+    p.add_argument("--rules", type=Path, help="rule directory (default rules/)")
+    p.add_argument("--out", type=Path, required=True, help="incident events, JSONL")
+    p.add_argument("--rejects", type=Path, help="rejected records with their reasons, JSONL")
+    p.add_argument("--cache-dir", type=Path, help="locate-index cache (default var/cache)")
+    p.add_argument("--batch-size", type=int)
+    p.set_defaults(func=_replay)
+
+    rules = sub.add_parser("rules", help="rule files").add_subparsers(
+        dest="rules_cmd", required=True
+    )
+    p = rules.add_parser("check", help="validate a rule directory")
+    p.add_argument("directory", type=Path)
+    p.set_defaults(func=_rules_check)
+
+    grid = sub.add_parser("grid", help="forest grids").add_subparsers(
+        dest="grid_cmd", required=True
+    )
+    p = grid.add_parser("build", help="build the demo grid of a district")
+    p.add_argument("boundary", type=Path, help="GeoJSON of district boundaries")
+    p.add_argument("--district", required=True, help="district name or adcode")
+    p.add_argument("--cell-km", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_grid_build)
+    p = grid.add_parser("check", help="load a grid and report repairs and overlaps")
+    p.add_argument("grid", type=Path)
+    p.add_argument("--schema", type=Path)
+    p.set_defaults(func=_grid_check)
+
+    p = sub.add_parser("simulate", help="write a seeded detection stream for a grid")
+    p.add_argument("--grid", type=Path, default=Path("data/grids/qujiang.geojson"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--sensors", type=int, default=400)
+    p.add_argument("--cameras", type=int, default=24)
+    p.add_argument("--fires", type=int, default=5)
+    p.set_defaults(func=_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+    except FirewatchError as exc:
+        print(f"firewatch: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""validate -> locate -> rules -> incidents: pure, batch in, events out."""

@@ -1,0 +1,206 @@
+"""The engine: validated detections in, incident events out. Pure: no clock, no environment.
+
+    validate (firewatch.ingest) -> locate (firewatch.geo) -> rules (signals.py)
+    -> grace buffer (here) -> incidents (incidents.py) -> IncidentEvent
+
+Event time drives everything. The watermark is the largest observed_at seen minus the grace
+period; fire signals wait in a buffer until the watermark passes them and are then handed to the
+tracker in (event time, detection id) order, so input late by up to the grace period gives the same
+incidents as sorted input. A signal later than that is processed at once (counted `late`); one
+older than the watermark by more than the inactivity window can join nothing and is counted
+`stale` and dropped.
+Duplicate fire signals (same detection id) are dropped (counted `duplicates`).
+A live worker may move the watermark with an injected clock (`advance`), so incidents close even
+when the stream is quiet; a replay never does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from firewatch.engine.incidents import Tracker
+from firewatch.engine.signals import (
+    Columns,
+    CompiledMask,
+    Signal,
+    Strength,
+    make_signal,
+    strengths,
+    suppressed,
+)
+from firewatch.geo.grid import Grid
+from firewatch.geo.index import LocateIndex
+from firewatch.ingest.validate import detection_id, validate_lines
+from firewatch.model import AnyDetection, EventKind, IncidentEvent, Outcome, Reject
+from firewatch.rules.model import Mask, RuleSet
+
+
+@dataclass
+class EngineStats:
+    records: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)  # Outcome values, first decision
+    suppressed_by: Counter[str] = field(default_factory=Counter)  # mask name (or `static`)
+    late: int = 0
+    events: Counter[str] = field(default_factory=Counter)  # EventKind values
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "rejected": dict(sorted(self.rejected.items())),
+            "outcomes": {o.value: self.outcomes[o.value] for o in Outcome},
+            "suppressed_by": dict(sorted(self.suppressed_by.items())),
+            "late": self.late,
+            "events": {k.value: self.events[k.value] for k in EventKind},
+        }
+
+
+@dataclass
+class EngineOutput:
+    events: list[IncidentEvent]
+    rejects: list[Reject]
+
+
+class Engine:
+    def __init__(self, grid: Grid, index: LocateIndex, rules: RuleSet) -> None:
+        self.grid = grid
+        self.index = index
+        self.rules = rules
+        self.tracker = Tracker(rules, grid.cells)
+        self.stats = EngineStats()
+        self._masks = {m.name: CompiledMask.compile(m) for m in rules.masks}
+        self._grace = rules.incidents.grace.total_seconds()
+        self._retention = rules.incidents.inactivity.total_seconds() + self._grace
+        self._buffer: list[tuple[float, str, Signal]] = []  # heap by (event time, id)
+        self._seen: set[str] = set()
+        self._seen_order: deque[tuple[float, str]] = deque()
+        self._max_t = -math.inf
+        self._watermark = -math.inf
+
+    # -- input --------------------------------------------------------------------------------
+    def process_lines(
+        self,
+        lines: Sequence[bytes],
+        origin: str,
+        first_line: int = 1,
+        offsets: Sequence[int] | None = None,
+    ) -> EngineOutput:
+        """JSON records (one per element) to events; bad records come back as rejects."""
+        detections, _, rejects = validate_lines(lines, origin, first_line, offsets)
+        self.count_rejects(rejects)
+        return EngineOutput(self.process(detections), rejects)
+
+    def count_rejects(self, rejects: Sequence[Reject]) -> None:
+        self.stats.records += len(rejects)
+        self.stats.rejected.update(r.reason.value for r in rejects)
+        self.stats.outcomes[Outcome.REJECTED] += len(rejects)
+
+    def process(self, batch: list[AnyDetection]) -> list[IncidentEvent]:
+        """Validated detections to incident events (those the watermark lets through)."""
+        if not batch:
+            return []
+        self.stats.records += len(batch)
+        cols = Columns.of(batch)
+        cell = self._locate(cols)
+        located = cell >= 0
+        supp, by_mask = suppressed(batch, cols, list(self._masks.values()), self.rules)
+        supp &= located
+        strength = strengths(batch, cols, self.rules)
+        strength[~located | supp] = 0
+        self._count(located, supp, strength, by_mask)
+        events: list[IncidentEvent] = []
+        for i in np.flatnonzero(strength):
+            d = batch[i]
+            signal = make_signal(
+                d, detection_id(d), float(cols.t[i]), int(strength[i]), int(cell[i])
+            )
+            events += self._admit(signal)
+        self._max_t = max(self._max_t, float(cols.t.max()))
+        return events + self._release(self._max_t - self._grace)
+
+    def advance(self, now: datetime) -> list[IncidentEvent]:
+        """Move the watermark to `now` minus the grace period (a live worker's clock tick)."""
+        return self._release(now.timestamp() - self._grace)
+
+    def flush(self) -> list[IncidentEvent]:
+        """End of input: release every buffered signal; close what the last event time closes."""
+        return self._release(self._max_t)
+
+    # -- masks (the closed loop: a false-alarm closure becomes a mask) ------------------------
+    @property
+    def masks(self) -> list[Mask]:
+        return [cm.mask for cm in self._masks.values()]
+
+    def add_mask(self, mask: Mask) -> None:
+        self._masks[mask.name] = CompiledMask.compile(mask)
+
+    def remove_mask(self, name: str) -> bool:
+        return self._masks.pop(name, None) is not None
+
+    # -- internals ----------------------------------------------------------------------------
+    def _locate(self, cols: Columns) -> np.ndarray:
+        cell = self.index.locate(cols.lon, cols.lat)
+        buffer_m = self.rules.incidents.outside_buffer_m
+        if buffer_m > 0:
+            out = np.flatnonzero(cell < 0)
+            if out.size:
+                cell[out] = self.grid.nearest_within(cols.lon[out], cols.lat[out], buffer_m)
+        return cell
+
+    def _count(
+        self, located: np.ndarray, supp: np.ndarray, strength: np.ndarray, by_mask: dict[str, int]
+    ) -> None:
+        """Outcomes decided per batch; fire signals are counted as they are admitted."""
+        o = self.stats.outcomes
+        o[Outcome.OUTSIDE] += int((~located).sum())
+        o[Outcome.SUPPRESSED] += int(supp.sum())
+        o[Outcome.IGNORED] += int((located & ~supp & (strength == 0)).sum())
+        self.stats.suppressed_by.update(by_mask)
+
+    def _admit(self, s: Signal) -> list[IncidentEvent]:
+        """Buffer a fire signal, or process it at once when it is later than the grace period."""
+        o = self.stats.outcomes
+        if s.id in self._seen:
+            o[Outcome.DUPLICATE] += 1
+            return []
+        if s.t < self._watermark - self.rules.incidents.inactivity.total_seconds():
+            o[Outcome.STALE] += 1
+            return []
+        o[Outcome.SUSPECT if s.strength is Strength.SUSPECT else Outcome.INCIDENT] += 1
+        self._seen.add(s.id)
+        self._seen_order.append((s.t, s.id))
+        if s.t >= self._watermark:
+            heapq.heappush(self._buffer, (s.t, s.id, s))
+            return []
+        self.stats.late += 1
+        return self._record(self.tracker.step(s))
+
+    def _release(self, watermark: float) -> list[IncidentEvent]:
+        events: list[IncidentEvent] = []
+        while self._buffer and self._buffer[0][0] <= watermark:
+            _, _, s = heapq.heappop(self._buffer)
+            events += self.tracker.close_before(s.t)
+            events += self.tracker.step(s)
+        if watermark > self._watermark:
+            self._watermark = watermark
+            events += self.tracker.close_before(watermark)
+            self._forget(watermark)
+        return self._record(events)
+
+    def _record(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
+        self.stats.events.update(e.event.value for e in events)
+        return events
+
+    def _forget(self, watermark: float) -> None:
+        """Forget detection ids too old to matter: a copy that old is stale anyway."""
+        horizon = watermark - self._retention
+        while self._seen_order and self._seen_order[0][0] < horizon:
+            self._seen.discard(self._seen_order.popleft()[1])

@@ -1,0 +1,219 @@
+"""Clustering in event time: merging, widening, inactivity, updates, ids, order, duplicates."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from firewatch.clock import FakeClock
+from firewatch.engine.core import Engine
+from firewatch.engine.incidents import incident_id
+from firewatch.model import EventKind, Outcome, Severity
+from firewatch.rules import RuleSet
+
+from .conftest import T0, camera, kinds, run, satellite, sensor
+
+DAY = 24 * 60
+
+
+def test_detection_within_radius_joins_and_beyond_opens_another(
+    make_engine: Callable[..., Engine],
+) -> None:
+    events = run(
+        make_engine(),
+        [camera("a", 0, 0.9), camera("b", 5, 0.9, east_km=1.9), camera("c", 6, 0.9, east_km=-2.1)],
+    )
+    opened = [e for e in events if e.event is EventKind.OPENED]
+    assert len(opened) == 2
+    assert {e.incident_id for e in opened} == {incident_id("a@0"), incident_id("c@6")}
+
+
+def test_satellite_pixel_widens_the_merge_radius(make_engine: Callable[..., Engine]) -> None:
+    # 2.6 km from the first detection: beyond 2 km, within 2 + 0.5 * (scan 1.5 km + 0) for a pixel
+    near = run(make_engine(), [camera("a", 0, 0.9), satellite(5, 0.9, scan=1.5, east_km=2.6)])
+    assert [e.event for e in near].count(EventKind.OPENED) == 1
+    far = run(make_engine(), [camera("a", 0, 0.9), satellite(5, 0.9, scan=1.0, east_km=2.6)])
+    assert [e.event for e in far].count(EventKind.OPENED) == 2
+
+
+def test_inactivity_closes_and_a_later_detection_opens_a_new_incident(
+    make_engine: Callable[..., Engine],
+) -> None:
+    events = run(
+        make_engine(), [camera("a", 0, 0.9), camera("a", 60, 0.9), camera("a", 60 + DAY + 1, 0.9)]
+    )
+    assert [e.event for e in events] == [EventKind.OPENED, EventKind.CLOSED, EventKind.OPENED]
+    closed = events[1]
+    assert closed.observed_at == T0 + timedelta(minutes=60 + DAY)  # last detection + 24 h
+    assert closed.detections == 2
+    assert closed.last_seen == T0 + timedelta(minutes=60)
+    assert events[2].incident_id != events[0].incident_id
+
+
+def test_detection_exactly_at_the_deadline_still_joins(make_engine: Callable[..., Engine]) -> None:
+    events = run(make_engine(), [camera("a", 0, 0.9), camera("a", DAY, 0.9)])
+    assert [e.event for e in events] == [EventKind.OPENED]
+
+
+def test_updated_only_when_severity_rises_or_a_new_source_joins(
+    make_engine: Callable[..., Engine],
+) -> None:
+    records = [camera("a", m, 0.9) for m in range(0, 40, 2)]  # 20 smoke reports from one camera
+    records.append(sensor("s1", 41, north_km=0.3))  # a new source type
+    records.append(sensor("s1", 42, north_km=0.3))  # the same again: no event
+    events = run(make_engine(), records)
+    # points in a low-risk cell: one source 0, >= 5 detections 1, >= 20 detections 2 (moderate);
+    # the sensor adds a second source type: +2 -> 4 (high)
+    assert [(e.event, e.severity, e.detections) for e in events] == [
+        (EventKind.OPENED, Severity.LOW, 1),
+        (EventKind.UPDATED, Severity.MODERATE, 20),
+        (EventKind.UPDATED, Severity.HIGH, 21),
+    ]
+    assert events[-1].sources == {"sensor": 1, "camera": 20, "satellite": 0}
+
+
+def test_severity_rises_with_sources_frp_and_risk(make_engine: Callable[..., Engine]) -> None:
+    low = run(make_engine(), [camera("a", 0, 0.9)])[0]
+    assert low.severity is Severity.LOW
+    high_risk = run(make_engine(), [camera("a", 0, 0.9, north_km=2.0)])[0]  # risk high: 2 points
+    assert high_risk.severity is Severity.MODERATE
+    events = run(
+        make_engine(),
+        [
+            camera("a", 0, 0.9, label="flame", north_km=2.0),  # flame 1 + high risk 2: moderate
+            sensor("s", 1, north_km=2.2),  # 2 sources: +2 -> 5: high
+            satellite(2, 0.9, frp=250, north_km=2.1),  # 3 sources (3) + frp (2) -> 8: critical
+        ],
+    )
+    assert [(e.event, e.severity) for e in events] == [
+        (EventKind.OPENED, Severity.MODERATE),
+        (EventKind.UPDATED, Severity.HIGH),
+        (EventKind.UPDATED, Severity.CRITICAL),
+    ]
+
+
+def test_corroborated_incident_is_anchored_on_its_first_detection(
+    make_engine: Callable[..., Engine],
+) -> None:
+    events = run(make_engine(), [sensor("s1", 0), camera("cam", 20, 0.6, east_km=1.0)])
+    (opened,) = events
+    assert opened.incident_id == incident_id("s1@0")
+    assert opened.rule == "camera.corroborated"
+    assert opened.evidence == ["s1@0", "cam@20"]
+    assert opened.first_seen == T0 and opened.observed_at == T0 + timedelta(minutes=20)
+    assert opened.grid_id == "c4-5"  # the cell of the sensor at the grid's centre
+
+
+def _fire(seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    records = []
+    for m in range(0, 300, 3):
+        records.append(
+            sensor(f"s{m % 4}", m, north_km=rng.uniform(-1, 1), east_km=rng.uniform(-1, 1))
+        )
+        if m % 9 == 0:
+            records.append(camera("cam", m, rng.uniform(0.5, 0.95), east_km=rng.uniform(-3, 3)))
+        if m % 60 == 0:
+            records.append(
+                satellite(m, rng.uniform(0.1, 0.9), scan=1.2, east_km=rng.uniform(-4, 4))
+            )
+    records.append(camera("far", 2000, 0.9, north_km=3))
+    return records
+
+
+def _dump(events: list[Any]) -> list[str]:
+    return [e.model_dump_json() for e in events]
+
+
+def test_out_of_order_within_grace_gives_the_same_events(
+    make_engine: Callable[..., Engine],
+) -> None:
+    records = _fire(1)
+    expected = _dump(run(make_engine(), sorted(records, key=lambda r: r["observed_at"])))
+    rng = random.Random(7)
+    # arrival = event time + a delay of up to 9 minutes: out of order, within the 10-min grace
+    shuffled = sorted(records, key=lambda r: r["observed_at"] + f"{rng.uniform(0, 9 * 60):09.3f}")
+    delayed = sorted(records, key=lambda r: _minutes(r) + rng.uniform(0, 9))
+    assert _dump(run(make_engine(), shuffled)) == expected
+    for batch in (1, 7, 1000):
+        assert _dump(run(make_engine(), delayed, batch=batch)) == expected
+    assert len(expected) >= 3
+
+
+def _minutes(record: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(record["observed_at"]) - T0).total_seconds() / 60
+
+
+def test_duplicates_change_nothing(make_engine: Callable[..., Engine]) -> None:
+    records = _fire(2)
+    expected = _dump(run(make_engine(), records))
+    engine = make_engine()
+    doubled = [r for r in records for _ in (0, 1)]
+    assert _dump(run(engine, doubled)) == expected
+    assert engine.stats.outcomes[Outcome.DUPLICATE] > 0
+
+
+def test_records_later_than_grace_are_processed_late_and_stale_ones_dropped(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    events = run(
+        engine,
+        [
+            camera("a", 0, 0.9),
+            sensor("noise", 60, temp=20, east_km=5),  # moves the watermark to 50 min
+            camera("b", 30, 0.9, east_km=1),  # 20 min late: beyond grace, still joins
+            sensor("noise", 3 * DAY, temp=20, east_km=5),  # watermark: 3 days on
+            camera("c", 40, 0.9, north_km=4),  # older than watermark - 24 h: stale
+        ],
+        batch=1,
+    )
+    assert engine.stats.late == 1
+    assert engine.stats.outcomes[Outcome.STALE] == 1
+    opened = [e for e in events if e.event is EventKind.OPENED]
+    assert len(opened) == 1 and [e.event for e in events].count(EventKind.CLOSED) == 1
+    closed = next(e for e in events if e.event is EventKind.CLOSED)
+    assert closed.detections == 2
+
+
+def test_an_injected_clock_closes_incidents_on_a_quiet_stream(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    assert [e.event for e in run(engine, [camera("a", 0, 0.9)])] == [EventKind.OPENED]
+    clock = FakeClock(T0)
+    clock.advance(hours=24)
+    assert engine.advance(clock.now()) == []  # deadline not yet passed by now - grace
+    clock.advance(minutes=11)
+    (closed,) = engine.advance(clock.now())
+    assert closed.event is EventKind.CLOSED and closed.observed_at == T0 + timedelta(hours=24)
+
+
+def test_event_ids_are_deterministic_and_sequential(make_engine: Callable[..., Engine]) -> None:
+    records = _fire(3)
+    a, b = run(make_engine(), records), run(make_engine(), records)
+    assert [e.event_id for e in a] == [e.event_id for e in b]
+    per_incident: dict[str, list[str]] = {}
+    for e in a:
+        per_incident.setdefault(e.incident_id, []).append(e.event_id)
+    for iid, ids in per_incident.items():
+        assert ids == [f"{iid}/{n}" for n in range(len(ids))]
+
+
+def test_outside_detections_open_nothing_unless_a_buffer_is_set(
+    make_engine: Callable[..., Engine], rules: RuleSet
+) -> None:
+    just_outside = camera("a", 0, 0.9, north_km=-5.1)  # about 0.1 km south of the grid's edge
+    engine = make_engine()
+    assert run(engine, [just_outside]) == []
+    assert engine.stats.outcomes[Outcome.OUTSIDE] == 1
+    buffered = rules.model_copy(
+        update={"incidents": rules.incidents.model_copy(update={"outside_buffer_m": 500})}
+    )
+    events = run(make_engine(buffered), [just_outside])
+    assert kinds(events) == [("opened", "camera.confident")]
+    assert events[0].grid_id == "c0-5"
