@@ -30,14 +30,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import shapely  # noqa: E402
-from machine import describe  # noqa: E402
+from machine import README, describe, write_section  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 from synthetic_grid import square_grid, voronoi_grid  # noqa: E402
 
 from firewatch.geo import Grid, IndexParams, LocateIndex, cache_key, load_index  # noqa: E402
 from firewatch.geo.index import _CHUNK  # noqa: E402
 
-README = Path(__file__).with_name("README.md")
 TARGET_PPS, TARGET_RATIO = 5e6, 10.0
 N_CELLS = 50_000
 F64 = NDArray[np.float64]
@@ -186,21 +185,6 @@ def _share(results: list[Result], attr: str) -> str:
     return f"{min(shares):.0%}-{max(shares):.0%}"
 
 
-def write_section(section: str) -> None:
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == "## Geofence"), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        rest = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    README.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=2_000_000)
@@ -234,7 +218,7 @@ def main() -> None:
     print()
     print(section)
     if not args.no_readme:
-        write_section(section)
+        write_section("Geofence", section)
         print(f"written to {README}")
 
 

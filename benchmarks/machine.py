@@ -1,10 +1,13 @@
-"""The machine a benchmark ran on, for the line every result is printed with."""
+"""The machine a benchmark ran on, and the section of benchmarks/README.md it writes."""
 
 from __future__ import annotations
 
 import os
 import platform
 from datetime import UTC, datetime
+from pathlib import Path
+
+README = Path(__file__).with_name("README.md")
 
 
 def describe() -> str:
@@ -18,3 +21,19 @@ def describe() -> str:
         f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
+
+
+def write_section(heading: str, section: str) -> None:
+    """Replace (or append) the `## heading` section of benchmarks/README.md, keeping the others."""
+    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"## {heading}"), None)
+    if start is None:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        rest = "".join(lines[end:])
+        text = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
+    README.write_text(text.rstrip("\n") + "\n", encoding="utf-8")

@@ -121,3 +121,27 @@ def test_replay_command_names_a_missing_input(
     code = main(["replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "e.jsonl")])
     assert code == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_grid_build_and_simulate_commands_reproduce_the_shipped_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "qujiang.geojson"
+    boundary = ROOT / "data/polygons/quzhou_counties.geojson"
+    assert main(["grid", "build", str(boundary), "--district", "衢江区", "--out", str(out)]) == 0
+    assert out.read_bytes() == QUJIANG.read_bytes()
+    stream_a, stream_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for stream in (stream_a, stream_b):
+        args = ["simulate", "--grid", str(out), "--hours", "2", "--out", str(stream)]
+        assert main(args) == 0
+    assert stream_a.read_bytes() == stream_b.read_bytes()
+    assert "malformed" in capsys.readouterr().out
+
+
+def test_grid_check_command_reports_repairs_and_overlaps(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["grid", "check", str(CALIFORNIA), "--schema", str(CALIFORNIA_SCHEMA)]) == 0
+    out = capsys.readouterr().out
+    assert "repaired: usfs_ranger_districts_california.geojson feature 30" in out
+    assert "overlap:" in out and "first in file order wins" in out
