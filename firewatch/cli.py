@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", type=int, default=24)
     p.add_argument("--fires", type=int, default=5)
     p.set_defaults(func=_simulate)
+
+    from firewatch.linkage.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

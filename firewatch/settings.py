@@ -20,6 +20,8 @@ _ENV = {
     "cache_dir": "FIREWATCH_CACHE_DIR",
     "batch_size": "FIREWATCH_BATCH_SIZE",
     "max_line_bytes": "FIREWATCH_MAX_LINE_BYTES",
+    "redis_url": "FIREWATCH_REDIS_URL",
+    "redis_dir": "FIREWATCH_REDIS_DIR",
 }
 
 
@@ -32,6 +34,8 @@ class Settings(BaseModel):
     cache_dir: Path | None = Path("var/cache")  # locate-index cache; None: no cache
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
     max_line_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65536
+    redis_url: str | None = None  # None: the embedded redis-server, data in redis_dir
+    redis_dir: Path = Path("var/redis")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

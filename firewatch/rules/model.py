@@ -1,7 +1,8 @@
 """Rule models: what the YAML files in rules/ may say. Every number is a default in YAML, not here.
 
 Each top-level key of a rule file is a section (`sources`, `corroboration`, `incidents`, `severity`,
-`masks`); the files of a rule directory are merged and a section may appear in only one file.
+`masks`, `routing`); the files of a rule directory are merged and a section may appear in only one
+file.
 """
 
 from __future__ import annotations
@@ -9,19 +10,20 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from firewatch.model import Severity, Source
 
 _DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+    r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?"
+    r"\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
 )
 
 
 def parse_duration(value: Any) -> Any:
-    """'10m', '24h', '1h30m', '45s' or a number of seconds -> timedelta."""
+    """'10m', '24h', '1h30m', '45s', '30d' or a number of seconds -> timedelta."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '10m', '24h', '1h30m'")
     if isinstance(value, int | float):
@@ -29,9 +31,9 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match and any(match.groups()):
-            h, m, s = (float(g) if g else 0.0 for g in match.groups())
-            return timedelta(hours=h, minutes=m, seconds=s)
-        raise ValueError(f"{value!r} is not a duration like '10m', '24h', '1h30m', '45s'")
+            d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            return timedelta(days=d, hours=h, minutes=m, seconds=s)
+        raise ValueError(f"{value!r} is not a duration like '10m', '24h', '1h30m', '45s', '30d'")
     return value
 
 
@@ -151,12 +153,56 @@ class Mask(_Rule):
         return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
 
 
+Level = Literal["team", "village", "township", "district"]
+_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+
+
+class ClosedLoopRule(_Rule):
+    """A false-alarm closure with one of `causes` becomes a suppression mask at that place."""
+
+    enabled: bool
+    causes: list[str]
+    radius_m: Positive
+    ttl: Duration
+
+
+class RoutingRules(_Rule):
+    """Who is told of an incident, how fast they must answer, and who is told when they do not."""
+
+    sla: dict[Severity, Duration]  # acknowledge within, by severity
+    escalation: Annotated[list[Level], Field(min_length=1)]  # the chain, from the cell upwards
+    notify: dict[Severity, list[str]]  # more targets by severity: a level or an organisation
+    renotify_on_severity_rise: bool  # only a rise in severity re-notifies, never other updates
+    fallback: Annotated[str, Field(min_length=1)]  # organisation told when a cell has no chain
+    closed_loop: ClosedLoopRule
+    report_utc_offset: str  # days of the report, e.g. "+08:00"
+
+    @model_validator(mode="after")
+    def _complete(self) -> RoutingRules:
+        missing = set(Severity) - set(self.sla)
+        if missing:
+            raise ValueError(f"sla needs a duration for {sorted(missing)}")
+        if len(set(self.escalation)) != len(self.escalation):
+            raise ValueError("escalation levels must not repeat")
+        if not _OFFSET.match(self.report_utc_offset):
+            raise ValueError("report_utc_offset is like '+08:00' or '-05:00'")
+        return self
+
+    @property
+    def utc_offset(self) -> timedelta:
+        match = _OFFSET.match(self.report_utc_offset)
+        assert match is not None  # validated
+        sign = -1 if match.group(1) == "-" else 1
+        return sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3)))
+
+
 class RuleSet(_Rule):
     sources: SourceRules
     corroboration: CorroborationRule
     incidents: IncidentRules
     severity: SeverityRules
     masks: list[Mask] = []
+    routing: RoutingRules | None = None  # needed by the linkage queue, not by the engine
 
     @model_validator(mode="after")
     def _unique_masks(self) -> RuleSet:

@@ -1,0 +1,208 @@
+"""`firewatch dispatch|report|masks|redis`: the field teams' command line until the HTTP API.
+
+Wiring only: settings -> Redis client -> Linkage with the system clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from firewatch.clock import SystemClock
+from firewatch.errors import FirewatchError
+from firewatch.linkage import server
+from firewatch.linkage.consumer import LinkageConsumer, read_events
+from firewatch.linkage.model import Order, Resolution
+from firewatch.linkage.service import Linkage
+from firewatch.rules import load_rules
+from firewatch.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        os.environ, rules=args.rules, redis_url=args.redis_url, redis_dir=args.redis_dir
+    )
+
+
+def _client(settings: Settings) -> redis.Redis:
+    return server.connect(settings.redis_url, settings.redis_dir)
+
+
+def _linkage(args: argparse.Namespace) -> Linkage:
+    settings = _settings(args)
+    rules = load_rules(settings.rules)
+    if rules.routing is None:
+        raise FirewatchError(f"{settings.rules}: no `routing` section: the linkage queue needs one")
+    return Linkage(_client(settings), rules.routing, SystemClock())
+
+
+def _print_order(order: Order, as_json: bool) -> None:
+    if as_json:
+        print(order.model_dump_json())
+        return
+    where = order.grid_name or order.grid_id
+    print(
+        f"{order.id}  {order.state.value:<12} {order.severity.value:<8} {where}  "
+        f"({order.lat:.5f}, {order.lon:.5f})  since {order.created_at:%Y-%m-%d %H:%M}Z  "
+        f"responder {order.responder}"
+        + (f"  escalated x{order.escalations}" if order.escalations else "")
+    )
+
+
+def _consume(args: argparse.Namespace) -> int:
+    consumer = LinkageConsumer(_linkage(args))
+    totals = consumer.run(read_events(args.events, args.batch_size))
+    print(
+        f"{args.events}: {totals.created} orders created, {totals.duplicates} already dispatched, "
+        f"{totals.renotified} re-notified on a severity rise, {totals.incident_closed} incidents "
+        f"closed by the engine, {totals.unknown} updates for unknown incidents"
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    orders = _linkage(args).store.open_orders(args.team)
+    for order in orders:
+        _print_order(order, args.json)
+    if not args.json:
+        print(f"{len(orders)} open orders for {args.team}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    linkage = _linkage(args)
+    order = linkage.store.get(args.order)
+    _print_order(order, args.json)
+    for entry in linkage.store.log(args.order):
+        line = {"at": entry.at.isoformat(), "kind": entry.kind, "detail": entry.detail}
+        text = f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<16} {entry.detail}"
+        print(json.dumps(line, ensure_ascii=False) if args.json else text)
+    return 0
+
+
+def _transition(args: argparse.Namespace) -> int:
+    linkage = _linkage(args)
+    if args.command_name == "close":
+        order, changed = linkage.close(args.order, Resolution(args.outcome), args.cause, args.note)
+    elif args.command_name == "arrive":
+        order, changed = linkage.arrive(args.order)
+    else:
+        order, changed = linkage.ack(args.order)
+    _print_order(order, as_json=False)
+    if not changed:
+        print("(nothing changed: already done)")
+    return 0
+
+
+def _inbox(args: argparse.Namespace) -> int:
+    for message in _linkage(args).store.inbox(args.target, args.consumer):
+        print(json.dumps(message, ensure_ascii=False))
+    return 0
+
+
+def _escalate(args: argparse.Namespace) -> int:
+    for order_id, target in _linkage(args).escalate():
+        print(f"{order_id}: escalated to {target}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    first = date.fromisoformat(args.first) if args.first else None
+    last = date.fromisoformat(args.last) if args.last else None
+    by = [b for b in args.by.split(",") if b] if args.by else []
+    try:
+        report = _linkage(args).report(first, last, by)
+    except ValueError as exc:
+        raise FirewatchError(str(exc)) from None
+    print(json.dumps(report.as_dict(), ensure_ascii=False) if args.json else report.render())
+    return 0
+
+
+def _masks(args: argparse.Namespace) -> int:
+    linkage = _linkage(args)
+    if args.masks_cmd == "remove":
+        linkage.remove_mask(args.name)
+        print(f"removed suppression mask {args.name}")
+        return 0
+    for mask in linkage.store.masks():
+        print(mask.model_dump_json())
+    return 0
+
+
+def _redis(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.redis_cmd == "stop":
+        stopped = server.stop_embedded(settings.redis_dir)
+        print("stopped" if stopped else f"no embedded redis-server running in {settings.redis_dir}")
+    else:
+        print(server.embedded_status(settings.redis_dir))
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", type=Path, help="rule directory (default rules/)")
+    p.add_argument("--redis-url", help="use this Redis (default: the embedded one)")
+    p.add_argument("--redis-dir", type=Path, help="data folder of the embedded Redis (var/redis)")
+
+
+def add_commands(sub: Any) -> None:
+    dispatch = sub.add_parser("dispatch", help="dispatch orders: the field teams' commands")
+    dsub = dispatch.add_subparsers(dest="dispatch_cmd", required=True)
+    p = dsub.add_parser("consume", help="dispatch the incident events of a replay's --out file")
+    p.add_argument("events", type=Path)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.set_defaults(func=_consume)
+    p = dsub.add_parser("list", help="open orders of a team")
+    p.add_argument("--team", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_list)
+    p = dsub.add_parser("show", help="an order and its log")
+    p.add_argument("order")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_show)
+    for name, text in (("ack", "acknowledge an order"), ("arrive", "the team is on scene")):
+        p = dsub.add_parser(name, help=text)
+        p.add_argument("order")
+        p.set_defaults(func=_transition, command_name=name)
+    p = dsub.add_parser("close", help="close an order with its outcome")
+    p.add_argument("order")
+    p.add_argument("--outcome", required=True, choices=[r.value for r in Resolution])
+    p.add_argument("--cause", help="e.g. known_heat_source (a false alarm then masks the place)")
+    p.add_argument("--note")
+    p.set_defaults(func=_transition, command_name="close")
+    p = dsub.add_parser("inbox", help="new notifications of a target (team:<t>, township:<t>, ...)")
+    p.add_argument("target")
+    p.add_argument("--consumer", default="cli")
+    p.set_defaults(func=_inbox)
+    p = dsub.add_parser("escalate", help="escalate every order past its SLA now")
+    p.set_defaults(func=_escalate)
+    for q in dsub.choices.values():
+        _common(q)
+
+    p = sub.add_parser("report", help="warnings, response and closure rates")
+    p.add_argument("--from", dest="first", help="first day (YYYY-MM-DD) of warnings issued")
+    p.add_argument("--to", dest="last", help="last day (YYYY-MM-DD)")
+    p.add_argument("--by", default="township,district", help="team,township,district ('' for none)")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=_report)
+
+    masks = sub.add_parser("masks", help="suppression masks made by false-alarm closures")
+    msub = masks.add_subparsers(dest="masks_cmd", required=True)
+    _common(msub.add_parser("list", help="list them"))
+    p = msub.add_parser("remove", help="remove one")
+    p.add_argument("name")
+    _common(p)
+    masks.set_defaults(func=_masks)
+
+    red = sub.add_parser("redis", help="the embedded redis-server")
+    rsub = red.add_subparsers(dest="redis_cmd", required=True)
+    _common(rsub.add_parser("status", help="is it running"))
+    _common(rsub.add_parser("stop", help="stop it (data stays in the redis dir)"))
+    red.set_defaults(func=_redis)

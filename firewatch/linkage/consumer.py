@@ -1,0 +1,117 @@
+"""Feeding the linkage queue: batches of incident events, retried while Redis is unreachable.
+
+One implementation for every source of incident events: the in-process engine, a replay's output
+file, and (later) the Kafka incidents topic. While Redis is down the consumer takes no more input
+and retries the same batch; every write is idempotent, so nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+
+from firewatch.engine.core import Engine
+from firewatch.linkage.service import Linkage, backoff
+from firewatch.linkage.store import DispatchCounts, DispatchStore
+from firewatch.model import IncidentEvent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+class LinkageConsumer:
+    def __init__(
+        self,
+        linkage: Linkage,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int | None = None,
+    ) -> None:
+        self.linkage = linkage
+        self.sleep = sleep
+        self.max_attempts = max_attempts  # None: retry for ever
+        self.totals = DispatchCounts()
+        self.retries = 0
+
+    def deliver(self, events: Sequence[IncidentEvent]) -> DispatchCounts:
+        counts = self._retrying(lambda: self.linkage.consume(events), f"{len(events)} events")
+        for name, value in vars(counts).items():
+            setattr(self.totals, name, getattr(self.totals, name) + value)
+        return counts
+
+    def escalate(self) -> list[tuple[str, str]]:
+        return self._retrying(self.linkage.escalate, "escalation")
+
+    def run(self, batches: Iterable[Sequence[IncidentEvent]]) -> DispatchCounts:
+        for batch in batches:
+            self.deliver(batch)
+            self.escalate()
+        return self.totals
+
+    def _retrying(self, call: Callable[[], T], what: str) -> T:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except UNREACHABLE as exc:
+                attempt += 1
+                self.retries += 1
+                if self.max_attempts is not None and attempt >= self.max_attempts:
+                    raise
+                wait = backoff(attempt)
+                log.warning(
+                    "linkage: Redis unreachable applying %s (%s); input paused, retry %d in %.1fs",
+                    what,
+                    exc,
+                    attempt,
+                    wait,
+                )
+                self.sleep(wait)
+
+
+def read_events(path: Path, batch_size: int = 1000) -> Iterator[list[IncidentEvent]]:
+    """Batches of incident events from a `firewatch replay --out` file."""
+    batch: list[IncidentEvent] = []
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(IncidentEvent.model_validate_json(line))
+            except ValueError as exc:
+                log.warning("%s:%d: not an incident event, skipped: %s", path, number, exc)
+                continue
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+class MaskSync:
+    """The closed loop: suppression masks made by false-alarm closures, applied to an engine."""
+
+    def __init__(self, store: DispatchStore, engine: Engine) -> None:
+        self.store = store
+        self.engine = engine
+        self.version = -1
+        self.names: set[str] = set()
+
+    def sync(self) -> bool:
+        """Reload the masks when they changed; True when the engine's masks changed."""
+        version = self.store.masks_version()
+        if version == self.version:
+            return False
+        masks = self.store.masks()
+        for name in self.names - {m.name for m in masks}:
+            self.engine.remove_mask(name)
+        for mask in masks:
+            self.engine.add_mask(mask)
+        self.names = {m.name for m in masks}
+        self.version = version
+        return True

@@ -1,0 +1,203 @@
+"""The Lua scripts that change dispatch state. Each runs atomically in Redis, so a transition, its
+log entry, its notifications and its aggregate counts happen together or not at all, and running
+one twice (a redelivered event, a repeated tap on a phone) changes nothing the second time.
+
+Shared prelude: `bump(order_key, metrics)` adds 1 to each metric of the order's slots in the order's
+buckets (see aggregates.py); `note(order_key, log_key, at, kind, detail)` appends to the order log.
+Layout numbers (ROW, metric indices, duration edges) come from Python in ARGV, never from here.
+Scripts reach the keys named in the order hash (its buckets): firewatch needs a single Redis node.
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local function bump(okey, row, metrics)
+  local slots = redis.call('HGET', okey, 'slots')
+  local buckets = redis.call('HGET', okey, 'buckets')
+  if not slots or not buckets or #metrics == 0 then return end
+  local args = {'OVERFLOW', 'SAT'}
+  for s in string.gmatch(slots, '[^,]+') do
+    for _, m in ipairs(metrics) do
+      table.insert(args, 'INCRBY'); table.insert(args, 'u32')
+      table.insert(args, '#' .. (tonumber(s) * row + m)); table.insert(args, 1)
+    end
+  end
+  for b in string.gmatch(buckets, '[^,]+') do redis.call('BITFIELD', b, unpack(args)) end
+end
+
+local function note(logkey, at, kind, detail)
+  redis.call('XADD', logkey, '*', 'at', at, 'kind', kind, 'detail', detail)
+end
+
+local function tell(streams, maxlen, fields)
+  for _, s in ipairs(streams) do
+    redis.call('XADD', s, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  end
+end
+
+local function bin(edges, seconds)
+  local b = 0
+  for i, e in ipairs(edges) do if seconds >= e then b = i - 1 end end
+  return b
+end
+"""
+
+# KEYS: incident key, order key, log key, orders-by-created zset, sla zset, team open set ('' if
+# none), slots hash. ARGV[1]: order fields (JSON object of strings), ARGV[2]: meta JSON with
+# scopes, buckets, row, metrics {issued, dispatched}, notify streams, maxlen, message fields.
+CREATE = (
+    PRELUDE
+    + r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local o = cjson.decode(ARGV[1])
+local meta = cjson.decode(ARGV[2])
+redis.call('SET', KEYS[1], o.id)
+local flat = {}
+for k, v in pairs(o) do table.insert(flat, k); table.insert(flat, v) end
+redis.call('HSET', KEYS[2], unpack(flat))
+local slots = {}
+for i, scope in ipairs(meta.scopes) do
+  local s = redis.call('HGET', KEYS[7], scope)
+  if not s then
+    s = redis.call('HLEN', KEYS[7])
+    redis.call('HSET', KEYS[7], scope, s)
+  end
+  slots[i] = s
+end
+redis.call('HSET', KEYS[2], 'slots', table.concat(slots, ','), 'buckets',
+           table.concat(meta.buckets, ','))
+redis.call('ZADD', KEYS[4], o.created_at, o.id)
+redis.call('ZADD', KEYS[5], o.sla_deadline, o.id)
+if KEYS[6] ~= '' then redis.call('SADD', KEYS[6], o.id) end
+local metrics = {meta.metrics.issued}
+if meta.dispatched then table.insert(metrics, meta.metrics.dispatched) end
+bump(KEYS[2], meta.row, metrics)
+note(KEYS[3], o.created_at, 'created', 'dispatched to ' .. o.responder)
+tell(meta.streams, meta.maxlen, meta.message)
+if #meta.streams > 1 then
+  note(KEYS[3], o.created_at, 'notified', table.concat(meta.targets, ' '))
+end
+return 1
+"""
+)
+
+# KEYS: order key, log key, sla zset, team open set ('' if none).
+# ARGV: action, at (epoch s), resolution, cause, note, meta JSON {row, metrics, edges}.
+# Returns {status, state, detail}: status ok | noop | invalid | missing.
+TRANSITION = (
+    PRELUDE
+    + r"""
+local okey, action, at = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local state = redis.call('HGET', okey, 'state')
+if not state then return {'missing', '', 'no such order'} end
+local meta = cjson.decode(ARGV[6])
+local m, row = meta.metrics, meta.row
+local created = tonumber(redis.call('HGET', okey, 'created_at'))
+if action == 'ack' or action == 'arrive' then
+  if state == 'closed' then
+    return {'invalid', state, 'the order is closed; it cannot be ' ..
+            (action == 'ack' and 'acknowledged' or 'reached')}
+  end
+  local bumps = {}
+  if state == 'pending' then
+    redis.call('HSET', okey, 'state', 'acknowledged', 'acked_at', ARGV[2], 'sla_deadline', '')
+    redis.call('ZREM', KEYS[3], redis.call('HGET', okey, 'id'))
+    table.insert(bumps, m.acknowledged)
+    table.insert(bumps, m.to_ack + bin(meta.edges, at - created))
+    note(KEYS[2], ARGV[2], 'ack', action == 'ack' and 'acknowledged' or 'acknowledged on arrival')
+    state = 'acknowledged'
+  elseif action == 'ack' then
+    return {'noop', state, 'already acknowledged'}
+  end
+  if action == 'arrive' then
+    if state == 'on_scene' then return {'noop', state, 'already on scene'} end
+    redis.call('HSET', okey, 'state', 'on_scene', 'on_scene_at', ARGV[2])
+    table.insert(bumps, m.on_scene)
+    table.insert(bumps, m.to_scene + bin(meta.edges, at - created))
+    note(KEYS[2], ARGV[2], 'arrive', 'on scene')
+    state = 'on_scene'
+  end
+  bump(okey, row, bumps)
+  return {'ok', state, ''}
+end
+if action == 'close' then
+  if state == 'closed' then
+    local was = redis.call('HGET', okey, 'resolution')
+    if was == ARGV[3] then return {'noop', state, 'already closed as ' .. was} end
+    return {'invalid', state, 'already closed as ' .. was .. ', not ' .. ARGV[3]}
+  end
+  redis.call('HSET', okey, 'state', 'closed', 'closed_at', ARGV[2], 'resolution', ARGV[3],
+             'cause', ARGV[4], 'note', ARGV[5], 'sla_deadline', '')
+  redis.call('ZREM', KEYS[3], redis.call('HGET', okey, 'id'))
+  if KEYS[4] ~= '' then redis.call('SREM', KEYS[4], redis.call('HGET', okey, 'id')) end
+  bump(okey, row, {m.closed, m[ARGV[3]], m.to_close + bin(meta.edges, at - created)})
+  local detail = ARGV[3]
+  if ARGV[4] ~= '' then detail = detail .. ' (' .. ARGV[4] .. ')' end
+  if ARGV[5] ~= '' then detail = detail .. ': ' .. ARGV[5] end
+  note(KEYS[2], ARGV[2], 'close', detail)
+  return {'ok', 'closed', ''}
+end
+return {'invalid', state, 'unknown action ' .. action}
+"""
+)
+
+# KEYS: order key, log key, sla zset. ARGV: now, next deadline, meta JSON {row, metrics,
+# maxlen, prefix}. Escalates a pending order past its deadline one level up its chain (the top
+# level is told again), notifies the new responder, and sets the next deadline.
+# Returns the new responder, or false when there was nothing to do.
+ESCALATE = (
+    PRELUDE
+    + r"""
+local okey = KEYS[1]
+local id = redis.call('HGET', okey, 'id')
+if not id or redis.call('HGET', okey, 'state') ~= 'pending' then return false end
+local due = redis.call('ZSCORE', KEYS[3], id)
+if not due or tonumber(due) > tonumber(ARGV[1]) then return false end
+local meta = cjson.decode(ARGV[3])
+local chain = cjson.decode(redis.call('HGET', okey, 'chain'))
+local level = math.min(tonumber(redis.call('HGET', okey, 'level')) + 1, #chain - 1)
+local target = chain[level + 1]
+local n = redis.call('HINCRBY', okey, 'escalations', 1)
+redis.call('HSET', okey, 'level', level, 'responder', target, 'sla_deadline', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[2], id)
+local metrics = {meta.metrics.escalations}
+if n == 1 then table.insert(metrics, meta.metrics.escalated) end
+bump(okey, meta.row, metrics)
+tell({meta.prefix .. target}, meta.maxlen, {'kind', 'escalation', 'order', id,
+     'severity', redis.call('HGET', okey, 'severity'),
+     'grid_id', redis.call('HGET', okey, 'grid_id'), 'at', ARGV[1],
+     'text', 'unanswered for too long: escalated to you (' .. n .. ')'})
+note(KEYS[2], ARGV[1], 'escalated', 'to ' .. target .. ' (escalation ' .. n .. ')')
+return target
+"""
+)
+
+# KEYS: order key, log key. ARGV: kind (severity | incident_closed), at, severity, rank,
+# meta JSON {row, metrics, ranks, streams, maxlen, message, targets}.
+# Severity: raises the order's severity when `rank` is higher and re-notifies; else nothing.
+INCIDENT = (
+    PRELUDE
+    + r"""
+local okey = KEYS[1]
+local state = redis.call('HGET', okey, 'state')
+if not state then return 'missing' end
+local meta = cjson.decode(ARGV[5])
+if ARGV[1] == 'incident_closed' then
+  if redis.call('HSETNX', okey, 'incident_closed_at', ARGV[2]) == 0 then return 'noop' end
+  note(KEYS[2], ARGV[2], 'incident_closed',
+       'the engine closed the incident (no detection for the inactivity window); order stays ' ..
+       state)
+  return 'ok'
+end
+local current = meta.ranks[redis.call('HGET', okey, 'severity')]
+if tonumber(ARGV[4]) <= current then return 'noop' end
+redis.call('HSET', okey, 'severity', ARGV[3])
+note(KEYS[2], ARGV[2], 'severity', 'severity rose to ' .. ARGV[3])
+if state ~= 'closed' and #meta.streams > 0 then
+  tell(meta.streams, meta.maxlen, meta.message)
+  bump(okey, meta.row, {meta.metrics.renotified})
+  note(KEYS[2], ARGV[2], 'notified', table.concat(meta.targets, ' '))
+end
+return 'ok'
+"""
+)

@@ -1,0 +1,88 @@
+"""The linkage queue: incident events in, dispatch orders out, tracked until closed.
+
+Wall-clock time comes from an injected Clock, so escalation is tested in simulated time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date
+
+import redis
+
+from firewatch.clock import Clock
+from firewatch.linkage.model import Action, DispatchError, Order, Resolution
+from firewatch.linkage.report import Report, build_report
+from firewatch.linkage.store import DispatchCounts, DispatchStore
+from firewatch.model import IncidentEvent
+from firewatch.rules.model import Circle, Mask, MaskReason, RoutingRules
+
+
+class Linkage:
+    def __init__(self, client: redis.Redis, routing: RoutingRules, clock: Clock) -> None:
+        self.store = DispatchStore(client, routing)
+        self.routing = routing
+        self.clock = clock
+
+    def consume(self, events: Sequence[IncidentEvent]) -> DispatchCounts:
+        """Dispatch `opened`, re-notify on a severity rise, record `closed`. Idempotent."""
+        return self.store.dispatch(events, self.clock.now()) if events else DispatchCounts()
+
+    def escalate(self) -> list[tuple[str, str]]:
+        return self.store.escalate_due(self.clock.now())
+
+    def ack(self, order_id: str) -> tuple[Order, bool]:
+        return self.store.transition(order_id, Action.ACK, self.clock.now())
+
+    def arrive(self, order_id: str) -> tuple[Order, bool]:
+        return self.store.transition(order_id, Action.ARRIVE, self.clock.now())
+
+    def close(
+        self,
+        order_id: str,
+        resolution: Resolution,
+        cause: str | None = None,
+        note: str | None = None,
+    ) -> tuple[Order, bool]:
+        """Close an order; a false alarm with a closed-loop cause becomes a suppression mask."""
+        order, changed = self.store.transition(
+            order_id, Action.CLOSE, self.clock.now(), resolution, cause, note
+        )
+        loop = self.routing.closed_loop
+        if (
+            changed
+            and loop.enabled
+            and resolution is Resolution.FALSE_ALARM
+            and cause in loop.causes
+        ):
+            self.store.put_mask(self.mask_for(order))
+        return order, changed
+
+    def mask_for(self, order: Order) -> Mask:
+        loop = self.routing.closed_loop
+        assert order.closed_at is not None
+        return Mask(
+            name=f"false-alarm-{order.id}",
+            reason=MaskReason.KNOWN_HEAT_SOURCE,
+            circle=Circle(lat=order.lat, lon=order.lon, radius_m=loop.radius_m),
+            start=order.closed_at,
+            end=order.closed_at + loop.ttl,
+        )
+
+    def remove_mask(self, name: str) -> None:
+        if not self.store.remove_mask(name):
+            raise DispatchError(f"no suppression mask named {name!r}")
+
+    def report(
+        self,
+        first: date | None = None,
+        last: date | None = None,
+        by: Sequence[str] = ("township", "district"),
+    ) -> Report:
+        return build_report(self.store.r, first, last, by)
+
+
+def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Seconds to wait before retry `attempt` (1, 2, ...): doubling, capped."""
+    return min(cap, base * math.pow(2, attempt - 1))

@@ -1,0 +1,62 @@
+"""Engine fixtures shared by every test package: a small 10 x 10 forest grid and an engine on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from firewatch.engine.core import Engine
+from firewatch.geo.grid import load_grid
+from firewatch.geo.index import load_index
+from firewatch.rules import RuleSet, load_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+LAT0, LON0 = 28.90, 118.80  # south-west corner of the test grid
+STEP = 0.01  # cell size in degrees: about 1.1 km north-south, 0.97 km east-west
+
+
+def write_grid(path: Path, rows: int = 10, cols: int = 10) -> Path:
+    features = []
+    for r in range(rows):
+        for c in range(cols):
+            x, y = LON0 + c * STEP, LAT0 + r * STEP
+            ring = [[x, y], [x + STEP, y], [x + STEP, y + STEP], [x, y + STEP], [x, y]]
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {
+                        "id": f"c{r}-{c}",
+                        "name": f"cell {r}-{c}",
+                        "team": f"team-{r // 5}-{c // 5}",
+                        "village": f"v{r // 5}-{c // 5}",
+                        "township": "t0",
+                        "district": "test",
+                        "risk": "high" if r >= 5 else "low",
+                    },
+                    "geometry": {"type": "Polygon", "coordinates": [ring]},
+                }
+            )
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def grid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_grid(tmp_path_factory.mktemp("grid") / "grid.geojson")
+
+
+@pytest.fixture
+def rules() -> RuleSet:
+    return load_rules(ROOT / "rules").model_copy(update={"masks": []})
+
+
+@pytest.fixture
+def make_engine(grid_file: Path, rules: RuleSet) -> Callable[..., Engine]:
+    def make(rule_set: RuleSet | None = None) -> Engine:
+        grid = load_grid(grid_file)
+        return Engine(grid, load_index(grid, None), rule_set or rules)
+
+    return make

@@ -1,0 +1,78 @@
+"""The field teams' command line, against a real Redis and the embedded default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from firewatch.cli import main
+from firewatch.linkage.server import RedisProcess
+
+from .conftest import event, oid
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_team_works_its_orders_from_the_command_line(
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    redis_session: RedisProcess,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "\n".join(e.model_dump_json() for e in [event(n=1), event(n=2)]) + "\nnot json\n"
+    )
+    url = ["--redis-url", redis_session.url, "--rules", str(ROOT / "rules")]
+    code, out, _ = _run(capsys, "dispatch", "consume", str(events), *url)
+    assert code == 0 and "2 orders created" in out
+    code, out, _ = _run(capsys, "dispatch", "list", "--team", "team-A", *url)
+    assert oid(1) in out and oid(2) in out and "2 open orders for team-A" in out
+    assert _run(capsys, "dispatch", "ack", oid(1), *url)[0] == 0
+    code, out, _ = _run(capsys, "dispatch", "ack", oid(1), *url)
+    assert code == 0 and "nothing changed" in out
+    assert _run(capsys, "dispatch", "arrive", oid(1), *url)[0] == 0
+    args = ["dispatch", "close", oid(1), "--outcome", "false_alarm", "--cause", "known_heat_source"]
+    assert _run(capsys, *args, "--note", "kiln", *url)[0] == 0
+    code, _, err = _run(capsys, "dispatch", "ack", oid(1), *url)
+    assert code == 2 and f"order {oid(1)} (closed)" in err
+    code, out, _ = _run(capsys, "dispatch", "show", oid(1), "--json", *url)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["state"] == "closed" and [e["kind"] for e in lines[1:]][-1] == "close"
+    code, out, _ = _run(capsys, "masks", "list", *url)
+    (mask,) = [json.loads(line) for line in out.splitlines()]
+    assert mask["reason"] == "known_heat_source"
+    assert _run(capsys, "masks", "remove", mask["name"], *url)[0] == 0
+    assert _run(capsys, "masks", "remove", mask["name"], *url)[0] == 2
+    code, out, _ = _run(capsys, "report", "--json", "--by", "team", *url)
+    rows = {r["scope"]: r for r in json.loads(out)["rows"]}
+    assert rows["all"]["issued"] == 2 and rows["all"]["acknowledged"] == 1
+    assert rows["team:team-A"]["closed"] == 1
+    code, out, _ = _run(capsys, "dispatch", "inbox", "team:team-A", *url)
+    assert [json.loads(line)["order"] for line in out.splitlines()] == [oid(1), oid(2)]
+    code, _, err = _run(capsys, "dispatch", "show", "ord-missing", *url)
+    assert code == 2 and "ord-missing" in err
+
+
+def test_the_embedded_redis_is_started_reused_and_stopped(
+    tmp_path: Path, embedded_redis_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(event(n=1).model_dump_json() + "\n")
+    where = ["--redis-dir", str(embedded_redis_dir), "--rules", str(ROOT / "rules")]
+    assert _run(capsys, "dispatch", "consume", str(events), *where)[0] == 0
+    code, out, _ = _run(capsys, "dispatch", "list", "--team", "team-A", *where)
+    assert oid(1) in out
+    assert "running" in _run(capsys, "redis", "status", *where)[1]
+    assert _run(capsys, "redis", "stop", *where)[1].startswith("stopped")
+    code, out, _ = _run(capsys, "report", "--by", "", *where)  # starts it again: data kept
+    assert code == 0 and out.splitlines()[2].split()[:2] == ["all", "1"]
