@@ -43,18 +43,19 @@ end
 """
 
 # KEYS: incident key, order key, log key, orders-by-created zset, sla zset, team open set ('' if
-# none), slots hash. ARGV[1]: order fields (JSON object of strings), ARGV[2]: meta JSON with
-# scopes, buckets, row, metrics {issued, dispatched}, notify streams, maxlen, message fields.
+# none), slots hash. ARGV[1]: meta JSON with scopes, buckets, row, metrics {issued, dispatched},
+# dispatched, notify streams and targets, maxlen, message fields; ARGV[2..]: the order's fields as
+# name, value pairs, `id`, `created_at`, `sla_deadline` and `responder` among them (flat, not JSON:
+# decoding it was most of the script's time).
 CREATE = (
     PRELUDE
     + r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local o = cjson.decode(ARGV[1])
-local meta = cjson.decode(ARGV[2])
+local meta = cjson.decode(ARGV[1])
+local o = {}
+for i = 2, #ARGV, 2 do o[ARGV[i]] = ARGV[i + 1] end
 redis.call('SET', KEYS[1], o.id)
-local flat = {}
-for k, v in pairs(o) do table.insert(flat, k); table.insert(flat, v) end
-redis.call('HSET', KEYS[2], unpack(flat))
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
 local slots = {}
 for i, scope in ipairs(meta.scopes) do
   local s = redis.call('HGET', KEYS[7], scope)

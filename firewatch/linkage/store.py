@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis
 
 from firewatch.linkage import aggregates, keys, scripts
@@ -30,6 +31,7 @@ from firewatch.rules.model import Mask, RoutingRules
 
 STREAM_MAXLEN = 100_000  # notifications kept per target stream (approximate trim)
 _RANKS = {s.value: s.rank for s in Severity}
+_CREATE_METRICS = {name: aggregates.INDEX[name] for name in ("issued", "dispatched")}
 _LAYOUT = {
     "row": aggregates.ROW,
     "edges": list(aggregates.DURATION_EDGES),
@@ -146,7 +148,8 @@ class DispatchStore:
         ]
         targets = [chain[0], *(t for t in self.targets(e, e.severity) if t != chain[0])]
         meta = {
-            **_LAYOUT,
+            "row": aggregates.ROW,
+            "metrics": _CREATE_METRICS,
             "scopes": scopes,
             "buckets": [keys.agg(b) for b in aggregates.buckets(now, self.routing.utc_offset)],
             "dispatched": chain[0].startswith("team:"),
@@ -166,7 +169,7 @@ class DispatchStore:
                 team_key,
                 keys.AGG_SLOTS,
             ],
-            args=[json.dumps(fields), json.dumps(meta)],
+            args=[orjson.dumps(meta), *(x for pair in fields.items() for x in pair)],
             client=pipe,
         )
 
