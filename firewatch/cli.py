@@ -83,6 +83,26 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from firewatch.sim.season import season_main
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(
+        season_main(
+            args.grid,
+            args.rules,
+            args.redis_url,
+            args.redis_dir,
+            args.out,
+            args.seed,
+            args.days,
+            args.fires,
+            args.sensors,
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firewatch", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -134,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", type=int, default=24)
     p.add_argument("--fires", type=int, default=5)
     p.set_defaults(func=_simulate)
+
+    from firewatch.sim import season
+
+    p = sub.add_parser("demo", help="a simulated Qujiang fire season, end to end on Redis")
+    p.add_argument("--grid", type=Path, default=Path("data/grids/qujiang.geojson"))
+    p.add_argument("--rules", type=Path, default=Path("rules"))
+    p.add_argument("--redis-url", help="an EMPTY Redis database to use (default: embedded)")
+    p.add_argument(
+        "--redis-dir",
+        type=Path,
+        default=season.DEMO_REDIS_DIR,
+        help="the demo's own embedded Redis folder, emptied at every run",
+    )
+    p.add_argument("--out", type=Path, default=Path("out"))
+    p.add_argument("--seed", type=int, default=season.DEMO_SEED)
+    p.add_argument("--days", type=float, default=season.DEMO_DAYS)
+    p.add_argument("--fires", type=int, default=season.DEMO_FIRES)
+    p.add_argument("--sensors", type=int, default=season.DEMO_SENSORS)
+    p.set_defaults(func=_demo)
 
     from firewatch.linkage.commands import add_commands
 

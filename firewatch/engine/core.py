@@ -111,9 +111,9 @@ class Engine:
         cols = Columns.of(batch)
         cell = self._locate(cols)
         located = cell >= 0
-        supp, by_mask = suppressed(batch, cols, list(self._masks.values()), self.rules)
-        supp &= located
         strength = strengths(batch, cols, self.rules)
+        masks = list(self._masks.values())
+        supp, by_mask = suppressed(batch, cols, masks, self.rules, located & (strength > 0))
         strength[~located | supp] = 0
         self._count(located, supp, strength, by_mask)
         events: list[IncidentEvent] = []

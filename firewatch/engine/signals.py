@@ -99,20 +99,32 @@ class Columns:
 
 
 def suppressed(
-    batch: list[AnyDetection], cols: Columns, masks: list[CompiledMask], rules: RuleSet
+    batch: list[AnyDetection],
+    cols: Columns,
+    masks: list[CompiledMask],
+    rules: RuleSet,
+    candidates: np.ndarray,
 ) -> tuple[np.ndarray, dict[str, int]]:
-    """Which records are suppressed, and how many per mask name (`static`: FIRMS type 2)."""
+    """Which candidates (located fire signals) are suppressed, and how many per mask name
+    (`static`: FIRMS type 2). A normal sensor reading inside a mask is no fire signal: it is not
+    counted as suppressed."""
     out = np.zeros(len(batch), dtype=bool)
     counts: dict[str, int] = {}
     if rules.sources.satellite.suppress_static:
-        sat = np.flatnonzero(cols.source == SOURCE_CODE[Source.SATELLITE])
+        sat = np.flatnonzero(candidates & (cols.source == SOURCE_CODE[Source.SATELLITE]))
         static = sat[[bool(batch[i].get("static")) for i in sat]] if sat.size else sat
         out[static] = True
         if static.size:
             counts["static"] = int(static.size)
     for cm in masks:
         codes = [SOURCE_CODE[Source(s)] for s in cm.sources]
-        hit = ~out & np.isin(cols.source, codes) & (cols.t >= cm.start) & (cols.t < cm.end)
+        hit = (
+            candidates
+            & ~out
+            & np.isin(cols.source, codes)
+            & (cols.t >= cm.start)
+            & (cols.t < cm.end)
+        )
         idx = np.flatnonzero(hit)
         if idx.size:
             inside = idx[shapely.contains_xy(cm.geom, cols.lon[idx], cols.lat[idx])]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -257,26 +257,38 @@ class DispatchStore:
         due = self.r.zrangebyscore(keys.SLA, "-inf", _epoch(now))
         if not due:
             return []
+        look = self.r.pipeline(transaction=False)
+        for raw in due:
+            look.hmget(keys.order(raw.decode()), "severity", "escalations", "chain")
         pipe = self.r.pipeline(transaction=False)
         meta = json.dumps({**_LAYOUT, "maxlen": STREAM_MAXLEN, "prefix": keys.notify("")})
-        for raw in due:
+        queued = []
+        for raw, (sev, done, chain) in zip(due, look.execute(), strict=True):
             oid = raw.decode()
-            nxt = now + self._sla_of(oid)
+            if sev is None:
+                continue  # no such order hash: nothing to escalate
+            queued.append(oid)
+            nxt = now + self.next_interval(
+                Severity(sev.decode()), int(done), len(json.loads(chain))
+            )
             self._escalate(
                 keys=[keys.order(oid), keys.order_log(oid), keys.SLA],
                 args=[_epoch(now), _epoch(nxt), meta],
                 client=pipe,
             )
-        return [(raw.decode(), t.decode()) for raw, t in zip(due, pipe.execute(), strict=True) if t]
+        return [(oid, t.decode()) for oid, t in zip(queued, pipe.execute(), strict=True) if t]
 
     def next_deadline(self) -> datetime | None:
         """The earliest SLA deadline of a pending order (when escalation has work next)."""
         first = self.r.zrange(keys.SLA, 0, 0, withscores=True)
         return datetime.fromtimestamp(first[0][1], UTC) if first else None
 
-    def _sla_of(self, oid: str) -> Any:
-        sev = self.r.hget(keys.order(oid), "severity")
-        return self.routing.sla[Severity(sev.decode()) if sev else Severity.LOW]
+    def next_interval(self, severity: Severity, escalations: int, chain: int) -> timedelta:
+        """Time to the next escalation after escalation number `escalations + 1`: the SLA while
+        climbing the chain, then doubling at the top, up to routing.top_renotify_max."""
+        sla = self.routing.sla[severity]
+        beyond_top = min(max(0, escalations + 1 - (chain - 1)), 30)  # 2**30 SLAs: capped anyway
+        return min(sla * (1 << beyond_top), max(sla, self.routing.top_renotify_max))
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, oid: str) -> Order:

@@ -171,6 +171,9 @@ class RoutingRules(_Rule):
 
     sla: dict[Severity, Duration]  # acknowledge within, by severity
     escalation: Annotated[list[Level], Field(min_length=1)]  # the chain, from the cell upwards
+    top_renotify_max: (
+        Duration  # at the top of the chain, re-notify at doubling intervals up to this
+    )
     notify: dict[Severity, list[str]]  # more targets by severity: a level or an organisation
     renotify_on_severity_rise: bool  # only a rise in severity re-notifies, never other updates
     fallback: Annotated[str, Field(min_length=1)]  # organisation told when a cell has no chain

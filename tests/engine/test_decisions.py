@@ -131,6 +131,7 @@ def test_masks_suppress_inside_their_shape_window_and_sources(
         ],
     )
     assert engine.stats.suppressed_by == {"m": 1}
+    assert engine.stats.outcomes[Outcome.SUPPRESSED] == 1
     assert [e.rule for e in events if e.event.value == OPENED] == [
         "satellite.confident",
         "camera.confident",
@@ -142,6 +143,9 @@ def test_circle_mask_added_and_removed_at_run_time(make_engine: Callable[..., En
     p = place()
     engine.add_mask(_mask(name="kiln", reason="known_heat_source", circle={**p, "radius_m": 500}))
     assert [m.name for m in engine.masks] == ["kiln"]
+    assert run(engine, [sensor("s-at-kiln", 0, temp=24)]) == []  # a normal reading at the kiln:
+    assert engine.stats.suppressed_by == {}  # no fire signal, so nothing was suppressed
+    assert engine.stats.outcomes[Outcome.IGNORED] == 1
     assert run(engine, [camera("cam1", 0, 0.9, east_km=0.45)]) == []  # 450 m from the centre
     assert engine.stats.suppressed_by == {"kiln": 1}
     assert len(run(engine, [camera("cam1", 5, 0.9, east_km=0.55)])) == 1  # 550 m: outside

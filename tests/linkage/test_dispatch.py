@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import redis
 
@@ -137,19 +139,31 @@ def test_unanswered_orders_escalate_up_the_chain_in_simulated_time(
     assert sorted(linkage.escalate()) == [(oid(1), "village:V1"), (oid(2), "village:V1")]
     linkage.ack(oid(2))  # answered: no more escalation
     steps = []
-    for _ in range(4):
-        clock.advance(minutes=10)
-        steps += linkage.escalate()
+    for minute in range(12, 200):  # tick every minute up to 3 h 20 min after dispatch
+        clock.set(T0 + timedelta(minutes=minute))
+        steps += [(minute, *step) for step in linkage.escalate()]
+    # up the chain every SLA (10 min); at the top, told again at 20, 40, 80 ... min (cap 4 h)
     assert steps == [
-        (oid(1), "township:T1"),
-        (oid(1), "district:D1"),
-        (oid(1), "district:D1"),  # the top level is told again while nobody answers
-        (oid(1), "district:D1"),
+        (21, oid(1), "township:T1"),
+        (31, oid(1), "district:D1"),
+        (41, oid(1), "district:D1"),
+        (61, oid(1), "district:D1"),
+        (101, oid(1), "district:D1"),
+        (181, oid(1), "district:D1"),
     ]
     order = linkage.store.get(oid(1))
-    assert (order.escalations, order.level, order.responder) == (5, 3, "district:D1")
-    assert len(_stream(redis_client, "district:D1")) == 3
+    assert (order.escalations, order.level, order.responder) == (7, 3, "district:D1")
+    assert order.sla_deadline == T0 + timedelta(minutes=181 + 160)
+    assert len(_stream(redis_client, "district:D1")) == 5
     assert linkage.store.get(oid(2)).escalations == 1
+
+
+def test_re_notification_at_the_top_is_capped(linkage: Linkage) -> None:
+    sla = linkage.routing.sla[Severity.LOW]
+    cap = linkage.routing.top_renotify_max
+    intervals = [linkage.store.next_interval(Severity.LOW, n, 4) for n in range(12)]
+    assert intervals[:5] == [sla, sla, sla, 2 * sla, 4 * sla]
+    assert max(intervals) == cap == intervals[-1]
 
 
 def test_an_incident_closed_by_the_engine_leaves_the_order_open(linkage: Linkage) -> None:
