@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.engine_fixtures", "tests.redis_fixtures"]
+pytest_plugins = ["tests.engine_fixtures", "tests.kafka_fixtures", "tests.redis_fixtures"]
