@@ -30,7 +30,11 @@ pytest: install
 
 bench: install
 	$(PY) benchmarks/bench_geofence.py
+	$(PY) benchmarks/bench_validate.py
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_linkage.py
 
 clean:
+	-bash scripts/kafka.sh stop 2>/dev/null
+	-$(PY) -m firewatch redis stop 2>/dev/null
 	rm -rf $(VENV) $(OUT) var .pytest_cache .mypy_cache .ruff_cache

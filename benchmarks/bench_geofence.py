@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import shapely  # noqa: E402
-from machine import README, describe, write_section  # noqa: E402
+from machine import README, best_of, describe, write_section  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 from synthetic_grid import square_grid, voronoi_grid  # noqa: E402
 
@@ -64,15 +64,6 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.fw_pps / self.base_pps
-
-
-def best_of(reps: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def uniform_points(grid: Grid, n: int, rng: np.random.Generator, outside: float) -> tuple[F64, F64]:

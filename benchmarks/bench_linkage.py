@@ -17,7 +17,6 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from machine import describe, write_section  # noqa: E402
+from machine import best_of, describe, write_section  # noqa: E402
 
 from firewatch.clock import FakeClock  # noqa: E402
 from firewatch.linkage import keys  # noqa: E402
@@ -79,15 +78,6 @@ def naive_report(r: Any) -> dict[str, int]:
     return totals
 
 
-def timed(fn: Callable[[], object], repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=100_000)
@@ -139,11 +129,11 @@ def main() -> None:
                         events[n].observed_at + timedelta(hours=rng.uniform(1, 6)),
                         Resolution.EXTINGUISHED,
                     )
-            all_time = timed(lambda: linkage.report(by=["township", "district"]))
-            by_team = timed(lambda: linkage.report(by=["team", "township", "district"]))
-            month = timed(lambda: linkage.report(date(2026, 4, 1), date(2026, 4, 30)))
-            odd = timed(lambda: linkage.report(date(2026, 3, 3), date(2026, 6, 27)))
-            naive = timed(lambda: naive_report(client), repeat=2)
+            all_time = best_of(5, lambda: linkage.report(by=["township", "district"]))
+            by_team = best_of(5, lambda: linkage.report(by=["team", "township", "district"]))
+            month = best_of(5, lambda: linkage.report(date(2026, 4, 1), date(2026, 4, 30)))
+            odd = best_of(5, lambda: linkage.report(date(2026, 3, 3), date(2026, 6, 27)))
+            naive = best_of(2, lambda: naive_report(client))
             row = linkage.report(by=[]).rows[0]
             check = naive_report(client)
             assert (row.issued, row.acknowledged, row.closed) == (

@@ -1,9 +1,11 @@
-"""The machine a benchmark ran on, and the section of benchmarks/README.md it writes."""
+"""What every benchmark shares: the machine line, best-of timing, its section of the README."""
 
 from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,3 +39,13 @@ def write_section(heading: str, section: str) -> None:
         rest = "".join(lines[end:])
         text = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
     README.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def best_of(reps: int, fn: Callable[[], object]) -> float:
+    """The fastest of `reps` timed calls of `fn`, in seconds."""
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
