@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from firewatch.errors import FirewatchError
+
+if TYPE_CHECKING:
+    from firewatch.settings import Settings
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -103,6 +107,43 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kafka_settings(args: argparse.Namespace) -> Settings:
+    from firewatch.settings import Settings
+
+    return Settings.from_env(os.environ, kafka_bootstrap=args.bootstrap)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from firewatch.stream.produce import produce_main
+    from firewatch.stream.topics import Topics, ensure_topics
+
+    settings = _kafka_settings(args)
+    missing = [str(p) for p in args.inputs if not p.is_file()]
+    if missing:
+        raise FirewatchError(f"input file not found: {', '.join(missing)}")
+    topics = Topics.of(settings)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, topics))
+    print(produce_main(args.inputs, settings.kafka_bootstrap, topics.detections, args.rate))
+    return 0
+
+
+def _consume_incidents(args: argparse.Namespace) -> int:
+    from firewatch.stream.consume import consume_main
+
+    settings = _kafka_settings(args)
+    idle = None if args.follow else args.idle_timeout
+    topic = settings.topic_incidents
+    if args.out is None:
+        summary = consume_main(settings.kafka_bootstrap, topic, sys.stdout.buffer, idle, args.group)
+    else:
+        with args.out.open("wb") as out:
+            summary = consume_main(settings.kafka_bootstrap, topic, out, idle, args.group)
+    print(summary, file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firewatch", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -173,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fires", type=int, default=season.DEMO_FIRES)
     p.add_argument("--sensors", type=int, default=season.DEMO_SENSORS)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("produce", help="publish JSONL or FIRMS CSV files to the detections topic")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (FIREWATCH_KAFKA_BOOTSTRAP)")
+    p.add_argument("--rate", help="records per second, e.g. 5000/s (default: as fast as possible)")
+    p.set_defaults(func=_produce)
+    p = sub.add_parser("consume-incidents", help="incident events from Kafka, each event once")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (FIREWATCH_KAFKA_BOOTSTRAP)")
+    p.add_argument("--out", type=Path, help="write JSONL here (default: stdout)")
+    p.add_argument("--idle-timeout", type=float, default=5.0, help="stop after this many idle s")
+    p.add_argument("--follow", action="store_true", help="never stop")
+    p.add_argument("--group", help="consumer group (commits its position); default: none")
+    p.set_defaults(func=_consume_incidents)
 
     from firewatch.linkage.commands import add_commands
 

@@ -22,6 +22,12 @@ _ENV = {
     "max_line_bytes": "FIREWATCH_MAX_LINE_BYTES",
     "redis_url": "FIREWATCH_REDIS_URL",
     "redis_dir": "FIREWATCH_REDIS_DIR",
+    "kafka_bootstrap": "FIREWATCH_KAFKA_BOOTSTRAP",
+    "kafka_partitions": "FIREWATCH_KAFKA_PARTITIONS",
+    "topic_detections": "FIREWATCH_TOPIC_DETECTIONS",
+    "topic_located": "FIREWATCH_TOPIC_LOCATED",
+    "topic_incidents": "FIREWATCH_TOPIC_INCIDENTS",
+    "topic_rejects": "FIREWATCH_TOPIC_REJECTS",
 }
 
 
@@ -36,6 +42,12 @@ class Settings(BaseModel):
     max_line_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65536
     redis_url: str | None = None  # None: the embedded redis-server, data in redis_dir
     redis_dir: Path = Path("var/redis")
+    kafka_bootstrap: str = "127.0.0.1:39092"  # scripts/kafka.sh's default broker
+    kafka_partitions: Annotated[int, Field(ge=1, le=1024)] = 4  # of topics firewatch creates
+    topic_detections: str = "firewatch.detections"
+    topic_located: str = "firewatch.located"
+    topic_incidents: str = "firewatch.incidents"
+    topic_rejects: str = "firewatch.rejects"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
