@@ -22,6 +22,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,16 @@ from firewatch.engine.signals import (
     make_signal,
     strengths,
     suppressed,
+)
+from firewatch.engine.state import (
+    EngineState,
+    StateError,
+    StatsState,
+    cells_key,
+    decode,
+    encode,
+    mask_delta,
+    masks_from_delta,
 )
 from firewatch.geo.grid import Grid
 from firewatch.geo.index import LocateIndex
@@ -61,6 +72,27 @@ class EngineStats:
             "late": self.late,
             "events": {k.value: self.events[k.value] for k in EventKind},
         }
+
+    def state(self) -> StatsState:
+        return StatsState(
+            records=self.records,
+            late=self.late,
+            rejected=self.rejected,
+            outcomes=self.outcomes,
+            suppressed_by=self.suppressed_by,
+            events=self.events,
+        )
+
+    @classmethod
+    def from_state(cls, s: StatsState) -> EngineStats:
+        return cls(
+            records=s["records"],
+            rejected=Counter(s["rejected"]),
+            outcomes=Counter(s["outcomes"]),
+            suppressed_by=Counter(s["suppressed_by"]),
+            late=s["late"],
+            events=Counter(s["events"]),
+        )
 
 
 @dataclass
@@ -144,6 +176,52 @@ class Engine:
 
     def remove_mask(self, name: str) -> bool:
         return self._masks.pop(name, None) is not None
+
+    # -- state: saved per batch by a Kafka worker, restored when its partition is assigned -----
+    def snapshot(self) -> bytes:
+        """Everything that carries over between batches, as versioned JSON (engine/state.py)."""
+        runtime, removed = mask_delta(self.masks, self.rules.masks)
+        state = EngineState(
+            cells=self._cells_key,
+            max_t=self._max_t,
+            watermark=self._watermark,
+            buffer=[s for _, _, s in self._buffer],
+            seen=list(self._seen_order),
+            masks=runtime,
+            masks_removed=removed,
+            tracker=self.tracker.state(),
+            stats=self.stats.state(),
+        )
+        return encode(state)
+
+    def restore(self, data: bytes) -> None:
+        """Continue from a snapshot: replaces all of this engine's state (on an engine built with
+        the same grid; the rules may have changed). A StateError leaves the engine unchanged."""
+        state = decode(data, self.grid.cells)
+        masks = masks_from_delta(self.rules.masks, state.masks, state.masks_removed)
+        compiled = {m.name: self._compiled(m) for m in masks}
+        self._masks = compiled
+        self._buffer = [(s.t, s.id, s) for s in state.buffer]
+        heapq.heapify(self._buffer)
+        self._seen_order = deque(state.seen)
+        self._seen = {i for _, i in state.seen}
+        self._max_t = state.max_t
+        self._watermark = state.watermark
+        self.tracker.load_state(state.tracker)
+        self.stats = EngineStats.from_state(state.stats)
+
+    @cached_property
+    def _cells_key(self) -> str:
+        return cells_key(self.grid.cells)
+
+    def _compiled(self, mask: Mask) -> CompiledMask:
+        known = self._masks.get(mask.name)
+        if known is not None and known.mask == mask:
+            return known
+        try:
+            return CompiledMask.compile(mask)
+        except Exception as exc:  # shapely's errors for a geometry it cannot build
+            raise StateError(f"engine state mask {mask.name!r} has no usable shape: {exc}") from exc
 
     # -- internals ----------------------------------------------------------------------------
     def _locate(self, cols: Columns) -> np.ndarray:

@@ -62,6 +62,21 @@ class Incident:
     seq: int = 0  # events emitted so far: the event id is "<incident id>/<seq>"
 
 
+@dataclass(slots=True)
+class TrackerState:
+    """What the tracker carries from one signal to the next (see firewatch.engine.state).
+
+    The search structures (anchor buckets, the deadline heap, pending suspects by place and by
+    device) are not part of it: `Tracker.load_state` rebuilds them from these lists. The lists
+    share objects with a live tracker, so encode a state before the tracker moves on.
+    """
+
+    open: list[Incident]  # by incident id
+    max_pixel: float  # widens the anchor search; it only grows, so it is kept, not recomputed
+    pending: list[Signal]  # suspects waiting for corroboration, in arrival (expiry) order
+    suspects_expired: int
+
+
 class _Buckets:
     """Items on a 0.1-degree lat/lon grid, for "what is within r km of here"."""
 
@@ -116,6 +131,38 @@ class Tracker:
         self._pending_by_device: dict[str, deque[Signal]] = {}
         self._pending_order: deque[Signal] = deque()  # by time, for expiry
         self.suspects_expired = 0
+
+    # -- state (snapshots: firewatch.engine.state) ---------------------------------------------
+    def state(self) -> TrackerState:
+        return TrackerState(
+            open=[self.open[iid] for iid in sorted(self.open)],
+            max_pixel=self._max_pixel,
+            pending=list(self._pending_order),
+            suspects_expired=self.suspects_expired,
+        )
+
+    def load_state(self, state: TrackerState) -> None:
+        """Replace everything this tracker carries by `state`, rebuilding the search structures.
+
+        The deadline heap gets one entry per open incident: the live heap also holds entries
+        that `close_before` would skip (incidents closed since, deadlines that moved on), so
+        leaving them out changes nothing but the heap's size.
+        """
+        self.open = {}
+        self._anchors = _Buckets()
+        self._anchor_owner = {}
+        for inc in state.open:
+            self.open[inc.id] = inc
+            self._anchors.add(inc.anchor)
+            self._anchor_owner[inc.anchor.id] = inc
+        self._max_pixel = state.max_pixel
+        self._deadlines = sorted((i.last_seen + self._inactivity, i.id) for i in state.open)
+        self._pending = _Buckets()
+        self._pending_by_device = {}
+        self._pending_order = deque()
+        for s in state.pending:
+            self._add_pending(s)
+        self.suspects_expired = state.suspects_expired
 
     # -- the two entry points -------------------------------------------------------------
     def close_before(self, t: float) -> list[IncidentEvent]:

@@ -1,0 +1,351 @@
+"""Engine snapshots: everything the engine carries from one batch to the next, as versioned bytes.
+
+A Kafka worker keeps one snapshot per region key in a changelog-backed table: it saves
+`Engine.snapshot()` after each batch and calls `Engine.restore(data)` on a fresh engine when the
+partition is (re)assigned. Feeding the rest of the stream to the restored engine gives the events
+an uninterrupted engine would have given, byte for byte.
+
+Format, version 1: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
+
+    v              1
+    cells          fingerprint of the grid's cell ids in order (signals name cells by index)
+    max_t          the largest event time seen, epoch seconds (null: no record yet)
+    watermark      epoch seconds (null: not moved yet)
+    buffer         signals waiting for the watermark, in (event time, detection id) order
+    seen           [t, detection id] of admitted fire signals, in admission order: the dedup
+                   window (the order decides when each id is forgotten)
+    masks          masks set at run time (`add_mask`), in the engine's order: new names, and
+                   rule masks replaced by another version
+    masks_removed  names of rule masks the engine does not apply where the rules put them
+                   (removed at run time; or removed and added again, then also in `masks`)
+    tracker        open: incidents by id, every field of `Incident` (anchor: a signal);
+                   max_pixel; pending: suspects in arrival order; suspects_expired
+    stats          `EngineStats`: records, late and the counters, so they continue after a
+                   restore (they count since the state began, not since the process started)
+
+A signal is an array [id, t, lat, lon, source, device, strength, cell, frp, pixel_km, flame].
+
+Not in it: configuration (grid, locate index, rules) and what is rebuilt from the lists above:
+the seen-id set, the buffer heap, compiled mask geometries, and the tracker's anchor and suspect
+indexes and deadline heap. Rule masks are configuration, so the snapshot holds only the run-time
+change to them: a rules deploy between snapshot and restore applies to the restored engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from pydantic import (
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
+from typing_extensions import TypedDict
+
+from firewatch.engine.incidents import Incident, TrackerState
+from firewatch.engine.signals import Signal, Strength
+from firewatch.errors import FirewatchError
+from firewatch.geo.grid import Cell
+from firewatch.model import SOURCES, Severity, Source
+from firewatch.rules.model import Mask
+
+VERSION = 1
+
+
+class StateError(FirewatchError):
+    """A snapshot cannot be restored: not a snapshot, an unknown version, corrupt, another grid."""
+
+
+# -- the wire format (validated on restore) ---------------------------------------------------
+SignalRow = tuple[
+    StrictStr,  # id
+    StrictFloat,  # t
+    StrictFloat,  # lat
+    StrictFloat,  # lon
+    Source,
+    StrictStr,  # device
+    Strength,
+    StrictInt,  # cell
+    StrictFloat,  # frp
+    StrictFloat,  # pixel_km
+    StrictBool,  # flame
+]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class IncidentDoc(TypedDict):
+    id: StrictStr
+    anchor: SignalRow
+    rule: StrictStr
+    first_seen: StrictFloat
+    last_seen: StrictFloat
+    counts: dict[Source, StrictInt]
+    detections: StrictInt
+    max_frp: StrictFloat
+    flame: StrictBool
+    evidence: list[StrictStr]
+    severity: Severity
+    seq: StrictInt
+
+
+@with_config(ConfigDict(extra="forbid"))
+class TrackerDoc(TypedDict):
+    open: list[IncidentDoc]
+    max_pixel: StrictFloat
+    pending: list[SignalRow]
+    suspects_expired: StrictInt
+
+
+@with_config(ConfigDict(extra="forbid"))
+class StatsState(TypedDict):
+    records: StrictInt
+    late: StrictInt
+    rejected: dict[StrictStr, StrictInt]
+    outcomes: dict[StrictStr, StrictInt]
+    suppressed_by: dict[StrictStr, StrictInt]
+    events: dict[StrictStr, StrictInt]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class StateDoc(TypedDict):
+    v: Literal[1]
+    cells: StrictStr
+    max_t: StrictFloat | None
+    watermark: StrictFloat | None
+    buffer: list[SignalRow]
+    seen: list[tuple[StrictFloat, StrictStr]]
+    masks: list[Mask]
+    masks_removed: list[StrictStr]
+    tracker: TrackerDoc
+    stats: StatsState
+
+
+_STATE: TypeAdapter[StateDoc] = TypeAdapter(StateDoc)
+
+
+# -- the decoded state ------------------------------------------------------------------------
+@dataclass(slots=True)
+class EngineState:
+    cells: str  # cells_key(grid.cells)
+    max_t: float
+    watermark: float
+    buffer: list[Signal]
+    seen: list[tuple[float, str]]  # admission order
+    masks: list[Mask]  # set at run time, in engine order
+    masks_removed: list[str]
+    tracker: TrackerState
+    stats: StatsState
+
+
+def cells_key(cells: Sequence[Cell]) -> str:
+    """A fingerprint of the cell ids in order: a snapshot only fits a grid with the same one."""
+    ids = "\n".join(c.id for c in cells).encode()
+    return f"{len(cells)}-" + hashlib.blake2b(ids, digest_size=8).hexdigest()
+
+
+# -- encode -----------------------------------------------------------------------------------
+def encode(state: EngineState) -> bytes:
+    """The state as compact, deterministic JSON bytes: the same state gives the same bytes."""
+    t = state.tracker
+    doc = {
+        "v": VERSION,
+        "cells": state.cells,
+        "max_t": _time(state.max_t),
+        "watermark": _time(state.watermark),
+        "buffer": [_row(s) for s in sorted(state.buffer, key=lambda s: (s.t, s.id))],
+        "seen": state.seen,
+        "masks": [m.model_dump(mode="json", exclude_none=True) for m in state.masks],
+        "masks_removed": sorted(state.masks_removed),
+        "tracker": {
+            "open": [_incident(i) for i in sorted(t.open, key=lambda i: i.id)],
+            "max_pixel": t.max_pixel,
+            "pending": [_row(s) for s in t.pending],
+            "suspects_expired": t.suspects_expired,
+        },
+        "stats": _stats(state.stats),
+    }
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def _time(t: float) -> float | None:
+    return None if t == -math.inf else t
+
+
+def _row(s: Signal) -> tuple[Any, ...]:
+    return (
+        s.id,
+        s.t,
+        s.lat,
+        s.lon,
+        s.source.value,
+        s.device,
+        int(s.strength),
+        s.cell,
+        s.frp,
+        s.pixel_km,
+        s.flame,
+    )
+
+
+def _incident(inc: Incident) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "anchor": _row(inc.anchor),
+        "rule": inc.rule,
+        "first_seen": inc.first_seen,
+        "last_seen": inc.last_seen,
+        "counts": {s.value: n for s, n in inc.counts.items()},
+        "detections": inc.detections,
+        "max_frp": inc.max_frp,
+        "flame": inc.flame,
+        "evidence": inc.evidence,
+        "severity": inc.severity.value,
+        "seq": inc.seq,
+    }
+
+
+def _stats(stats: StatsState) -> dict[str, Any]:
+    def counts(counter: dict[str, int]) -> dict[str, int]:
+        return {str(k): v for k, v in counter.items()}  # StrEnum keys as their values
+
+    return {
+        "records": stats["records"],
+        "late": stats["late"],
+        "rejected": counts(stats["rejected"]),
+        "outcomes": counts(stats["outcomes"]),
+        "suppressed_by": counts(stats["suppressed_by"]),
+        "events": counts(stats["events"]),
+    }
+
+
+# -- decode -----------------------------------------------------------------------------------
+def decode(data: bytes, cells: Sequence[Cell]) -> EngineState:
+    """Snapshot bytes to a state for an engine on `cells`; StateError says what is wrong."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise StateError(f"engine state is not JSON (truncated or not a snapshot?): {exc}") from exc
+    if not isinstance(doc, dict) or "v" not in doc:
+        raise StateError("engine state has no format version `v`: not an engine snapshot")
+    version = doc["v"]
+    if type(version) is not int or version != VERSION:
+        raise StateError(
+            f"engine state format version {version!r} is unknown: this firewatch reads "
+            f"version {VERSION} (a snapshot from a newer firewatch?)"
+        )
+    try:
+        wire = _STATE.validate_python(doc)
+    except ValidationError as exc:
+        raise StateError(f"engine state (version {VERSION}) is corrupt: {_problems(exc)}") from exc
+    expected = cells_key(cells)
+    if wire["cells"] != expected:
+        raise StateError(
+            f"engine state was taken on another grid (cells {wire['cells']}, this grid's are "
+            f"{expected}): its signals name cells by index, so it cannot be restored here"
+        )
+    return _state(wire, len(cells))
+
+
+def _problems(exc: ValidationError, most: int = 3) -> str:
+    errors = exc.errors()
+    text = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in errors[:most]
+    )
+    return text + (f" (and {len(errors) - most} more)" if len(errors) > most else "")
+
+
+def _state(wire: StateDoc, n_cells: int) -> EngineState:
+    def signal(row: SignalRow, where: str) -> Signal:
+        s = Signal(*row)
+        if not 0 <= s.cell < n_cells:
+            raise StateError(f"engine state is corrupt: {where}: cell {s.cell} is not in the grid")
+        return s
+
+    t = wire["tracker"]
+    incidents = [
+        _decoded_incident(d, signal(d["anchor"], f"incident {d['id']}")) for d in t["open"]
+    ]
+    if len({i.id for i in incidents}) != len(incidents):
+        raise StateError("engine state is corrupt: tracker.open lists an incident twice")
+    return EngineState(
+        cells=wire["cells"],
+        max_t=-math.inf if wire["max_t"] is None else wire["max_t"],
+        watermark=-math.inf if wire["watermark"] is None else wire["watermark"],
+        buffer=[signal(r, f"buffer.{i}") for i, r in enumerate(wire["buffer"])],
+        seen=wire["seen"],
+        masks=wire["masks"],
+        masks_removed=wire["masks_removed"],
+        tracker=TrackerState(
+            open=incidents,
+            max_pixel=t["max_pixel"],
+            pending=[signal(r, f"tracker.pending.{i}") for i, r in enumerate(t["pending"])],
+            suspects_expired=t["suspects_expired"],
+        ),
+        stats=wire["stats"],
+    )
+
+
+def _decoded_incident(d: IncidentDoc, anchor: Signal) -> Incident:
+    return Incident(
+        id=d["id"],
+        anchor=anchor,
+        rule=d["rule"],
+        first_seen=d["first_seen"],
+        last_seen=d["last_seen"],
+        counts={s: d["counts"].get(s, 0) for s in SOURCES},  # in SOURCES order, as events list them
+        detections=d["detections"],
+        max_frp=d["max_frp"],
+        flame=d["flame"],
+        evidence=d["evidence"],
+        severity=d["severity"],
+        seq=d["seq"],
+    )
+
+
+# -- masks: the run-time change to the rule masks ---------------------------------------------
+def mask_delta(current: Sequence[Mask], rules: Sequence[Mask]) -> tuple[list[Mask], list[str]]:
+    """The engine's masks as (masks set at run time, names of rule masks not in their place).
+
+    The engine applies masks in order (a detection inside two is credited to the first), and
+    `masks_from_delta` rebuilds that order exactly: the rule masks still in their places (the
+    longest prefix of `current` in rule order), each replaced in place where the engine holds
+    another version, then the masks added later, in order. A rule mask removed and added again
+    is among the latter, so it is also listed as removed from its place.
+    """
+    position = {m.name: i for i, m in enumerate(rules)}
+    by_name = {m.name: m for m in rules}
+    runtime: list[Mask] = []
+    in_place: set[str] = set()
+    last, appended = -1, False
+    for m in current:
+        i = position.get(m.name)
+        if not appended and i is not None and i > last:
+            last = i
+            in_place.add(m.name)
+            if m != by_name[m.name]:
+                runtime.append(m)
+        else:
+            appended = True
+            runtime.append(m)
+    return runtime, sorted(set(position) - in_place)
+
+
+def masks_from_delta(
+    rules: Sequence[Mask], runtime: Sequence[Mask], removed: Sequence[str]
+) -> list[Mask]:
+    """The masks an engine with these rule masks applies after a restore (see mask_delta)."""
+    gone = set(removed)
+    masks = {m.name: m for m in rules if m.name not in gone}
+    for m in runtime:
+        masks[m.name] = m
+    return list(masks.values())
