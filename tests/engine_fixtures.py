@@ -18,7 +18,9 @@ LAT0, LON0 = 28.90, 118.80  # south-west corner of the test grid
 STEP = 0.01  # cell size in degrees: about 1.1 km north-south, 0.97 km east-west
 
 
-def write_grid(path: Path, rows: int = 10, cols: int = 10) -> Path:
+def write_grid(path: Path, rows: int = 10, cols: int = 10, west_east: bool = False) -> Path:
+    """rows x cols cells of STEP degrees; one district `test`, or with `west_east` the columns
+    below cols / 2 in district `west` and the others in `east`."""
     features = []
     for r in range(rows):
         for c in range(cols):
@@ -33,7 +35,7 @@ def write_grid(path: Path, rows: int = 10, cols: int = 10) -> Path:
                         "team": f"team-{r // 5}-{c // 5}",
                         "village": f"v{r // 5}-{c // 5}",
                         "township": "t0",
-                        "district": "test",
+                        "district": ("west" if c < cols // 2 else "east") if west_east else "test",
                         "risk": "high" if r >= 5 else "low",
                     },
                     "geometry": {"type": "Polygon", "coordinates": [ring]},

@@ -13,6 +13,10 @@ Pending suspects near a new incident join it. An incident's id is derived from i
 (the earliest in (time, id) order) and its position is that detection's position. `updated` is
 emitted only when the severity rises or a new source type joins; `closed` when the event-time
 watermark passes the inactivity deadline, with observed_at = the deadline.
+
+Nothing is merged or corroborated across regions (`incidents.region_level`, default the district):
+a fire on a district boundary is one incident per district, each dispatched by its own district's
+teams. This is also what lets the stream workers keep incident state per region.
 """
 
 from __future__ import annotations
@@ -122,6 +126,8 @@ class Tracker:
             Source.CAMERA: rules.sources.camera.repeat_window.total_seconds(),
         }
         self._suspect_ttl = max(self._corr_window, *self._repeat.values())
+        level = inc.region_level
+        self._region = [getattr(c, level) for c in cells] if level else None
         self.open: dict[str, Incident] = {}
         self._anchors = _Buckets()  # anchors of open incidents
         self._anchor_owner: dict[str, Incident] = {}  # anchor detection id -> incident
@@ -207,7 +213,7 @@ class Tracker:
             s.lat, s.lon, self._reach(s, self._max_pixel, self._radius)
         ):
             inc = self._anchor_owner[anchor.id]
-            if s.t > inc.last_seen + self._inactivity:
+            if s.t > inc.last_seen + self._inactivity or not self._same_region(s, anchor):
                 continue
             d = distance_km(s.lat, s.lon, anchor.lat, anchor.lon)
             if d <= self._reach(s, anchor.pixel_km, self._radius) and (
@@ -269,7 +275,7 @@ class Tracker:
         if window is None:
             return []
         recent = self._pending_by_device.get(s.device, ())
-        return [p for p in recent if 0 <= s.t - p.t <= window]
+        return [p for p in recent if 0 <= s.t - p.t <= window and self._same_region(s, p)]
 
     def _nearby_pending(self, s: Signal) -> list[Signal]:
         reach = self._reach(s, 50.0, self._corr_radius)  # 50 km: the largest pixel validated
@@ -277,9 +283,13 @@ class Tracker:
             p
             for p in self._pending.near(s.lat, s.lon, reach)
             if 0 <= s.t - p.t <= self._corr_window
+            and self._same_region(s, p)
             and distance_km(s.lat, s.lon, p.lat, p.lon)
             <= self._reach(s, p.pixel_km, self._corr_radius)
         ]
+
+    def _same_region(self, a: Signal, b: Signal) -> bool:
+        return self._region is None or self._region[a.cell] == self._region[b.cell]
 
     def _add_pending(self, s: Signal) -> None:
         self._pending.add(s)

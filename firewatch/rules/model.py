@@ -88,6 +88,7 @@ class IncidentRules(_Rule):
     grace: Duration  # out-of-order input late by up to this gives the same incidents as sorted
     evidence_cap: Annotated[int, Field(ge=1, le=1000)]
     outside_buffer_m: Annotated[float, Field(ge=0.0)]  # 0: outside is outside; >0: nearest cell
+    region_level: Literal["district", "township", "village"] | None  # never merged across
 
 
 class Step(_Rule):
