@@ -135,8 +135,12 @@ class Engine:
         self.stats.rejected.update(r.reason.value for r in rejects)
         self.stats.outcomes[Outcome.REJECTED] += len(rejects)
 
-    def process(self, batch: list[AnyDetection]) -> list[IncidentEvent]:
-        """Validated detections to incident events (those the watermark lets through)."""
+    def process(self, batch: list[AnyDetection], *, hold: bool = False) -> list[IncidentEvent]:
+        """Validated detections to incident events (those the watermark lets through).
+
+        By default the batch's latest event time moves the watermark. With `hold`, it does not:
+        the caller moves it with `advance` (a stream worker whose input interleaves several
+        sources takes the least advanced source's progress, so none of them looks late)."""
         if not batch:
             return []
         self.stats.records += len(batch)
@@ -156,10 +160,13 @@ class Engine:
             )
             events += self._admit(signal)
         self._max_t = max(self._max_t, float(cols.t.max()))
+        if hold:
+            return events
         return events + self._release(self._max_t - self._grace)
 
     def advance(self, now: datetime) -> list[IncidentEvent]:
-        """Move the watermark to `now` minus the grace period (a live worker's clock tick)."""
+        """Move the watermark to `now` minus the grace period: a live worker's clock tick, or the
+        progress of the slowest source when batches are processed with `hold`."""
         return self._release(now.timestamp() - self._grace)
 
     def flush(self) -> list[IncidentEvent]:

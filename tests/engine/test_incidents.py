@@ -217,3 +217,29 @@ def test_outside_detections_open_nothing_unless_a_buffer_is_set(
     events = run(make_engine(buffered), [just_outside])
     assert kinds(events) == [("opened", "camera.confident")]
     assert events[0].grid_id == "c0-5"
+
+
+def test_held_batches_wait_for_the_slowest_source(make_engine: Callable[..., Engine]) -> None:
+    """Two sources interleaved in chunks far apart in event time: with `hold` and the slowest
+    source's progress as the watermark, nothing is late and the events equal sorted input."""
+    records = sorted(_fire(5), key=_minutes)
+    expected = _dump(run(make_engine(), records))
+    a, b = records[::2], records[1::2]  # two sources, each in event-time order
+    engine = make_engine()
+    events: list[Any] = []
+    progress = {"a": -1.0, "b": -1.0}
+    chunks = [("a", a[i : i + 40]) for i in range(0, len(a), 40)]
+    chunks += [("b", b[i : i + 40]) for i in range(0, len(b), 40)]
+    chunks.sort(key=lambda c: (c[0] == "b", c[1][0]["observed_at"]))  # all of a, then all of b
+    from firewatch.model import DETECTIONS
+
+    for name, chunk in chunks:
+        events += engine.process(DETECTIONS.validate_python(chunk), hold=True)
+        progress[name] = _minutes(chunk[-1])
+        events += engine.advance(T0 + timedelta(minutes=min(progress.values())))
+    events += engine.flush()
+    assert engine.stats.late == 0
+    assert _dump(events) == expected
+    unheld = make_engine()
+    run(unheld, [r for _, chunk in chunks for r in chunk], batch=40)
+    assert unheld.stats.late > 0  # without hold, the same interleaving makes records late
