@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,3 +87,22 @@ def run(
 
 def kinds(events: list[IncidentEvent]) -> list[tuple[str, str]]:
     return [(e.event.value, e.rule) for e in events]
+
+
+def fire(seed: int, minutes: int = 300, far_at: float = 2000.0) -> list[dict[str, Any]]:
+    """Sensors, cameras (some suspects) and satellites around one fire for `minutes`, then a
+    camera 3 km away at minute `far_at` (late enough, it closes the fire's incidents)."""
+    rng = random.Random(seed)
+    records = []
+    for m in range(0, minutes, 3):
+        records.append(
+            sensor(f"s{m % 4}", m, north_km=rng.uniform(-1, 1), east_km=rng.uniform(-1, 1))
+        )
+        if m % 9 == 0:
+            records.append(camera("cam", m, rng.uniform(0.5, 0.95), east_km=rng.uniform(-3, 3)))
+        if m % 60 == 0:
+            records.append(
+                satellite(m, rng.uniform(0.1, 0.9), scan=1.2, east_km=rng.uniform(-4, 4))
+            )
+    records.append(camera("far", far_at, 0.9, north_km=3))
+    return records

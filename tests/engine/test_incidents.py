@@ -13,7 +13,7 @@ from firewatch.engine.incidents import incident_id
 from firewatch.model import EventKind, Outcome, Severity
 from firewatch.rules import RuleSet
 
-from .conftest import T0, camera, kinds, run, satellite, sensor
+from .conftest import T0, camera, fire, kinds, run, satellite, sensor
 
 DAY = 24 * 60
 
@@ -106,23 +106,6 @@ def test_corroborated_incident_is_anchored_on_its_first_detection(
     assert opened.grid_id == "c4-5"  # the cell of the sensor at the grid's centre
 
 
-def _fire(seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    records = []
-    for m in range(0, 300, 3):
-        records.append(
-            sensor(f"s{m % 4}", m, north_km=rng.uniform(-1, 1), east_km=rng.uniform(-1, 1))
-        )
-        if m % 9 == 0:
-            records.append(camera("cam", m, rng.uniform(0.5, 0.95), east_km=rng.uniform(-3, 3)))
-        if m % 60 == 0:
-            records.append(
-                satellite(m, rng.uniform(0.1, 0.9), scan=1.2, east_km=rng.uniform(-4, 4))
-            )
-    records.append(camera("far", 2000, 0.9, north_km=3))
-    return records
-
-
 def _dump(events: list[Any]) -> list[str]:
     return [e.model_dump_json() for e in events]
 
@@ -130,7 +113,7 @@ def _dump(events: list[Any]) -> list[str]:
 def test_out_of_order_within_grace_gives_the_same_events(
     make_engine: Callable[..., Engine],
 ) -> None:
-    records = _fire(1)
+    records = fire(1)
     expected = _dump(run(make_engine(), sorted(records, key=lambda r: r["observed_at"])))
     rng = random.Random(7)
     # arrival = event time + a delay of up to 9 minutes: out of order, within the 10-min grace
@@ -149,7 +132,7 @@ def _minutes(record: dict[str, Any]) -> float:
 
 
 def test_duplicates_change_nothing(make_engine: Callable[..., Engine]) -> None:
-    records = _fire(2)
+    records = fire(2)
     expected = _dump(run(make_engine(), records))
     engine = make_engine()
     doubled = [r for r in records for _ in (0, 1)]
@@ -194,7 +177,7 @@ def test_an_injected_clock_closes_incidents_on_a_quiet_stream(
 
 
 def test_event_ids_are_deterministic_and_sequential(make_engine: Callable[..., Engine]) -> None:
-    records = _fire(3)
+    records = fire(3)
     a, b = run(make_engine(), records), run(make_engine(), records)
     assert [e.event_id for e in a] == [e.event_id for e in b]
     per_incident: dict[str, list[str]] = {}
@@ -222,7 +205,7 @@ def test_outside_detections_open_nothing_unless_a_buffer_is_set(
 def test_held_batches_wait_for_the_slowest_source(make_engine: Callable[..., Engine]) -> None:
     """Two sources interleaved in chunks far apart in event time: with `hold` and the slowest
     source's progress as the watermark, nothing is late and the events equal sorted input."""
-    records = sorted(_fire(5), key=_minutes)
+    records = sorted(fire(5), key=_minutes)
     expected = _dump(run(make_engine(), records))
     a, b = records[::2], records[1::2]  # two sources, each in event-time order
     engine = make_engine()

@@ -26,6 +26,7 @@ from firewatch.rules import RuleSet
 from firewatch.rules.model import Mask
 from tests.engine_fixtures import write_grid
 
+from . import conftest
 from .conftest import T0, camera, place, satellite, sensor
 
 DAY = 24 * 60
@@ -103,22 +104,8 @@ def check_every_cut(
 
 # -- streams ----------------------------------------------------------------------------------
 def fire(seed: int, minutes: int = 120) -> list[dict[str, Any]]:
-    """Sensors, cameras (some suspects) and satellites around one fire, then a camera 3 km away
-    a day later, whose event time closes the fire's incidents by inactivity."""
-    rng = random.Random(seed)
-    records = []
-    for m in range(0, minutes, 3):
-        records.append(
-            sensor(f"s{m % 4}", m, north_km=rng.uniform(-1, 1), east_km=rng.uniform(-1, 1))
-        )
-        if m % 9 == 0:
-            records.append(camera("cam", m, rng.uniform(0.5, 0.95), east_km=rng.uniform(-3, 3)))
-        if m % 60 == 0:
-            records.append(
-                satellite(m, rng.uniform(0.1, 0.9), scan=1.2, east_km=rng.uniform(-4, 4))
-            )
-    records.append(camera("far", minutes + DAY + 200, 0.9, north_km=3))
-    return records
+    """The shared fire stream, its far camera a day later: its event time closes the incidents."""
+    return conftest.fire(seed, minutes, far_at=minutes + DAY + 200)
 
 
 def minutes_of(record: dict[str, Any]) -> float:
