@@ -144,6 +144,22 @@ def _consume_incidents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import faust
+
+    from firewatch.runtime import engine_factory
+    from firewatch.stream.topics import Topics, ensure_topics
+    from firewatch.stream.worker import build_app
+
+    settings = _kafka_settings(args)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics.of(settings)))
+    app = build_app(settings, engine_factory(settings), idle_release=args.idle_release)
+    faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firewatch", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -220,6 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (FIREWATCH_KAFKA_BOOTSTRAP)")
     p.add_argument("--rate", help="records per second, e.g. 5000/s (default: as fast as possible)")
     p.set_defaults(func=_produce)
+    p = sub.add_parser("worker", help="run the engine as Faust agents on Kafka (one of a group)")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (FIREWATCH_KAFKA_BOOTSTRAP)")
+    p.add_argument(
+        "--idle-release",
+        type=float,
+        default=5.0,
+        help="seconds without input before buffered detections are released",
+    )
+    p.add_argument("--loglevel", default="warning")
+    p.set_defaults(func=_worker)
     p = sub.add_parser("consume-incidents", help="incident events from Kafka, each event once")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (FIREWATCH_KAFKA_BOOTSTRAP)")
     p.add_argument("--out", type=Path, help="write JSONL here (default: stdout)")

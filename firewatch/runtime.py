@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from firewatch.engine.core import Engine
 from firewatch.geo.grid import GridSchema, load_grid
@@ -14,9 +15,15 @@ log = logging.getLogger(__name__)
 
 
 def open_engine(settings: Settings) -> Engine:
+    return engine_factory(settings)()
+
+
+def engine_factory(settings: Settings) -> Callable[[], Engine]:
+    """Load the grid, its index and the rules once; each call makes a fresh Engine on them."""
     schema = GridSchema.from_yaml(settings.grid_schema) if settings.grid_schema else GridSchema()
     grid = load_grid(settings.grid, schema)
     for repair in grid.repairs:
         log.warning("grid repair: %s", repair)
     index = load_index(grid, settings.cache_dir)
-    return Engine(grid, index, load_rules(settings.rules))
+    rules = load_rules(settings.rules)
+    return lambda: Engine(grid, index, rules)

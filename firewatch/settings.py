@@ -28,6 +28,9 @@ _ENV = {
     "topic_located": "FIREWATCH_TOPIC_LOCATED",
     "topic_incidents": "FIREWATCH_TOPIC_INCIDENTS",
     "topic_rejects": "FIREWATCH_TOPIC_REJECTS",
+    "kafka_group": "FIREWATCH_KAFKA_GROUP",
+    "state_store": "FIREWATCH_STATE_STORE",
+    "state_dir": "FIREWATCH_STATE_DIR",
 }
 
 
@@ -48,6 +51,9 @@ class Settings(BaseModel):
     topic_located: str = "firewatch.located"
     topic_incidents: str = "firewatch.incidents"
     topic_rejects: str = "firewatch.rejects"
+    kafka_group: str = "firewatch"  # the workers' consumer group (and Faust app id)
+    state_store: str = "memory://"  # Faust table store; rocksdb:// with the rocksdict extra
+    state_dir: Path = Path("var/faust")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -164,14 +164,30 @@ class Engine:
             return events
         return events + self._release(self._max_t - self._grace)
 
+    def regions(self, batch: list[AnyDetection]) -> list[str | None]:
+        """Each detection's region key (incidents.region_level of its cell; `*` without a level),
+        None outside every cell: how stream workers route detections to incident state."""
+        if not batch:
+            return []
+        cell = self._locate(Columns.of(batch))
+        level = self.rules.incidents.region_level
+        cells = self.grid.cells
+        return [
+            None if c < 0 else ((getattr(cells[c], level) or "-") if level else "*")
+            for c in cell.tolist()
+        ]
+
     def advance(self, now: datetime) -> list[IncidentEvent]:
         """Move the watermark to `now` minus the grace period: a live worker's clock tick, or the
         progress of the slowest source when batches are processed with `hold`."""
         return self._release(now.timestamp() - self._grace)
 
-    def flush(self) -> list[IncidentEvent]:
-        """End of input: release every buffered signal; close what the last event time closes."""
-        return self._release(self._max_t)
+    def flush(self, until: datetime | None = None) -> list[IncidentEvent]:
+        """End of input: release every buffered signal; close what the last event time closes
+        (or `until`, when later: the last event time of the whole stream, for a region's engine
+        in a stream worker)."""
+        last = self._max_t if until is None else max(self._max_t, until.timestamp())
+        return self._release(last)
 
     # -- masks (the closed loop: a false-alarm closure becomes a mask) ------------------------
     @property

@@ -12,7 +12,6 @@ import pytest
 
 from firewatch.cli import main
 from firewatch.model import DETECTIONS
-from firewatch.settings import Settings
 from firewatch.stream.produce import parse_rate
 from firewatch.stream.topics import KafkaError, Topics
 
@@ -20,19 +19,6 @@ from ..kafka_fixtures import KafkaTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMS = ROOT / "data/firms/modis_c6_usa_24h_2020-10-01.csv"
-
-
-@pytest.fixture
-def topics(monkeypatch: pytest.MonkeyPatch, kafka: KafkaTestClient) -> Topics:
-    """Fresh topic names for this test, through the environment as an operator would set them."""
-    suffix = kafka.new_topic(1, "probe").removeprefix("probe-")
-    for kind in ("detections", "located", "incidents", "rejects"):
-        monkeypatch.setenv(f"FIREWATCH_TOPIC_{kind.upper()}", f"{kind}-{suffix}")
-    monkeypatch.setenv("FIREWATCH_KAFKA_BOOTSTRAP", kafka.bootstrap)
-    monkeypatch.setenv("FIREWATCH_KAFKA_PARTITIONS", "3")
-    import os
-
-    return Topics.of(Settings.from_env(os.environ))
 
 
 def test_produce_sends_every_line_keyed_by_device(

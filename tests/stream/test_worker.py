@@ -1,0 +1,131 @@
+"""`firewatch worker` on the real broker: the same incidents as `firewatch replay`."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from firewatch.cli import main
+from firewatch.replay import replay
+from firewatch.runtime import open_engine
+from firewatch.settings import Settings
+from firewatch.simulate import write_stream
+from firewatch.stream.consume import consume_main
+from firewatch.stream.topics import Topics
+
+from ..kafka_fixtures import KafkaTestClient
+
+ROOT = Path(__file__).resolve().parents[2]
+QUJIANG = ROOT / "data/grids/qujiang.geojson"
+FIRMS = ROOT / "data/firms/modis_c6_usa_24h_2020-10-01.csv"
+CALIFORNIA = ROOT / "data/polygons/usfs_ranger_districts_california.geojson"
+CALIFORNIA_SCHEMA = ROOT / "data/grids/california.yaml"
+
+
+def _replayed(tmp_path: Path, inputs: list[Path]) -> set[bytes]:
+    engine = open_engine(Settings.from_env(os.environ))
+    out = tmp_path / "replayed.jsonl"
+    replay(engine, inputs, out)
+    return set(out.read_bytes().splitlines())
+
+
+def _consumed(topics: Topics) -> set[bytes]:
+    out = io.BytesIO()
+    consume_main(os.environ["FIREWATCH_KAFKA_BOOTSTRAP"], topics.incidents, out, 1.0, None)
+    return set(out.getvalue().splitlines())
+
+
+class Workers:
+    """`firewatch worker` processes, with their logs; all stopped at teardown."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = self.logs / f"worker{len(self.processes)}.log"
+        with log.open("wb") as f:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "firewatch", "worker", "--idle-release", "2"],
+                cwd=ROOT,
+                env=dict(os.environ),
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        return process
+
+    def log_tail(self) -> str:
+        return "\n".join(p.read_text()[-2000:] for p in sorted(self.logs.glob("worker*.log")))
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def workers(topics: Topics, tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def _wait_for(topics: Topics, expected: set[bytes], timeout: float = 120) -> set[bytes]:
+    deadline = time.monotonic() + timeout
+    got: set[bytes] = set()
+    while time.monotonic() < deadline:
+        got = _consumed(topics)
+        if got == expected:
+            return got
+        time.sleep(2)
+    return got
+
+
+def test_simulated_qujiang_stream_gives_the_replay_incidents(
+    tmp_path: Path, topics: Topics, kafka: KafkaTestClient, workers: Workers
+) -> None:
+    stream = tmp_path / "stream.jsonl"
+    sim = write_stream(stream, QUJIANG, seed=2, hours=4)
+    expected = _replayed(tmp_path, [stream])
+    workers.start()
+    assert main(["produce", str(stream)]) == 0
+    got = _wait_for(topics, expected)
+    assert got == expected, workers.log_tail()
+    assert len(expected) >= 5
+    dead = kafka.consume(topics.rejects, len(sim.malformed))
+    letters = [orjson.loads(m.value) for m in dead]
+    assert len(letters) == len(sim.malformed)
+    assert all(d["topic"] == topics.detections and d["reason"] for d in letters)
+    raws = {d["raw"] for d in letters}
+    lines = stream.read_bytes().splitlines()
+    assert raws <= {line.decode("utf-8", errors="replace") for line in lines}
+
+
+def test_california_firms_gives_the_replay_incidents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topics: Topics, workers: Workers
+) -> None:
+    monkeypatch.setenv("FIREWATCH_GRID", str(CALIFORNIA))
+    monkeypatch.setenv("FIREWATCH_GRID_SCHEMA", str(CALIFORNIA_SCHEMA))
+    expected = _replayed(tmp_path, [FIRMS])
+    workers.start()
+    assert main(["produce", str(FIRMS)]) == 0
+    got = _wait_for(topics, expected)
+    assert got == expected, workers.log_tail()
+    assert len(expected) > 50
