@@ -216,6 +216,8 @@ def build_app(
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
+        broker_session_timeout=10.0,  # a killed worker's partitions move on after 10 s, not 60
+        broker_heartbeat_interval=3.0,
         key_serializer="raw",  # every topic and the table's changelog carry bytes as they are
         value_serializer="raw",
     )

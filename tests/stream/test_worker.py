@@ -129,3 +129,45 @@ def test_california_firms_gives_the_replay_incidents(
     got = _wait_for(topics, expected)
     assert got == expected, workers.log_tail()
     assert len(expected) > 50
+
+
+def _opened_once(events: set[bytes]) -> bool:
+    opened = [orjson.loads(e)["incident_id"] for e in events if b'"event":"opened"' in e]
+    return len(opened) == len(set(opened))
+
+
+def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
+    tmp_path: Path, topics: Topics, workers: Workers
+) -> None:
+    stream = tmp_path / "stream.jsonl"
+    write_stream(stream, QUJIANG, seed=4, hours=24)
+    expected = _replayed(tmp_path, [stream])
+    first = workers.start()
+    assert main(["produce", str(stream)]) == 0
+    deadline = time.monotonic() + 60
+    while not _consumed(topics) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    first.kill()  # SIGKILL: no shutdown, no final commit or flush
+    first.wait()
+    partial = _consumed(topics)
+    assert partial, workers.log_tail()
+    assert len(partial) < len(expected)  # killed in the middle, not after the end
+    workers.start()
+    got = _wait_for(topics, expected)
+    assert got == expected, workers.log_tail()
+    assert _opened_once(got)
+
+
+def test_two_workers_split_the_partitions_and_agree_with_one(
+    tmp_path: Path, topics: Topics, workers: Workers
+) -> None:
+    stream = tmp_path / "stream.jsonl"
+    write_stream(stream, QUJIANG, seed=5, hours=8)
+    expected = _replayed(tmp_path, [stream])
+    workers.start()
+    workers.start()
+    time.sleep(5)  # let the group settle on two members before the data arrives
+    assert main(["produce", str(stream)]) == 0
+    got = _wait_for(topics, expected)
+    assert got == expected, workers.log_tail()
+    assert _opened_once(got)
