@@ -1,4 +1,4 @@
-"""Kafka: topics, the producer and incident-consumer commands (and, next, the Faust agents).
+"""Kafka: topics, the Faust worker, and the producer and incident-consumer commands.
 
-The only package that imports the Kafka client libraries.
+The only package that imports Faust or the Kafka client libraries.
 """
