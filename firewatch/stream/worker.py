@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +92,7 @@ class Worker:
         self.progress: dict[int, dict[int, float]] = defaultdict(dict)  # located p -> source -> t
         self.engines: dict[bytes, tuple[int, Engine]] = {}  # region -> (located partition, engine)
         self.last_input = time.monotonic()
+        self.counts: Counter[str] = Counter()  # records rejected, outside, located
 
     # -- locate -------------------------------------------------------------------------------
     def locate(
@@ -104,14 +105,17 @@ class Worker:
         )
         by_offset = dict(zip(offsets, values, strict=True))
         dead = [
-            reject_record(r, topic, partition, by_offset.get(r.offset or -1, b"")) for r in rejects
+            reject_record(r, topic, partition, by_offset[r.offset] if r.offset is not None else b"")
+            for r in rejects
         ]
         out = []
         latest = self.forwarded.get(partition, float("-inf"))
         for i, region in zip(kept, self.locator.regions(detections), strict=True):
             if region is None:
-                continue  # outside every cell: counted by the locator's engine stats
+                self.counts["outside"] += 1  # outside every cell: nothing to route it to
+                continue
             out.append((region.encode(), orjson.dumps({"p": partition, "d": values[i].decode()})))
+        self.counts.update(rejected=len(rejects), located=len(out))
         if detections:
             latest = max(latest, max(d["observed_at"].timestamp() for d in detections))
         self.forwarded[partition] = latest
