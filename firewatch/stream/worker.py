@@ -98,7 +98,8 @@ class Worker:
     def locate(
         self, partition: int, values: Sequence[bytes], offsets: Sequence[int]
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
-        """One detection partition's batch: (region key, envelope) to forward, dead letters."""
+        """One detection partition's batch: (region key, envelope of that region's detections)
+        messages to forward, and dead letters."""
         topic = self.topics.detections
         detections, kept, rejects = validate_lines(
             list(values), f"{topic}[{partition}]", first_line=None, offsets=list(offsets)
@@ -108,14 +109,16 @@ class Worker:
             reject_record(r, topic, partition, by_offset[r.offset] if r.offset is not None else b"")
             for r in rejects
         ]
-        out = []
-        latest = self.forwarded.get(partition, float("-inf"))
+        routed: dict[str, list[str]] = defaultdict(list)
         for i, region in zip(kept, self.locator.regions(detections), strict=True):
             if region is None:
                 self.counts["outside"] += 1  # outside every cell: nothing to route it to
                 continue
-            out.append((region.encode(), orjson.dumps({"p": partition, "d": values[i].decode()})))
-        self.counts.update(rejected=len(rejects), located=len(out))
+            routed[region].append(values[i].decode())
+        # one message per region and batch: Kafka's per-message cost, not per detection
+        out = [(r.encode(), orjson.dumps({"p": partition, "d": ds})) for r, ds in routed.items()]
+        self.counts.update(rejected=len(rejects), located=sum(len(ds) for ds in routed.values()))
+        latest = self.forwarded.get(partition, float("-inf"))
         if detections:
             latest = max(latest, max(d["observed_at"].timestamp() for d in detections))
         self.forwarded[partition] = latest
@@ -165,7 +168,7 @@ class Worker:
                 seen = self.progress[partition]
                 seen[envelope["p"]] = max(seen.get(envelope["p"], float("-inf")), envelope["t"])
             else:
-                by_region[key].append(envelope["d"].encode())
+                by_region[key].extend(d.encode() for d in envelope["d"])
         events: list[IncidentEvent] = []
         touched: set[bytes] = set()
         for region, lines in by_region.items():
