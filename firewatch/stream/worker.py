@@ -118,10 +118,9 @@ class Worker:
         # one message per region and batch: Kafka's per-message cost, not per detection
         out = [(r.encode(), orjson.dumps({"p": partition, "d": ds})) for r, ds in routed.items()]
         self.counts.update(rejected=len(rejects), located=sum(len(ds) for ds in routed.values()))
-        latest = self.forwarded.get(partition, float("-inf"))
-        if detections:
-            latest = max(latest, max(d["observed_at"].timestamp() for d in detections))
-        self.forwarded[partition] = latest
+        if detections:  # a batch of nothing but bad records tells nothing of event time
+            newest = max(d["observed_at"].timestamp() for d in detections)
+            self.forwarded[partition] = max(self.forwarded.get(partition, newest), newest)
         return out, dead
 
     def markers(self) -> list[bytes]:

@@ -67,3 +67,12 @@ def test_state_round_trips_through_the_table_value(worker: Worker, tmp_path: Pat
     assert pack_state(1, engine) == states[b"test"]
     worker.forget({1})
     assert worker.engines == {}
+
+
+def test_a_batch_of_only_bad_records_reports_no_progress(worker: Worker) -> None:
+    out, dead = worker.locate(1, [v for v, _ in BAD], [0, 1, 2, 3])
+    assert out == [] and len(dead) == len(BAD)
+    assert worker.markers() == []  # no event time seen on partition 1: nothing to claim
+    worker.locate(1, [orjson.dumps(camera("c", 5, 0.9))], [4])
+    (marker,) = worker.markers()
+    assert orjson.loads(marker)["p"] == 1 and orjson.loads(marker)["t"] > 0
