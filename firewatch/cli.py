@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from firewatch.settings import Settings
 
 
+def _require_files(paths: Sequence[Path]) -> None:
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FirewatchError(f"input file not found: {', '.join(missing)}")
+
+
 def _replay(args: argparse.Namespace) -> int:
     from firewatch.replay import replay
     from firewatch.runtime import open_engine
@@ -29,9 +35,7 @@ def _replay(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         batch_size=args.batch_size,
     )
-    missing = [str(p) for p in args.inputs if not p.is_file()]
-    if missing:
-        raise FirewatchError(f"input file not found: {', '.join(missing)}")
+    _require_files(args.inputs)
     engine = open_engine(settings)
     summary = replay(
         engine,
@@ -120,9 +124,7 @@ def _produce(args: argparse.Namespace) -> int:
     from firewatch.stream.topics import Topics, ensure_topics
 
     settings = _kafka_settings(args)
-    missing = [str(p) for p in args.inputs if not p.is_file()]
-    if missing:
-        raise FirewatchError(f"input file not found: {', '.join(missing)}")
+    _require_files(args.inputs)
     topics = Topics.of(settings)
     asyncio.run(ensure_topics(settings.kafka_bootstrap, topics))
     print(produce_main(args.inputs, settings.kafka_bootstrap, topics.detections, args.rate))

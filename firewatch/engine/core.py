@@ -110,7 +110,8 @@ class Engine:
         self.stats = EngineStats()
         self._masks = {m.name: CompiledMask.compile(m) for m in rules.masks}
         self._grace = rules.incidents.grace.total_seconds()
-        self._retention = rules.incidents.inactivity.total_seconds() + self._grace
+        self._inactivity = rules.incidents.inactivity.total_seconds()
+        self._retention = self._inactivity + self._grace
         self._buffer: list[tuple[float, str, Signal]] = []  # heap by (event time, id)
         self._seen: set[str] = set()
         self._seen_order: deque[tuple[float, str]] = deque()
@@ -272,7 +273,7 @@ class Engine:
         if s.id in self._seen:
             o[Outcome.DUPLICATE] += 1
             return []
-        if s.t < self._watermark - self.rules.incidents.inactivity.total_seconds():
+        if s.t < self._watermark - self._inactivity:
             o[Outcome.STALE] += 1
             return []
         o[Outcome.SUSPECT if s.strength is Strength.SUSPECT else Outcome.INCIDENT] += 1
