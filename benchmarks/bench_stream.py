@@ -101,7 +101,7 @@ async def throughput(env: dict[str, str], stream: Path, tmp: Path) -> tuple[int,
     try:
         started = None
         while True:
-            done, end = await lag(topics.detections, group, topics.partitions)
+            done, end = await lag(topics.detections, f"{group}.locate", topics.partitions)
             if started is None and done > 0:
                 started = time.monotonic()
             if started is not None and done == end:

@@ -1,18 +1,25 @@
-"""`firewatch worker`: the engine as Faust agents between Kafka topics.
+"""`firewatch worker`: the engine between Kafka topics, inside one Faust app.
 
     firewatch.detections --locate--> firewatch.located (keyed by region) --incidents-->
         firewatch.incidents (keyed by incident id)          bad records -> firewatch.rejects
 
-Both agents take whole batches and call the one engine: `locate` validates (rejects go to the
-dead-letter topic with their partition and offset) and finds each detection's region; `incidents`
-runs one Engine per region, whose state is saved after every batch in a Faust table (changelog
-backed), so a restarted or rebalanced worker resumes where the old owner stopped.
+Both stages take whole batches and call the one engine. `locate` validates (rejects go to the
+dead-letter topic with their partition and offset) and finds each detection's region; it reads
+the detections topic with a batched aiokafka consumer (its own group, `<group>.locate`), because
+a Faust stream costs about 100 microseconds of event-loop work per record, which is the whole
+budget at 50,000 detections/s; it commits a batch's offsets once everything the batch produced is
+acknowledged by the broker. It forwards one message per region and batch (the detections' lines
+as they came), so the located topic carries few, large messages. `incidents` is a Faust agent on
+the located topic: it runs one Engine per region, whose state goes to a Faust table (changelog
+backed) at most every `snapshot_every` seconds; the located messages a snapshot covers are acked
+only after it is sent, so a restarted or rebalanced worker resumes from a snapshot and the
+messages after it.
 
 Event time across partitions: a located partition holds records of every detection partition,
-interleaved. `locate` therefore sends, after each batch, a progress marker per detection partition
-(the latest event time it has forwarded from it) to every located partition; `incidents` processes
-with `hold=True` and moves each region's watermark to the least advanced detection partition, so
-no record looks late merely because another partition ran ahead. When no input has arrived for
+interleaved. `locate` therefore sends, after each batch, a progress marker (the latest event time
+forwarded from each detection partition) to every located partition; `incidents` processes with
+`hold=True` and moves each region's watermark to the least advanced detection partition, so no
+record looks late merely because another partition ran ahead. When no input has arrived for
 `idle_release` seconds, every region is released to its latest event time (liveness at the end of
 a stream; what a replay's flush does).
 
@@ -21,11 +28,12 @@ Delivery is at least once; incident event ids are deterministic, so consumers de
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,15 +41,19 @@ import faust
 import orjson
 
 from firewatch.engine.core import Engine
-from firewatch.ingest.validate import validate_lines
-from firewatch.model import IncidentEvent, Reject
+from firewatch.ingest.validate import Problem, make_reject, validate_lines
+from firewatch.model import IncidentEvent, Reject, RejectReason
 from firewatch.settings import Settings
 from firewatch.stream.topics import Topics
 
 log = logging.getLogger(__name__)
-BATCH = 2000
-WITHIN = 0.2  # seconds a batch waits to fill
+LOCATE_BATCH = 20_000  # detections per getmany at most
+INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
+WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
+SNAPSHOT_EVERY = 1.0  # seconds between state snapshots of a busy region
+ENVELOPE_BYTES = 512 * 1024  # a located message at most (the broker's default limit is 1 MiB)
 MARKER = b"\x00progress"  # key of progress markers on the located topic
+EMPTY = Problem(RejectReason.MALFORMED_JSON, None, "empty message value")
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -80,8 +92,23 @@ def unpack_state(blob: bytes) -> tuple[int, bytes]:
     return int(head), zlib.decompress(body)
 
 
+def envelopes(lines: Sequence[bytes], limit: int = ENVELOPE_BYTES) -> Iterator[bytes]:
+    """Valid JSON lines joined by newlines, in messages of at most `limit` bytes (a line longer
+    than that goes alone). A newline inside valid JSON is whitespace, so it becomes a space."""
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        if size + len(line) > limit and chunk:
+            yield b"\n".join(chunk)
+            chunk, size = [], 0
+        chunk.append(line.replace(b"\n", b" ") if b"\n" in line else line)
+        size += len(line) + 1
+    if chunk:
+        yield b"\n".join(chunk)
+
+
 class Worker:
-    """The agents' state and logic, apart from Faust's wiring (so tests can drive it)."""
+    """The stages' state and logic, apart from Kafka and Faust wiring (so tests can drive it)."""
 
     def __init__(self, settings: Settings, make_engine: Callable[[], Engine]) -> None:
         self.settings = settings
@@ -96,35 +123,52 @@ class Worker:
 
     # -- locate -------------------------------------------------------------------------------
     def locate(
-        self, partition: int, values: Sequence[bytes], offsets: Sequence[int]
+        self, partition: int, values: Sequence[bytes | None], offsets: Sequence[int]
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         """One detection partition's batch: (region key, envelope of that region's detections)
         messages to forward, and dead letters."""
         topic = self.topics.detections
+        raw = [v or b"" for v in values]
         detections, kept, rejects = validate_lines(
-            list(values), f"{topic}[{partition}]", first_line=None, offsets=list(offsets)
+            raw,
+            f"{topic}[{partition}]",
+            first_line=None,
+            offsets=offsets,
+            max_line_bytes=self.settings.max_line_bytes,
         )
-        by_offset = dict(zip(offsets, values, strict=True))
+        blank = [i for i, v in enumerate(raw) if not v.strip()]  # skipped by validate_lines
+        if blank:
+            rejects += [make_reject(topic, None, offsets[i], raw[i], EMPTY) for i in blank]
+            rejects.sort(key=lambda r: r.offset or 0)
+        by_offset = dict(zip(offsets, raw, strict=True))
         dead = [
             reject_record(r, topic, partition, by_offset[r.offset] if r.offset is not None else b"")
             for r in rejects
         ]
-        routed: dict[str, list[str]] = defaultdict(list)
+        routed: dict[str, list[bytes]] = defaultdict(list)
         for i, region in zip(kept, self.locator.regions(detections), strict=True):
             if region is None:
                 self.counts["outside"] += 1  # outside every cell: nothing to route it to
                 continue
-            routed[region].append(values[i].decode())
+            routed[region].append(raw[i])
         # one message per region and batch: Kafka's per-message cost, not per detection
-        out = [(r.encode(), orjson.dumps({"p": partition, "d": ds})) for r, ds in routed.items()]
-        self.counts.update(rejected=len(rejects), located=sum(len(ds) for ds in routed.values()))
+        out = [(r.encode(), e) for r, lines in routed.items() for e in envelopes(lines)]
+        self.counts.update(rejected=len(rejects), located=sum(map(len, routed.values())))
         if detections:  # a batch of nothing but bad records tells nothing of event time
             newest = max(d["observed_at"].timestamp() for d in detections)
             self.forwarded[partition] = max(self.forwarded.get(partition, newest), newest)
         return out, dead
 
-    def markers(self) -> list[bytes]:
-        return [orjson.dumps({"p": p, "t": t}) for p, t in sorted(self.forwarded.items())]
+    def marker(self) -> bytes | None:
+        """Every detection partition's progress, for every located partition (None: no news)."""
+        if not self.forwarded:
+            return None
+        return orjson.dumps({str(p): t for p, t in sorted(self.forwarded.items())})
+
+    def forget_sources(self, partitions: set[int]) -> None:
+        """Detection partitions taken away by a rebalance: their new owner reports them."""
+        for p in partitions:
+            self.forwarded.pop(p, None)
 
     # -- incidents ----------------------------------------------------------------------------
     def engine_for(self, region: bytes, partition: int, saved: bytes | None) -> Engine:
@@ -147,7 +191,7 @@ class Worker:
                 self.engines[region] = (partition, engine)
 
     def forget(self, partitions: set[int]) -> None:
-        """Partitions taken away by a rebalance: their state lives on in the table."""
+        """Located partitions taken away by a rebalance: their state lives on in the table."""
         for region in [r for r, (p, _) in self.engines.items() if p in partitions]:
             del self.engines[region]
         for p in partitions:
@@ -158,16 +202,16 @@ class Worker:
         partition: int,
         records: Sequence[tuple[bytes, bytes]],
         saved: Callable[[bytes], bytes | None],
-    ) -> tuple[list[IncidentEvent], dict[bytes, bytes]]:
-        """One located partition's batch: incident events, and the new state of each region."""
+    ) -> tuple[list[IncidentEvent], set[bytes]]:
+        """One located partition's batch: incident events, and the regions whose state changed."""
         by_region: dict[bytes, list[bytes]] = defaultdict(list)
         for key, value in records:
-            envelope = orjson.loads(value)
             if key == MARKER:
                 seen = self.progress[partition]
-                seen[envelope["p"]] = max(seen.get(envelope["p"], float("-inf")), envelope["t"])
+                for source, t in orjson.loads(value).items():
+                    seen[int(source)] = max(seen.get(int(source), t), t)
             else:
-                by_region[key].extend(d.encode() for d in envelope["d"])
+                by_region[key] += value.split(b"\n")
         events: list[IncidentEvent] = []
         touched: set[bytes] = set()
         for region, lines in by_region.items():
@@ -182,8 +226,7 @@ class Worker:
                 if released:
                     events += released
                     touched.add(region)
-        states = {r: pack_state(partition, self.engines[r][1]) for r in touched}
-        return events, states
+        return events, touched
 
     def watermark(self, partition: int) -> datetime | None:
         """The least advanced detection partition's progress, once every one has reported."""
@@ -192,23 +235,114 @@ class Worker:
             return None
         return datetime.fromtimestamp(min(seen.values()), UTC)
 
-    def release_idle(self) -> tuple[list[IncidentEvent], dict[bytes, tuple[int, bytes]]]:
+    def states(self, regions: set[bytes]) -> dict[bytes, tuple[int, bytes]]:
+        """The table values of these regions (those still held: a rebalance may have taken some)."""
+        return {
+            r: (self.engines[r][0], pack_state(*self.engines[r]))
+            for r in regions
+            if r in self.engines
+        }
+
+    def release_idle(self) -> tuple[list[IncidentEvent], set[bytes]]:
         """No input for a while: release every region to the latest event time of the stream, as
         a replay's flush does (a region's own latest may be hours older)."""
         events: list[IncidentEvent] = []
-        states: dict[bytes, tuple[int, bytes]] = {}
+        touched: set[bytes] = set()
         known = [t for seen in self.progress.values() for t in seen.values()]
         last = datetime.fromtimestamp(max(known), UTC) if known else None
-        for region, (p, engine) in self.engines.items():
+        for region, (_, engine) in self.engines.items():
             released = engine.flush(last)
             if released:
                 events += released
-                states[region] = (p, pack_state(p, engine))
-        return events, states
+                touched.add(region)
+        return events, touched
+
+
+class Pending:
+    """Regions changed since their last snapshot, and the located messages those snapshots will
+    cover: acked (so committed) only once the snapshot is on its way to the changelog."""
+
+    def __init__(self) -> None:
+        self.regions: set[bytes] = set()
+        self.events: list[Any] = []
+        self.stream: Any = None
+        self.due = 0.0
+
+    def drop(self, partitions: set[int]) -> None:
+        """Revoked partitions: their messages are read again by the new owner."""
+        self.events = [e for e in self.events if e.message.partition not in partitions]
+
+
+async def run_locate(worker: Worker, stop: asyncio.Event | None = None) -> None:
+    """The locate stage: detections in batches (aiokafka getmany), located messages, dead letters
+    and progress markers out; a batch's offsets are committed once all it sent is acknowledged."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+    from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+
+    settings, topics = worker.settings, worker.topics
+
+    class Revoked(ConsumerRebalanceListener):  # type: ignore[misc]
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            worker.forget_sources({tp.partition for tp in revoked})
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            pass
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.kafka_group}.locate",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    consumer.subscribe([topics.detections], listener=Revoked())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=ENVELOPE_BYTES * 2,
+        max_request_size=ENVELOPE_BYTES * 2,
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        while stop is None or not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100, max_records=LOCATE_BATCH)
+            if not batches:
+                continue
+            worker.last_input = time.monotonic()
+            sent = []
+            for tp, records in batches.items():
+                out, dead = worker.locate(
+                    tp.partition, [r.value for r in records], [r.offset for r in records]
+                )
+                for key, value in out:
+                    sent.append(await producer.send(topics.located, value, key=key))
+                for value in dead:
+                    sent.append(await producer.send(topics.rejects, value))
+            marker = worker.marker()
+            if marker is not None:
+                for q in range(topics.partitions):
+                    sent.append(await producer.send(topics.located, marker, MARKER, partition=q))
+            await asyncio.gather(*sent)
+            try:
+                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+            except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+                # the partitions moved: their new owner reads this batch again (duplicates are
+                # harmless downstream, the engine drops detections it has seen)
+                log.info("%s: batch not committed, read again: %s", topics.detections, exc)
+    finally:
+        await consumer.stop()
+        await producer.stop()
 
 
 def build_app(
-    settings: Settings, make_engine: Callable[[], Engine], idle_release: float = 5.0
+    settings: Settings,
+    make_engine: Callable[[], Engine],
+    idle_release: float = 5.0,
+    snapshot_every: float = SNAPSHOT_EVERY,
 ) -> faust.App:
     topics = Topics.of(settings)
     parts = topics.partitions
@@ -228,55 +362,69 @@ def build_app(
         value_serializer="raw",
     )
     worker = Worker(settings, make_engine)
-    detections = _raw_topic(app, topics.detections, parts)
     located = _raw_topic(app, topics.located, parts)
     incidents = _raw_topic(app, topics.incidents, parts)
-    rejects = _raw_topic(app, topics.rejects, parts)
     state = app.Table(
         "engine-state", key_type=bytes, value_type=bytes, partitions=parts, default=None
     )
+    pending = Pending()
 
-    @app.agent(detections)
-    async def locate(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=WITHIN):
-            worker.last_input = time.monotonic()
-            for partition, group in _by_partition(batch).items():
-                values = [e.value for e in group]
-                offsets = [e.message.offset for e in group]
-                out, dead = worker.locate(partition, values, offsets)
-                for key, value in out:
-                    located.send_soon(key=key, value=value)
-                for value in dead:
-                    rejects.send_soon(value=value)
-            for marker in worker.markers():
-                for q in range(parts):
-                    located.send_soon(key=MARKER, value=marker, partition=q)
+    def save(regions: set[bytes]) -> None:
+        for region, (partition, blob) in worker.states(regions).items():
+            state.data[region] = blob
+            state.send_changelog(partition, region, blob)
+
+    async def checkpoint() -> None:
+        """Snapshot the changed regions, then ack the located messages they cover."""
+        save(pending.regions)
+        pending.regions.clear()
+        for event in pending.events:
+            await pending.stream.ack(event)
+        pending.events.clear()
+        pending.due = time.monotonic() + snapshot_every
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def locate() -> None:
+        try:
+            await run_locate(worker)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the worker cannot go on without its input: stop it loudly
+            log.exception("%s: the locate stage failed", topics.detections)
+            await app.crash(exc)
 
     @app.agent(located)
     async def incident_agent(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=WITHIN):
+        pending.stream = stream
+        async for batch in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
             worker.last_input = time.monotonic()
             for partition, group in _by_partition(batch).items():
                 records = [(e.key, e.value) for e in group]
-                events, states = worker.incidents(partition, records, state.data.get)
+                events, touched = worker.incidents(partition, records, state.data.get)
                 _publish(incidents, events)
-                for region, blob in states.items():
-                    state.data[region] = blob
-                    state.send_changelog(partition, region, blob)
+                pending.regions |= touched
+            pending.events += batch
+            if time.monotonic() >= pending.due:
+                await checkpoint()
+
+    @app.timer(snapshot_every)  # type: ignore[untyped-decorator]
+    async def snapshot() -> None:
+        if pending.events or pending.regions:
+            await checkpoint()
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def idle() -> None:
         if time.monotonic() - worker.last_input < idle_release:
             return
         worker.load_all(state.data)
-        events, states = worker.release_idle()
+        events, touched = worker.release_idle()
         _publish(incidents, events)
-        for region, (partition, blob) in states.items():
-            state.data[region] = blob
-            state.send_changelog(partition, region, blob)
+        save(touched)
 
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        worker.forget({tp.partition for tp in revoked if tp.topic == topics.located})
+        gone = {tp.partition for tp in revoked if tp.topic == topics.located}
+        pending.drop(gone)
+        worker.forget(gone)
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
 

@@ -143,7 +143,10 @@ def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
     write_stream(stream, QUJIANG, seed=4, hours=24)
     expected = _replayed(tmp_path, [stream])
     first = workers.start()
-    assert main(["produce", str(stream)]) == 0
+    # offered over ~15 s, so that the kill lands while records are still arriving
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "firewatch", "produce", "--rate", "4000", str(stream)], cwd=ROOT
+    )
     deadline = time.monotonic() + 60
     while not _consumed(topics) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -152,7 +155,9 @@ def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
     partial = _consumed(topics)
     assert partial, workers.log_tail()
     assert len(partial) < len(expected)  # killed in the middle, not after the end
+    assert producer.poll() is None  # and input still arriving
     workers.start()
+    assert producer.wait(timeout=120) == 0
     got = _wait_for(topics, expected)
     assert got == expected, workers.log_tail()
     assert _opened_once(got)
