@@ -358,6 +358,7 @@ def build_app(
         table_standby_replicas=0,
         broker_session_timeout=10.0,  # a killed worker's partitions move on after 10 s, not 60
         broker_heartbeat_interval=3.0,
+        broker_commit_interval=snapshot_every,  # acked at each snapshot, committed soon after
         key_serializer="raw",  # every topic and the table's changelog carry bytes as they are
         value_serializer="raw",
     )
