@@ -33,7 +33,7 @@ import logging
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -338,6 +338,19 @@ async def run_locate(worker: Worker, stop: asyncio.Event | None = None) -> None:
         await producer.stop()
 
 
+class App(faust.App):
+    """Faust's app, which at shutdown first saves the state of the incidents stage and acks the
+    messages it covers: Faust then waits for every message taken to be acked, and timers (which
+    checkpoint otherwise) have stopped by then."""
+
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
+
+
 def build_app(
     settings: Settings,
     make_engine: Callable[[], Engine],
@@ -346,7 +359,7 @@ def build_app(
 ) -> faust.App:
     topics = Topics.of(settings)
     parts = topics.partitions
-    app = faust.App(
+    app = App(
         settings.kafka_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.state_store,
@@ -405,7 +418,8 @@ def build_app(
                 _publish(incidents, events)
                 pending.regions |= touched
             pending.events += batch
-            if time.monotonic() >= pending.due:
+            # a rebalance or shutdown waits for these messages to be acked: do it at once
+            if app.should_stop or app.rebalancing or time.monotonic() >= pending.due:
                 await checkpoint()
 
     @app.timer(snapshot_every)  # type: ignore[untyped-decorator]
@@ -428,6 +442,7 @@ def build_app(
         worker.forget(gone)
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    app.before_stop = checkpoint
 
     return app
 

@@ -176,3 +176,29 @@ def test_two_workers_split_the_partitions_and_agree_with_one(
     got = _wait_for(topics, expected)
     assert got == expected, workers.log_tail()
     assert _opened_once(got)
+
+
+def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
+    tmp_path: Path, topics: Topics, workers: Workers
+) -> None:
+    """Both rebalances while input flows: state saved at most every second and offsets acked only
+    after the snapshot that covers them, so the new owner resumes without a gap."""
+    stream = tmp_path / "stream.jsonl"
+    write_stream(stream, QUJIANG, seed=6, hours=24)
+    expected = _replayed(tmp_path, [stream])
+    first = workers.start()
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "firewatch", "produce", "--rate", "2500", str(stream)], cwd=ROOT
+    )
+    deadline = time.monotonic() + 60
+    while not _consumed(topics) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    workers.start()  # a second worker joins: both consumer groups rebalance
+    time.sleep(6)
+    first.terminate()  # the first leaves: its partitions move to the second
+    assert first.wait(timeout=60) == 0, workers.log_tail()
+    assert producer.poll() is None  # all of it while input still arrives
+    assert producer.wait(timeout=120) == 0
+    got = _wait_for(topics, expected)
+    assert got == expected, workers.log_tail()
+    assert _opened_once(got)
