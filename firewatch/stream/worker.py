@@ -29,6 +29,8 @@ Delivery is at least once; incident event ids are deterministic, so consumers de
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import logging
 import time
 import zlib
@@ -67,19 +69,30 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def reject_record(reject: Reject, topic: str, partition: int, raw: bytes) -> bytes:
-    """A dead letter: the original bytes, the reason, and where the record was."""
-    return orjson.dumps(
-        {
-            "topic": topic,
-            "partition": partition,
-            "offset": reject.offset,
-            "reason": reject.reason.value,
-            "field": reject.field,
-            "message": reject.message,
-            "raw": raw.decode("utf-8", errors="replace"),
-        }
-    )
+def reject_record(
+    reject: Reject, topic: str, partition: int, raw: bytes, limit: int = 65536
+) -> bytes:
+    """A dead letter: the original bytes (as text, plus base64 when they are not UTF-8; the
+    first `limit` bytes of a longer record, whose `size` says how long it was), the reason, and
+    where the record was."""
+    kept = raw[:limit]
+    letter: dict[str, object] = {
+        "topic": topic,
+        "partition": partition,
+        "offset": reject.offset,
+        "reason": reject.reason.value,
+        "field": reject.field,
+        "message": reject.message,
+        "raw": kept.decode("utf-8", errors="replace"),
+        "size": len(raw),
+    }
+    try:
+        kept.decode("utf-8")
+    except UnicodeDecodeError:
+        letter["raw_base64"] = base64.b64encode(kept).decode()
+    if len(raw) > limit:
+        letter["truncated"] = True
+    return orjson.dumps(letter)
 
 
 def pack_state(partition: int, engine: Engine) -> bytes:
@@ -127,14 +140,14 @@ class Worker:
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         """One detection partition's batch: (region key, envelope of that region's detections)
         messages to forward, and dead letters."""
-        topic = self.topics.detections
+        topic, limit = self.topics.detections, self.settings.max_line_bytes
         raw = [v or b"" for v in values]
         detections, kept, rejects = validate_lines(
             raw,
             f"{topic}[{partition}]",
             first_line=None,
             offsets=offsets,
-            max_line_bytes=self.settings.max_line_bytes,
+            max_line_bytes=limit,
         )
         blank = [i for i, v in enumerate(raw) if not v.strip()]  # skipped by validate_lines
         if blank:
@@ -142,7 +155,7 @@ class Worker:
             rejects.sort(key=lambda r: r.offset or 0)
         by_offset = dict(zip(offsets, raw, strict=True))
         dead = [
-            reject_record(r, topic, partition, by_offset[r.offset] if r.offset is not None else b"")
+            reject_record(r, topic, partition, by_offset.get(r.offset or 0, b""), limit)
             for r in rejects
         ]
         routed: dict[str, list[bytes]] = defaultdict(list)
@@ -204,19 +217,24 @@ class Worker:
         saved: Callable[[bytes], bytes | None],
     ) -> tuple[list[IncidentEvent], set[bytes]]:
         """One located partition's batch: incident events, and the regions whose state changed."""
+        where = f"{self.topics.located}[{partition}]"
         by_region: dict[bytes, list[bytes]] = defaultdict(list)
         for key, value in records:
             if key == MARKER:
                 seen = self.progress[partition]
-                for source, t in orjson.loads(value).items():
-                    seen[int(source)] = max(seen.get(int(source), t), t)
-            else:
+                for source, t in _progress(value, where).items():
+                    seen[source] = max(seen.get(source, t), t)
+            elif key and value:
                 by_region[key] += value.split(b"\n")
+            else:  # only `locate` writes here; anything else is skipped, loudly
+                log.warning("%s: message without a region key or value skipped", where)
         events: list[IncidentEvent] = []
         touched: set[bytes] = set()
         for region, lines in by_region.items():
             engine = self.engine_for(region, partition, saved(region))
-            detections, _, _ = validate_lines(lines, "located", first_line=None)
+            detections, _, rejects = validate_lines(lines, where, first_line=None)
+            if rejects:
+                log.warning("%s: %d located records invalid, skipped", where, len(rejects))
             events += engine.process(detections, hold=True)
             touched.add(region)
         watermark = self.watermark(partition)
@@ -258,6 +276,15 @@ class Worker:
         return events, touched
 
 
+def _progress(value: bytes, where: str) -> dict[int, float]:
+    """A progress marker's {detection partition: event time}; {} (and a warning) if garbled."""
+    try:
+        return {int(p): float(t) for p, t in orjson.loads(value).items()}
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        log.warning("%s: progress marker not understood, skipped: %r", where, value[:80])
+        return {}
+
+
 class Pending:
     """Regions changed since their last snapshot, and the located messages those snapshots will
     cover: acked (so committed) only once the snapshot is on its way to the changelog."""
@@ -273,13 +300,12 @@ class Pending:
         self.events = [e for e in self.events if e.message.partition not in partitions]
 
 
-async def run_locate(worker: Worker, stop: asyncio.Event | None = None) -> None:
-    """The locate stage: detections in batches (aiokafka getmany), located messages, dead letters
-    and progress markers out; a batch's offsets are committed once all it sent is acknowledged."""
+def locate_clients(worker: Worker) -> tuple[Any, Any]:
+    """The locate stage's aiokafka consumer (group `<group>.locate`, manual commits) and
+    producer (acks from all replicas); neither started."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-    from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 
-    settings, topics = worker.settings, worker.topics
+    settings = worker.settings
 
     class Revoked(ConsumerRebalanceListener):  # type: ignore[misc]
         async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -297,7 +323,7 @@ async def run_locate(worker: Worker, stop: asyncio.Event | None = None) -> None:
         heartbeat_interval_ms=3_000,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    consumer.subscribe([topics.detections], listener=Revoked())
+    consumer.subscribe([worker.topics.detections], listener=Revoked())
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
@@ -305,34 +331,58 @@ async def run_locate(worker: Worker, stop: asyncio.Event | None = None) -> None:
         max_batch_size=ENVELOPE_BYTES * 2,
         max_request_size=ENVELOPE_BYTES * 2,
     )
+    return consumer, producer
+
+
+async def run_locate(
+    worker: Worker, consumer: Any, producer: Any, retry_after: float = 1.0
+) -> None:
+    """The locate stage: detections in batches (getmany), located messages, dead letters and
+    progress markers out; a batch's offsets are committed once all it sent is acknowledged, and a
+    batch that could not be delivered is read again."""
+    from aiokafka.errors import (
+        CommitFailedError,
+        IllegalStateError,
+        KafkaError,
+        RebalanceInProgressError,
+    )
+
+    topics = worker.topics
+    where = f"locate {topics.detections} -> {topics.located}"
     await producer.start()
     await consumer.start()
     try:
-        while stop is None or not stop.is_set():
+        while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=LOCATE_BATCH)
             if not batches:
                 continue
             worker.last_input = time.monotonic()
-            sent = []
+            outgoing: list[tuple[str, bytes | None, bytes, int | None]] = []
             for tp, records in batches.items():
                 out, dead = worker.locate(
                     tp.partition, [r.value for r in records], [r.offset for r in records]
                 )
-                for key, value in out:
-                    sent.append(await producer.send(topics.located, value, key=key))
-                for value in dead:
-                    sent.append(await producer.send(topics.rejects, value))
+                outgoing += [(topics.located, key, value, None) for key, value in out]
+                outgoing += [(topics.rejects, None, value, None) for value in dead]
             marker = worker.marker()
             if marker is not None:
-                for q in range(topics.partitions):
-                    sent.append(await producer.send(topics.located, marker, MARKER, partition=q))
-            await asyncio.gather(*sent)
+                outgoing += [(topics.located, MARKER, marker, q) for q in range(topics.partitions)]
+            try:
+                sent = [await producer.send(t, v, key=k, partition=q) for t, k, v, q in outgoing]
+                await asyncio.gather(*sent)
+            except KafkaError as exc:  # e.g. the broker away longer than the producer's timeout
+                log.warning("%s: a batch was not delivered (%r); reading it again", where, exc)
+                await asyncio.sleep(retry_after)
+                for tp, records in batches.items():
+                    with contextlib.suppress(IllegalStateError):  # moved away meanwhile
+                        consumer.seek(tp, records[0].offset)
+                continue
             try:
                 await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
             except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
                 # the partitions moved: their new owner reads this batch again (duplicates are
                 # harmless downstream, the engine drops detections it has seen)
-                log.info("%s: batch not committed, read again: %s", topics.detections, exc)
+                log.info("%s: batch not committed, read again: %s", where, exc)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -400,7 +450,7 @@ def build_app(
     @app.task  # type: ignore[untyped-decorator]
     async def locate() -> None:
         try:
-            await run_locate(worker)
+            await run_locate(worker, *locate_clients(worker))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the worker cannot go on without its input: stop it loudly

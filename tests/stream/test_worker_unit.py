@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
+from aiokafka.structs import TopicPartition
 
 from firewatch.engine.core import Engine
 from firewatch.model import EventKind
 from firewatch.settings import Settings
-from firewatch.stream.worker import MARKER, Worker, envelopes, pack_state, unpack_state
+from firewatch.stream.worker import (
+    MARKER,
+    Worker,
+    envelopes,
+    pack_state,
+    run_locate,
+    unpack_state,
+)
 
 from ..engine.conftest import camera, sensor
 
@@ -91,3 +103,117 @@ def test_a_batch_of_only_bad_records_reports_no_progress(worker: Worker) -> None
     assert list(orjson.loads(worker.marker() or b"{}")) == ["1"]
     worker.forget_sources({1})  # partition 1 moved to another worker, which reports it now
     assert worker.marker() is None
+
+
+def test_garbled_located_messages_are_skipped_and_the_rest_processed(
+    worker: Worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only `locate` writes the located topic; whatever else lands there must not stop a worker."""
+    out, _ = worker.locate(0, [orjson.dumps(camera("c", 0, 0.9))], [0])
+    garbled = [
+        (MARKER, b"\xff not json"),
+        (MARKER, b"[1, 2]"),
+        (MARKER, orjson.dumps({"x": "y"})),
+        (b"test", b""),
+        (b"", b'{"a": 1}'),
+        (b"test", b'{"source": "camera"}'),  # a record no stage should have forwarded
+    ]
+    events, touched = worker.incidents(0, [*garbled, *out], lambda region: None)
+    assert touched == {b"test"} and worker.progress[0] == {}
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == len(garbled)
+    assert "located" in caplog.text and "[0]" in caplog.text
+    marker = [(MARKER, orjson.dumps({"0": 10**10, "1": 10**10}))]
+    events, _ = worker.incidents(0, marker, lambda region: None)
+    assert [e.event for e in events][:1] == [EventKind.OPENED]  # the valid detection was kept
+
+
+class Record(NamedTuple):
+    value: bytes | None
+    offset: int
+
+
+class Drained(Exception):
+    """The fake consumer has nothing more: ends run_locate's loop."""
+
+
+class FakeConsumer:
+    """getmany hands out the queued batches; seek queues the partition again from an offset."""
+
+    def __init__(self, tp: TopicPartition, records: list[Record]) -> None:
+        self.records = {tp: records}
+        self.queue = [{tp: records}]
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Record]]:
+        if not self.queue:
+            raise Drained
+        return self.queue.pop(0)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.queue.append({tp: [r for r in self.records[tp] if r.offset >= offset]})
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(offsets)
+
+
+class FlakyProducer:
+    """Refuses the first `failures` sends (as when the broker is away), then delivers."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[tuple[str, bytes | None, bytes, int | None]] = []
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[Any]:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaTimeoutError("broker unreachable")
+        self.sent.append((topic, key, value, partition))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_a_batch_not_delivered_is_read_again_and_committed_only_once_delivered(
+    worker: Worker,
+) -> None:
+    tp = TopicPartition(worker.topics.detections, 1)
+    records = [Record(orjson.dumps(camera("c", 0, 0.9)), 40), Record(b"garbage", 41)]
+    consumer, producer = FakeConsumer(tp, records), FlakyProducer(failures=1)
+    with pytest.raises(Drained):
+        asyncio.run(run_locate(worker, consumer, producer, retry_after=0))
+    assert consumer.commits == [{tp: 42}]  # once, after the second, delivered attempt
+    topics = [t for t, _, _, _ in producer.sent]
+    located, rejects = worker.topics.located, worker.topics.rejects
+    assert topics == [located, rejects, located, located]  # region message, dead letter, markers
+    assert [q for _, k, _, q in producer.sent if k == MARKER] == [0, 1]  # every located partition
+    assert orjson.loads(producer.sent[1][2])["offset"] == 41
+    assert consumer.stopped and producer.stopped
+
+
+def test_dead_letters_keep_non_utf8_bytes_exactly_and_cut_huge_records(worker: Worker) -> None:
+    limit = worker.settings.max_line_bytes
+    binary, huge = b"\xff\x00\xfe garbage", b"x" * (limit * 3)
+    _, dead = worker.locate(0, [binary, huge], [7, 8])
+    first, second = (orjson.loads(d) for d in dead)
+    assert base64.b64decode(first["raw_base64"]) == binary and first["size"] == len(binary)
+    assert second["reason"] == "oversized_line" and second["truncated"] is True
+    assert second["size"] == len(huge) and second["raw"] == "x" * limit
+    assert "raw_base64" not in second  # plain text needs no second copy
