@@ -7,10 +7,10 @@ OUT := out
 
 .PHONY: install demo test lint pytest bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,rocksdb]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +33,7 @@ bench: install
 	$(PY) benchmarks/bench_validate.py
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_linkage.py
+	$(PY) benchmarks/bench_stream.py
 
 clean:
 	-bash scripts/kafka.sh stop 2>/dev/null

@@ -37,10 +37,12 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import faust
 import orjson
+from faust.types.tuples import Message
 
 from firewatch.engine.core import Engine
 from firewatch.ingest.validate import Problem, make_reject, validate_lines
@@ -435,8 +437,17 @@ def build_app(
 
     def save(regions: set[bytes]) -> None:
         for region, (partition, blob) in worker.states(regions).items():
-            state.data[region] = blob
-            state.send_changelog(partition, region, blob)
+            state.changelog_topic.send_soon(
+                key=region,
+                value=blob,
+                partition=partition,
+                callback=partial(_stored, state.data, region, blob),
+            )
+
+    def saved(region: bytes) -> bytes | None:
+        # by iteration over the assigned partitions: a RocksDB store's get() looks in the
+        # partition of the stream's current event, which in a batch may be another one
+        return dict(state.data.items()).get(region)
 
     async def checkpoint() -> None:
         """Snapshot the changed regions, then ack the located messages they cover."""
@@ -464,7 +475,7 @@ def build_app(
             worker.last_input = time.monotonic()
             for partition, group in _by_partition(batch).items():
                 records = [(e.key, e.value) for e in group]
-                events, touched = worker.incidents(partition, records, state.data.get)
+                events, touched = worker.incidents(partition, records, saved)
                 _publish(incidents, events)
                 pending.regions |= touched
             pending.events += batch
@@ -495,6 +506,29 @@ def build_app(
     app.before_stop = checkpoint
 
     return app
+
+
+class _Change(NamedTuple):
+    """What a store's apply_changelog_batch reads of a changelog event."""
+
+    key: bytes
+    value: bytes
+    message: Message
+
+
+def _stored(store: Any, key: bytes, value: bytes, sent: Any) -> None:
+    """A region's state is in the changelog: put it in the local store, in its partition and
+    with its changelog offset, as a recovery would. (Faust's table writes would put it in the
+    partition of the current event, which in a batch may be another one, and RocksDB would then
+    record an offset it has no data for.)"""
+    meta = sent.result()
+    tp = meta.topic_partition
+    message = Message(tp.topic, tp.partition, meta.offset, 0.0, 0, None, key, value, None)
+    store.apply_changelog_batch([_Change(key, value, message)], _same, _same)
+
+
+def _same(x: Any) -> Any:
+    return x
 
 
 def _publish(topic: Any, events: list[IncidentEvent]) -> None:

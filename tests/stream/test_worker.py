@@ -136,9 +136,13 @@ def _opened_once(events: set[bytes]) -> bool:
     return len(opened) == len(set(opened))
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
-    tmp_path: Path, topics: Topics, workers: Workers
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topics: Topics, workers: Workers, store: str
 ) -> None:
+    """memory:// restores the table from its changelog; rocksdb:// (the `rocksdb` extra, for
+    production) from the files the killed worker left in its state directory, then the changelog."""
+    monkeypatch.setenv("FIREWATCH_STATE_STORE", store)
     stream = tmp_path / "stream.jsonl"
     write_stream(stream, QUJIANG, seed=4, hours=24)
     expected = _replayed(tmp_path, [stream])
