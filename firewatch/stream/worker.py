@@ -3,17 +3,19 @@
     firewatch.detections --locate--> firewatch.located (keyed by region) --incidents-->
         firewatch.incidents (keyed by incident id)          bad records -> firewatch.rejects
 
-Both stages take whole batches and call the one engine. `locate` validates (rejects go to the
-dead-letter topic with their partition and offset) and finds each detection's region; it reads
-the detections topic with a batched aiokafka consumer (its own group, `<group>.locate`), because
-a Faust stream costs about 100 microseconds of event-loop work per record, which is the whole
-budget at 50,000 detections/s; it commits a batch's offsets once everything the batch produced is
-acknowledged by the broker. It forwards one message per region and batch (the detections' lines
-as they came), so the located topic carries few, large messages. `incidents` is a Faust agent on
-the located topic: it runs one Engine per region, whose state goes to a Faust table (changelog
-backed) at most every `snapshot_every` seconds; the located messages a snapshot covers are acked
-only after it is sent, so a restarted or rebalanced worker resumes from a snapshot and the
-messages after it.
+Both stages take whole batches and call the one engine (their logic is in stages.py). `locate`
+validates (rejects go to the dead-letter topic with their partition and offset) and finds each
+detection's region; it reads the detections topic with a batched aiokafka consumer (its own
+group, `<group>.locate`), because a Faust stream handles records one by one (a Faust agent here
+topped out at 8,400 detections/s even with `take_events`, all of it event-loop machinery per
+record); it commits a batch's offsets once everything the batch produced is acknowledged by the
+broker, and reads a batch again when the broker did not take it. It forwards one message per
+region and batch, so the located topic carries few, large messages. `incidents` is a Faust agent
+on the located topic: it runs one Engine per region, whose state goes to the changelog of a Faust
+table at most every `snapshot_every` seconds (and, once the broker has it, to the local store);
+the located messages a snapshot covers are acked only after it is sent, so a killed, stopped or
+rebalanced worker's successor resumes from a snapshot and the messages after it. A stopping
+worker, or one in a rebalance, snapshots at once (Faust waits for those acks).
 
 Event time across partitions: a located partition holds records of every detection partition,
 interleaved. `locate` therefore sends, after each batch, a progress marker (the latest event time
@@ -29,25 +31,21 @@ Delivery is at least once; incident event ids are deterministic, so consumers de
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
-import zlib
-from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from datetime import UTC, datetime
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
 import faust
-import orjson
 from faust.types.tuples import Message
 
 from firewatch.engine.core import Engine
-from firewatch.ingest.validate import Problem, make_reject, validate_lines
-from firewatch.model import IncidentEvent, Reject, RejectReason
+from firewatch.model import IncidentEvent
 from firewatch.settings import Settings
+from firewatch.stream.stages import ENVELOPE_BYTES, MARKER, Worker
 from firewatch.stream.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -55,9 +53,6 @@ LOCATE_BATCH = 20_000  # detections per getmany at most
 INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
 WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
 SNAPSHOT_EVERY = 1.0  # seconds between state snapshots of a busy region
-ENVELOPE_BYTES = 512 * 1024  # a located message at most (the broker's default limit is 1 MiB)
-MARKER = b"\x00progress"  # key of progress markers on the located topic
-EMPTY = Problem(RejectReason.MALFORMED_JSON, None, "empty message value")
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -69,222 +64,6 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
         value_serializer="raw",
         partitions=partitions,
     )
-
-
-def reject_record(
-    reject: Reject, topic: str, partition: int, raw: bytes, limit: int = 65536
-) -> bytes:
-    """A dead letter: the original bytes (as text, plus base64 when they are not UTF-8; the
-    first `limit` bytes of a longer record, whose `size` says how long it was), the reason, and
-    where the record was."""
-    kept = raw[:limit]
-    letter: dict[str, object] = {
-        "topic": topic,
-        "partition": partition,
-        "offset": reject.offset,
-        "reason": reject.reason.value,
-        "field": reject.field,
-        "message": reject.message,
-        "raw": kept.decode("utf-8", errors="replace"),
-        "size": len(raw),
-    }
-    try:
-        kept.decode("utf-8")
-    except UnicodeDecodeError:
-        letter["raw_base64"] = base64.b64encode(kept).decode()
-    if len(raw) > limit:
-        letter["truncated"] = True
-    return orjson.dumps(letter)
-
-
-def pack_state(partition: int, engine: Engine) -> bytes:
-    """A region's table value: its located partition, then its engine snapshot compressed."""
-    return b"%d:" % partition + zlib.compress(engine.snapshot(), 1)
-
-
-def unpack_state(blob: bytes) -> tuple[int, bytes]:
-    head, _, body = blob.partition(b":")
-    return int(head), zlib.decompress(body)
-
-
-def envelopes(lines: Sequence[bytes], limit: int = ENVELOPE_BYTES) -> Iterator[bytes]:
-    """Valid JSON lines joined by newlines, in messages of at most `limit` bytes (a line longer
-    than that goes alone). A newline inside valid JSON is whitespace, so it becomes a space."""
-    chunk: list[bytes] = []
-    size = 0
-    for line in lines:
-        if size + len(line) > limit and chunk:
-            yield b"\n".join(chunk)
-            chunk, size = [], 0
-        chunk.append(line.replace(b"\n", b" ") if b"\n" in line else line)
-        size += len(line) + 1
-    if chunk:
-        yield b"\n".join(chunk)
-
-
-class Worker:
-    """The stages' state and logic, apart from Kafka and Faust wiring (so tests can drive it)."""
-
-    def __init__(self, settings: Settings, make_engine: Callable[[], Engine]) -> None:
-        self.settings = settings
-        self.topics = Topics.of(settings)
-        self.make_engine = make_engine
-        self.locator = make_engine()  # stateless use: validation rules, grid, regions
-        self.forwarded: dict[int, float] = {}  # detection partition -> latest event time sent
-        self.progress: dict[int, dict[int, float]] = defaultdict(dict)  # located p -> source -> t
-        self.engines: dict[bytes, tuple[int, Engine]] = {}  # region -> (located partition, engine)
-        self.last_input = time.monotonic()
-        self.counts: Counter[str] = Counter()  # records rejected, outside, located
-
-    # -- locate -------------------------------------------------------------------------------
-    def locate(
-        self, partition: int, values: Sequence[bytes | None], offsets: Sequence[int]
-    ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
-        """One detection partition's batch: (region key, envelope of that region's detections)
-        messages to forward, and dead letters."""
-        topic, limit = self.topics.detections, self.settings.max_line_bytes
-        raw = [v or b"" for v in values]
-        detections, kept, rejects = validate_lines(
-            raw,
-            f"{topic}[{partition}]",
-            first_line=None,
-            offsets=offsets,
-            max_line_bytes=limit,
-        )
-        blank = [i for i, v in enumerate(raw) if not v.strip()]  # skipped by validate_lines
-        if blank:
-            rejects += [make_reject(topic, None, offsets[i], raw[i], EMPTY) for i in blank]
-            rejects.sort(key=lambda r: r.offset or 0)
-        by_offset = dict(zip(offsets, raw, strict=True))
-        dead = [
-            reject_record(r, topic, partition, by_offset.get(r.offset or 0, b""), limit)
-            for r in rejects
-        ]
-        routed: dict[str, list[bytes]] = defaultdict(list)
-        for i, region in zip(kept, self.locator.regions(detections), strict=True):
-            if region is None:
-                self.counts["outside"] += 1  # outside every cell: nothing to route it to
-                continue
-            routed[region].append(raw[i])
-        # one message per region and batch: Kafka's per-message cost, not per detection
-        out = [(r.encode(), e) for r, lines in routed.items() for e in envelopes(lines)]
-        self.counts.update(rejected=len(rejects), located=sum(map(len, routed.values())))
-        if detections:  # a batch of nothing but bad records tells nothing of event time
-            newest = max(d["observed_at"].timestamp() for d in detections)
-            self.forwarded[partition] = max(self.forwarded.get(partition, newest), newest)
-        return out, dead
-
-    def marker(self) -> bytes | None:
-        """Every detection partition's progress, for every located partition (None: no news)."""
-        if not self.forwarded:
-            return None
-        return orjson.dumps({str(p): t for p, t in sorted(self.forwarded.items())})
-
-    def forget_sources(self, partitions: set[int]) -> None:
-        """Detection partitions taken away by a rebalance: their new owner reports them."""
-        for p in partitions:
-            self.forwarded.pop(p, None)
-
-    # -- incidents ----------------------------------------------------------------------------
-    def engine_for(self, region: bytes, partition: int, saved: bytes | None) -> Engine:
-        held = self.engines.get(region)
-        if held is not None and held[0] == partition:
-            return held[1]
-        engine = self.make_engine()
-        if saved:
-            engine.restore(unpack_state(saved)[1])
-        self.engines[region] = (partition, engine)
-        return engine
-
-    def load_all(self, table: MutableMapping[bytes, bytes]) -> None:
-        """Restore every region of the table not yet in memory (after a restart)."""
-        for region, blob in list(table.items()):
-            if blob and region not in self.engines:
-                partition, data = unpack_state(blob)
-                engine = self.make_engine()
-                engine.restore(data)
-                self.engines[region] = (partition, engine)
-
-    def forget(self, partitions: set[int]) -> None:
-        """Located partitions taken away by a rebalance: their state lives on in the table."""
-        for region in [r for r, (p, _) in self.engines.items() if p in partitions]:
-            del self.engines[region]
-        for p in partitions:
-            self.progress.pop(p, None)
-
-    def incidents(
-        self,
-        partition: int,
-        records: Sequence[tuple[bytes, bytes]],
-        saved: Callable[[bytes], bytes | None],
-    ) -> tuple[list[IncidentEvent], set[bytes]]:
-        """One located partition's batch: incident events, and the regions whose state changed."""
-        where = f"{self.topics.located}[{partition}]"
-        by_region: dict[bytes, list[bytes]] = defaultdict(list)
-        for key, value in records:
-            if key == MARKER:
-                seen = self.progress[partition]
-                for source, t in _progress(value, where).items():
-                    seen[source] = max(seen.get(source, t), t)
-            elif key and value:
-                by_region[key] += value.split(b"\n")
-            else:  # only `locate` writes here; anything else is skipped, loudly
-                log.warning("%s: message without a region key or value skipped", where)
-        events: list[IncidentEvent] = []
-        touched: set[bytes] = set()
-        for region, lines in by_region.items():
-            engine = self.engine_for(region, partition, saved(region))
-            detections, _, rejects = validate_lines(lines, where, first_line=None)
-            if rejects:
-                log.warning("%s: %d located records invalid, skipped", where, len(rejects))
-            events += engine.process(detections, hold=True)
-            touched.add(region)
-        watermark = self.watermark(partition)
-        for region, (p, engine) in self.engines.items():
-            if p == partition and watermark is not None:
-                released = engine.advance(watermark)
-                if released:
-                    events += released
-                    touched.add(region)
-        return events, touched
-
-    def watermark(self, partition: int) -> datetime | None:
-        """The least advanced detection partition's progress, once every one has reported."""
-        seen = self.progress.get(partition, {})
-        if len(seen) < self.topics.partitions:
-            return None
-        return datetime.fromtimestamp(min(seen.values()), UTC)
-
-    def states(self, regions: set[bytes]) -> dict[bytes, tuple[int, bytes]]:
-        """The table values of these regions (those still held: a rebalance may have taken some)."""
-        return {
-            r: (self.engines[r][0], pack_state(*self.engines[r]))
-            for r in regions
-            if r in self.engines
-        }
-
-    def release_idle(self) -> tuple[list[IncidentEvent], set[bytes]]:
-        """No input for a while: release every region to the latest event time of the stream, as
-        a replay's flush does (a region's own latest may be hours older)."""
-        events: list[IncidentEvent] = []
-        touched: set[bytes] = set()
-        known = [t for seen in self.progress.values() for t in seen.values()]
-        last = datetime.fromtimestamp(max(known), UTC) if known else None
-        for region, (_, engine) in self.engines.items():
-            released = engine.flush(last)
-            if released:
-                events += released
-                touched.add(region)
-        return events, touched
-
-
-def _progress(value: bytes, where: str) -> dict[int, float]:
-    """A progress marker's {detection partition: event time}; {} (and a warning) if garbled."""
-    try:
-        return {int(p): float(t) for p, t in orjson.loads(value).items()}
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        log.warning("%s: progress marker not understood, skipped: %r", where, value[:80])
-        return {}
 
 
 class Pending:
@@ -451,12 +230,13 @@ def build_app(
 
     async def checkpoint() -> None:
         """Snapshot the changed regions, then ack the located messages they cover."""
-        save(pending.regions)
-        pending.regions.clear()
-        for event in pending.events:
-            await pending.stream.ack(event)
-        pending.events.clear()
+        # taken first: what the agent adds while this awaits belongs to the next checkpoint
+        regions, pending.regions = pending.regions, set()
+        events, pending.events = pending.events, []
         pending.due = time.monotonic() + snapshot_every
+        save(regions)
+        for event in events:
+            await pending.stream.ack(event)
 
     @app.task  # type: ignore[untyped-decorator]
     async def locate() -> None:

@@ -17,14 +17,8 @@ from aiokafka.structs import TopicPartition
 from firewatch.engine.core import Engine
 from firewatch.model import EventKind
 from firewatch.settings import Settings
-from firewatch.stream.worker import (
-    MARKER,
-    Worker,
-    envelopes,
-    pack_state,
-    run_locate,
-    unpack_state,
-)
+from firewatch.stream.stages import MARKER, Worker, envelopes, pack_state, unpack_state
+from firewatch.stream.worker import run_locate
 
 from ..engine.conftest import camera, sensor
 
