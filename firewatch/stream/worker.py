@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 LOCATE_BATCH = 20_000  # detections per getmany at most
 INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
 WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
-SNAPSHOT_EVERY = 1.0  # seconds between state snapshots of a busy region
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -183,12 +182,10 @@ class App(faust.App):
 
 
 def build_app(
-    settings: Settings,
-    make_engine: Callable[[], Engine],
-    idle_release: float = 5.0,
-    snapshot_every: float = SNAPSHOT_EVERY,
+    settings: Settings, make_engine: Callable[[], Engine], idle_release: float = 5.0
 ) -> faust.App:
     topics = Topics.of(settings)
+    snapshot_every = settings.snapshot_every
     parts = topics.partitions
     app = App(
         settings.kafka_group,

@@ -131,6 +131,18 @@ def test_california_firms_gives_the_replay_incidents(
     assert len(expected) > 50
 
 
+def _offer_until_events(topics: Topics, stream: Path, rate: int) -> subprocess.Popen[bytes]:
+    """`firewatch produce --rate` in the background, returned once incident events come out, so
+    that what the test does next happens while records are still arriving."""
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "firewatch", "produce", "--rate", str(rate), str(stream)], cwd=ROOT
+    )
+    deadline = time.monotonic() + 60
+    while not _consumed(topics) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return producer
+
+
 def _opened_once(events: set[bytes]) -> bool:
     opened = [orjson.loads(e)["incident_id"] for e in events if b'"event":"opened"' in e]
     return len(opened) == len(set(opened))
@@ -147,13 +159,7 @@ def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
     write_stream(stream, QUJIANG, seed=4, hours=24)
     expected = _replayed(tmp_path, [stream])
     first = workers.start()
-    # offered over ~15 s, so that the kill lands while records are still arriving
-    producer = subprocess.Popen(
-        [sys.executable, "-m", "firewatch", "produce", "--rate", "4000", str(stream)], cwd=ROOT
-    )
-    deadline = time.monotonic() + 60
-    while not _consumed(topics) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    producer = _offer_until_events(topics, stream, rate=4000)  # ~15 s of input
     first.kill()  # SIGKILL: no shutdown, no final commit or flush
     first.wait()
     partial = _consumed(topics)
@@ -191,12 +197,7 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
     write_stream(stream, QUJIANG, seed=6, hours=24)
     expected = _replayed(tmp_path, [stream])
     first = workers.start()
-    producer = subprocess.Popen(
-        [sys.executable, "-m", "firewatch", "produce", "--rate", "2500", str(stream)], cwd=ROOT
-    )
-    deadline = time.monotonic() + 60
-    while not _consumed(topics) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    producer = _offer_until_events(topics, stream, rate=2500)  # ~23 s of input
     workers.start()  # a second worker joins: both consumer groups rebalance
     time.sleep(6)
     first.terminate()  # the first leaves: its partitions move to the second

@@ -130,20 +130,23 @@ class Drained(Exception):
     """The fake consumer has nothing more: ends run_locate's loop."""
 
 
-class FakeConsumer:
-    """getmany hands out the queued batches; seek queues the partition again from an offset."""
-
-    def __init__(self, tp: TopicPartition, records: list[Record]) -> None:
-        self.records = {tp: records}
-        self.queue = [{tp: records}]
-        self.commits: list[dict[TopicPartition, int]] = []
-        self.stopped = False
+class FakeClient:
+    stopped = False
 
     async def start(self) -> None:
         pass
 
     async def stop(self) -> None:
         self.stopped = True
+
+
+class FakeConsumer(FakeClient):
+    """getmany hands out the queued batches; seek queues the partition again from an offset."""
+
+    def __init__(self, tp: TopicPartition, records: list[Record]) -> None:
+        self.records = {tp: records}
+        self.queue = [{tp: records}]
+        self.commits: list[dict[TopicPartition, int]] = []
 
     async def getmany(
         self, timeout_ms: int, max_records: int
@@ -159,19 +162,12 @@ class FakeConsumer:
         self.commits.append(offsets)
 
 
-class FlakyProducer:
+class FlakyProducer(FakeClient):
     """Refuses the first `failures` sends (as when the broker is away), then delivers."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.sent: list[tuple[str, bytes | None, bytes, int | None]] = []
-        self.stopped = False
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.stopped = True
 
     async def send(
         self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
