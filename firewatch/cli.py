@@ -157,7 +157,12 @@ def _worker(args: argparse.Namespace) -> int:
 
     settings = _kafka_settings(args)
     asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics.of(settings)))
-    app = build_app(settings, engine_factory(settings), idle_release=args.idle_release)
+    app = build_app(
+        settings,
+        engine_factory(settings),
+        idle_release=args.idle_release,
+        quiet_after=args.quiet_after,
+    )
     faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()
     return 0
 
@@ -245,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="seconds without input before buffered detections are released",
+    )
+    p.add_argument(
+        "--quiet-after",
+        type=float,
+        default=10.0,
+        help="seconds without records after which a detection partition, read to its end, no "
+        "longer holds back the event-time watermark",
     )
     p.add_argument("--loglevel", default="warning")
     p.set_defaults(func=_worker)

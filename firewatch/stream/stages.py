@@ -14,7 +14,7 @@ import logging
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence, Set
 from datetime import UTC, datetime
 
 import orjson
@@ -91,7 +91,9 @@ class Worker:
         self.make_engine = make_engine
         self.locator = make_engine()  # stateless use: validation rules, grid, regions
         self.forwarded: dict[int, float] = {}  # detection partition -> latest event time sent
+        self.heard: dict[int, float] = {}  # detection partition -> when a record last came
         self.progress: dict[int, dict[int, float]] = defaultdict(dict)  # located p -> source -> t
+        self.sources: dict[int, int] = {}  # located p -> detection partitions, as markers say
         self.engines: dict[bytes, tuple[int, Engine]] = {}  # region -> (located partition, engine)
         self.last_input = time.monotonic()
         self.counts: Counter[str] = Counter()  # records rejected, outside, located
@@ -134,16 +136,34 @@ class Worker:
             self.forwarded[partition] = max(self.forwarded.get(partition, newest), newest)
         return out, dead
 
-    def marker(self) -> bytes | None:
-        """Every detection partition's progress, for every located partition (None: no news)."""
+    def marker(self, quiet: Set[int] = frozenset(), sources: int | None = None) -> bytes | None:
+        """Every detection partition's progress, for every located partition (None: no news).
+
+        A `quiet` partition (read to its end, and nothing new on it for a while) claims the
+        newest event time forwarded from any partition, so that it no longer holds back every
+        region's watermark; a record that arrives on it later may then be late (processed at
+        once, as the engine does with late records). `sources`, the detection topic's partition
+        count, is how many partitions a watermark waits to hear from."""
         if not self.forwarded:
             return None
-        return orjson.dumps({str(p): t for p, t in sorted(self.forwarded.items())})
+        progress = dict(self.forwarded)
+        newest = max(progress.values())
+        progress.update((p, newest) for p in quiet)
+        body: dict[str, float | int] = {str(p): t for p, t in sorted(progress.items())}
+        if sources:
+            body["n"] = sources
+        return orjson.dumps(body)
+
+    def quiet(self, caught_up: Iterable[int], now: float, after: float) -> set[int]:
+        """Of the detection partitions read to their end, those with no record for `after`
+        seconds (a partition's clock starts when it is first seen here)."""
+        return {p for p in caught_up if now - self.heard.setdefault(p, now) >= after}
 
     def forget_sources(self, partitions: set[int]) -> None:
         """Detection partitions taken away by a rebalance: their new owner reports them."""
         for p in partitions:
             self.forwarded.pop(p, None)
+            self.heard.pop(p, None)
 
     # -- incidents ----------------------------------------------------------------------------
     def engine_for(self, region: bytes, partition: int, saved: bytes | None) -> Engine:
@@ -171,6 +191,7 @@ class Worker:
             del self.engines[region]
         for p in partitions:
             self.progress.pop(p, None)
+            self.sources.pop(p, None)
 
     def incidents(
         self,
@@ -184,8 +205,11 @@ class Worker:
         for key, value in records:
             if key == MARKER:
                 seen = self.progress[partition]
-                for source, t in _progress(value, where).items():
+                progress, sources = _progress(value, where)
+                for source, t in progress.items():
                     seen[source] = max(seen.get(source, t), t)
+                if sources:
+                    self.sources[partition] = sources
             elif key and value:
                 by_region[key] += value.split(b"\n")
             else:  # only `locate` writes here; anything else is skipped, loudly
@@ -211,7 +235,7 @@ class Worker:
     def watermark(self, partition: int) -> datetime | None:
         """The least advanced detection partition's progress, once every one has reported."""
         seen = self.progress.get(partition, {})
-        if len(seen) < self.topics.partitions:
+        if len(seen) < self.sources.get(partition, self.topics.partitions):
             return None
         return datetime.fromtimestamp(min(seen.values()), UTC)
 
@@ -238,10 +262,14 @@ class Worker:
         return events, touched
 
 
-def _progress(value: bytes, where: str) -> dict[int, float]:
-    """A progress marker's {detection partition: event time}; {} (and a warning) if garbled."""
+def _progress(value: bytes, where: str) -> tuple[dict[int, float], int | None]:
+    """A progress marker's {detection partition: event time} and the detection topic's partition
+    count when it says; ({}, None) and a warning if garbled."""
     try:
-        return {int(p): float(t) for p, t in orjson.loads(value).items()}
+        body = orjson.loads(value)
+        sources = body.pop("n", None)
+        progress = {int(p): float(t) for p, t in body.items()}
+        return progress, None if sources is None else int(sources)
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         log.warning("%s: progress marker not understood, skipped: %r", where, value[:80])
-        return {}
+        return {}, None

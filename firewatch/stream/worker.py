@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 LOCATE_BATCH = 20_000  # detections per getmany at most
 INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
 WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
+QUIET_AFTER = 10.0  # seconds without records after which a read-out partition is quiet
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -115,11 +116,16 @@ def locate_clients(worker: Worker) -> tuple[Any, Any]:
 
 
 async def run_locate(
-    worker: Worker, consumer: Any, producer: Any, retry_after: float = 1.0
+    worker: Worker,
+    consumer: Any,
+    producer: Any,
+    retry_after: float = 1.0,
+    quiet_after: float = QUIET_AFTER,
 ) -> None:
     """The locate stage: detections in batches (getmany), located messages, dead letters and
     progress markers out; a batch's offsets are committed once all it sent is acknowledged, and a
-    batch that could not be delivered is read again."""
+    batch that could not be delivered is read again. Partitions quiet for `quiet_after` seconds
+    stop holding back the watermark (see Worker.marker); their claim is re-sent every second."""
     from aiokafka.errors import (
         CommitFailedError,
         IllegalStateError,
@@ -129,14 +135,41 @@ async def run_locate(
 
     topics = worker.topics
     where = f"locate {topics.detections} -> {topics.located}"
+    marked = checked = 0.0  # when a marker was last sent, when quiet partitions were sought
+    quiet: set[int] = set()
+
+    async def deliver(outgoing: list[tuple[str, bytes | None, bytes, int | None]]) -> None:
+        sent = [await producer.send(t, v, key=k, partition=q) for t, k, v, q in outgoing]
+        await asyncio.gather(*sent)
+
+    def markers(quiet: set[int]) -> list[tuple[str, bytes | None, bytes, int | None]]:
+        nonlocal marked
+        sources = len(consumer.partitions_for_topic(topics.detections) or ())
+        marker = worker.marker(quiet, sources)
+        if marker is None:
+            return []
+        marked = time.monotonic()
+        return [(topics.located, MARKER, marker, q) for q in range(topics.partitions)]
+
     await producer.start()
     await consumer.start()
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=LOCATE_BATCH)
+            now = time.monotonic()
+            worker.heard.update((tp.partition, now) for tp in batches)
+            if now - checked >= 0.5:  # a partition's end can take a request to learn
+                quiet, checked = worker.quiet(await _caught_up(consumer), now, quiet_after), now
             if not batches:
+                if not consumer.assignment():  # in a rebalance: input paused, not ended
+                    worker.last_input = now
+                elif quiet and now - marked >= 1.0:
+                    try:
+                        await deliver(markers(quiet))
+                    except KafkaError as exc:
+                        log.warning("%s: progress marker not delivered (%r)", where, exc)
                 continue
-            worker.last_input = time.monotonic()
+            worker.last_input = now
             outgoing: list[tuple[str, bytes | None, bytes, int | None]] = []
             for tp, records in batches.items():
                 out, dead = worker.locate(
@@ -144,12 +177,8 @@ async def run_locate(
                 )
                 outgoing += [(topics.located, key, value, None) for key, value in out]
                 outgoing += [(topics.rejects, None, value, None) for value in dead]
-            marker = worker.marker()
-            if marker is not None:
-                outgoing += [(topics.located, MARKER, marker, q) for q in range(topics.partitions)]
             try:
-                sent = [await producer.send(t, v, key=k, partition=q) for t, k, v, q in outgoing]
-                await asyncio.gather(*sent)
+                await deliver(outgoing + markers(quiet))
             except KafkaError as exc:  # e.g. the broker away longer than the producer's timeout
                 log.warning("%s: a batch was not delivered (%r); reading it again", where, exc)
                 await asyncio.sleep(retry_after)
@@ -168,6 +197,26 @@ async def run_locate(
         await producer.stop()
 
 
+async def _caught_up(consumer: Any) -> list[int]:
+    """The assigned partitions whose position is at their end (the end as of the last fetch, or
+    asked of the broker for a partition no fetch has returned records from)."""
+    from aiokafka.errors import IllegalStateError
+
+    assigned = list(consumer.assignment())
+    unknown = [tp for tp in assigned if consumer.highwater(tp) is None]
+    ends = await consumer.end_offsets(unknown) if unknown else {}
+    done = []
+    for tp in assigned:
+        end = consumer.highwater(tp)
+        end = ends.get(tp) if end is None else end
+        try:
+            if end is not None and await consumer.position(tp) >= end:
+                done.append(tp.partition)
+        except IllegalStateError:  # revoked meanwhile
+            continue
+    return done
+
+
 class App(faust.App):
     """Faust's app, which at shutdown first saves the state of the incidents stage and acks the
     messages it covers: Faust then waits for every message taken to be acked, and timers (which
@@ -182,7 +231,10 @@ class App(faust.App):
 
 
 def build_app(
-    settings: Settings, make_engine: Callable[[], Engine], idle_release: float = 5.0
+    settings: Settings,
+    make_engine: Callable[[], Engine],
+    idle_release: float = 5.0,
+    quiet_after: float = QUIET_AFTER,
 ) -> faust.App:
     topics = Topics.of(settings)
     snapshot_every = settings.snapshot_every
@@ -238,7 +290,7 @@ def build_app(
     @app.task  # type: ignore[untyped-decorator]
     async def locate() -> None:
         try:
-            await run_locate(worker, *locate_clients(worker))
+            await run_locate(worker, *locate_clients(worker), quiet_after=quiet_after)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the worker cannot go on without its input: stop it loudly
@@ -267,6 +319,8 @@ def build_app(
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def idle() -> None:
+        if app.rebalancing:  # revoking, assigning or recovering: input paused, not ended
+            worker.last_input = time.monotonic()
         if time.monotonic() - worker.last_input < idle_release:
             return
         worker.load_all(state.data)

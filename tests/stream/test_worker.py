@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -19,7 +20,7 @@ from firewatch.runtime import open_engine
 from firewatch.settings import Settings
 from firewatch.simulate import write_stream
 from firewatch.stream.consume import consume_main
-from firewatch.stream.topics import Topics
+from firewatch.stream.topics import Topics, ensure_topics
 
 from ..kafka_fixtures import KafkaTestClient
 
@@ -50,11 +51,11 @@ class Workers:
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *options: str) -> subprocess.Popen[bytes]:
         log = self.logs / f"worker{len(self.processes)}.log"
         with log.open("wb") as f:
             process = subprocess.Popen(
-                [sys.executable, "-m", "firewatch", "worker", "--idle-release", "2"],
+                [sys.executable, "-m", "firewatch", "worker", "--idle-release", "2", *options],
                 cwd=ROOT,
                 env=dict(os.environ),
                 stdout=f,
@@ -207,3 +208,33 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
     got = _wait_for(topics, expected)
     assert got == expected, workers.log_tail()
     assert _opened_once(got)
+
+
+def test_partitions_without_records_do_not_hold_back_incidents(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    topics: Topics,
+    kafka: KafkaTestClient,
+    workers: Workers,
+) -> None:
+    """All records on one detection partition (one key), the others silent, and no idle release
+    within the test: nothing comes out until the silent partitions count as quiet."""
+    stream = tmp_path / "stream.jsonl"
+    write_stream(stream, QUJIANG, seed=2, hours=4)
+    expected = _replayed(tmp_path, [stream])
+    lines = [line for line in stream.read_bytes().splitlines() if line.strip()]
+    asyncio.run(ensure_topics(kafka.bootstrap, topics))  # 3 partitions: 2 of them get nothing
+    kafka.produce(topics.detections, ((b"one", line) for line in lines))
+    never = ("--idle-release", "600")
+    first = workers.start(*never, "--quiet-after", "600")
+    time.sleep(15)  # joined, and the whole input read
+    assert _consumed(topics) == set(), workers.log_tail()  # held: two partitions never report
+    first.terminate()
+    assert first.wait(timeout=60) == 0
+    group = os.environ["FIREWATCH_KAFKA_GROUP"]
+    monkeypatch.setenv("FIREWATCH_KAFKA_GROUP", f"{group}-quiet")  # reads it all again
+    workers.start(*never, "--quiet-after", "2")
+    # all of it long before the idle release (600 s): this stream's last 10 min (the grace
+    # period the watermark still holds back) has no fire signal
+    got = _wait_for(topics, expected, timeout=60)
+    assert got == expected, workers.log_tail()

@@ -155,6 +155,21 @@ class FakeConsumer(FakeClient):
             raise Drained
         return self.queue.pop(0)
 
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.records)
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None  # not known from a fetch: run_locate asks end_offsets
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.records[tp][-1].offset + 1 for tp in tps}
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.records[tp][0].offset  # behind its end: never quiet here
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.queue.append({tp: [r for r in self.records[tp] if r.offset >= offset]})
 
@@ -207,3 +222,31 @@ def test_dead_letters_keep_non_utf8_bytes_exactly_and_cut_huge_records(worker: W
     assert second["reason"] == "oversized_line" and second["truncated"] is True
     assert second["size"] == len(huge) and second["raw"] == "x" * limit
     assert "raw_base64" not in second  # plain text needs no second copy
+
+
+def test_a_quiet_partition_stops_holding_back_the_watermark(worker: Worker) -> None:
+    worker.locate(0, [orjson.dumps(camera("c", 0, 0.9))], [0])
+    worker.locate(1, [orjson.dumps(camera("c", 30, 0.9))], [0])
+    worker.heard.update({0: 100.0, 1: 100.0})
+    assert worker.quiet([0, 1], now=105.0, after=10.0) == set()  # read out, but not for long
+    assert worker.quiet([1], now=111.0, after=10.0) == {1}
+    assert worker.quiet([0, 1, 2], now=111.0, after=10.0) == {0, 1}  # 2: its clock starts now
+    assert worker.quiet([2], now=121.0, after=10.0) == {2}
+    plain = orjson.loads(worker.marker() or b"{}")
+    claimed = orjson.loads(worker.marker({0, 2}) or b"{}")
+    assert plain["0"] < plain["1"] and set(plain) == {"0", "1"}
+    assert claimed == {"0": plain["1"], "1": plain["1"], "2": plain["1"]}  # the newest time
+    worker.forget_sources({0, 1})
+    assert worker.marker({2}) is None  # nothing forwarded: no event time to claim
+
+
+def test_markers_say_how_many_detection_partitions_a_watermark_waits_for(worker: Worker) -> None:
+    """Configured for 2 partitions, the detections topic has 1: the markers' count wins."""
+    out, _ = worker.locate(0, [orjson.dumps(camera("c", 0, 0.9))], [0])
+    worker.locate(0, [orjson.dumps(sensor("s", 30, temp=20))], [1])
+    events, _ = worker.incidents(0, [*out, (MARKER, worker.marker())], lambda region: None)
+    assert events == []  # waits for a partition 1 that does not exist
+    marker = worker.marker(sources=1) or b""
+    assert orjson.loads(marker)["n"] == 1
+    events, _ = worker.incidents(0, [(MARKER, marker)], lambda region: None)
+    assert [e.event for e in events] == [EventKind.OPENED]
