@@ -53,7 +53,7 @@ SECTION = """## Stream
 on a real single-node Kafka 4.0.2 broker (scripts/kafka.sh) on the same machine, 4 partitions per
 topic.
 
-- Throughput: the simulated Qujiang stream (3,000 sensors, 48 h) is produced first, then one
+- Throughput: the simulated Qujiang stream (3,000 sensors, 96 h) is produced first, then one
   worker starts; records / time from its first commit on the detections topic until both stages
   have committed everything (the incidents stage commits every second, so the end is late by up to
   a second: the figure errs low). Three runs, each on fresh topics; the median is reported.
@@ -244,7 +244,7 @@ def _latencies(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sensors", type=int, default=3000)
-    parser.add_argument("--hours", type=int, default=48, help="of the throughput stream")
+    parser.add_argument("--hours", type=int, default=96, help="of the throughput stream")
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--runs", type=int, default=3, help="throughput runs (median reported)")
     parser.add_argument("--no-readme", action="store_true")

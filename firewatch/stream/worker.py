@@ -21,9 +21,11 @@ Event time across partitions: a located partition holds records of every detecti
 interleaved. `locate` therefore sends, after each batch, a progress marker (the latest event time
 forwarded from each detection partition) to every located partition; `incidents` processes with
 `hold=True` and moves each region's watermark to the least advanced detection partition, so no
-record looks late merely because another partition ran ahead. When no input has arrived for
-`idle_release` seconds, every region is released to its latest event time (liveness at the end of
-a stream; what a replay's flush does).
+record looks late merely because another partition ran ahead. A partition read to its end and
+silent for `quiet_after` seconds stops holding the watermark back (it claims the newest progress).
+When no input has arrived for `idle_release` seconds, outside rebalances and recoveries, every
+region is released to its latest event time (liveness at the end of a stream; what a replay's
+flush does).
 
 Delivery is at least once; incident event ids are deterministic, so consumers dedup by them.
 """
