@@ -23,8 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
+from typing_extensions import Unpack
 
 from firewatch.errors import FirewatchError
 from firewatch.sim.scenario import Fire, Noise, Pass, plan_fires, plan_noise, satellite_passes
@@ -118,49 +120,25 @@ def build_stream(
     return SimStream(summary, delivery)
 
 
-def simulate(
-    grid_path: Path,
-    seed: int = 1,
-    start: datetime = START,
-    hours: float = 24,
-    sensors: int = 400,
-    cameras: int = 24,
-    fires: int = 5,
-) -> Iterator[bytes]:
+class StreamOptions(TypedDict, total=False):
+    """build_stream's keyword options, which simulate and write_stream pass on as they are."""
+
+    seed: int
+    start: datetime
+    hours: float
+    sensors: int
+    cameras: int
+    fires: int
+
+
+def simulate(grid_path: Path, **options: Unpack[StreamOptions]) -> Iterator[bytes]:
     """The stream's JSONL lines in arrival order (bytes, no trailing newline)."""
-    stream = build_stream(
-        grid_path,
-        seed=seed,
-        start=start,
-        hours=hours,
-        sensors=sensors,
-        cameras=cameras,
-        fires=fires,
-    )
-    return stream.lines()
+    return build_stream(grid_path, **options).lines()
 
 
-def write_stream(
-    path: Path,
-    grid_path: Path,
-    *,
-    seed: int = 1,
-    start: datetime = START,
-    hours: float = 24.0,
-    sensors: int = 400,
-    cameras: int = 24,
-    fires: int = 5,
-) -> SimSummary:
+def write_stream(path: Path, grid_path: Path, **options: Unpack[StreamOptions]) -> SimSummary:
     """Write the stream to `path`, one record per line ("\\n" endings), and return its summary."""
-    stream = build_stream(
-        grid_path,
-        seed=seed,
-        start=start,
-        hours=hours,
-        sensors=sensors,
-        cameras=cameras,
-        fires=fires,
-    )
+    stream = build_stream(grid_path, **options)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
         batch: list[bytes] = []

@@ -12,9 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-import orjson
-
-from firewatch.stream.topics import KafkaError
+from firewatch.stream.topics import KafkaError, text_field
 
 
 @dataclass
@@ -68,7 +66,7 @@ async def consume_incidents(
                 for message in messages:
                     last = clock()
                     summary.received += 1
-                    event_id = _event_id(message.value)
+                    event_id = text_field(message.value, "event_id")
                     if event_id is None:
                         summary.invalid += 1
                     elif event_id in seen:
@@ -80,17 +78,6 @@ async def consume_incidents(
     finally:
         await consumer.stop()
     return summary
-
-
-def _event_id(value: bytes | None) -> bytes | None:
-    if not value:
-        return None
-    try:
-        record = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    event_id = record.get("event_id") if isinstance(record, dict) else None
-    return event_id.encode() if isinstance(event_id, str) else None
 
 
 def consume_main(

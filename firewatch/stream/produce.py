@@ -21,7 +21,7 @@ import orjson
 from firewatch.ingest.firms import is_firms_header, read_firms
 from firewatch.ingest.validate import describe_reject, iter_lines
 from firewatch.model import AnyDetection, Reject
-from firewatch.stream.topics import KafkaError
+from firewatch.stream.topics import KafkaError, text_field
 
 Record = tuple[bytes | None, bytes]  # key, value
 
@@ -56,15 +56,6 @@ def detection_json(d: AnyDetection) -> bytes:
     return orjson.dumps(d)  # datetimes as RFC 3339 with offset
 
 
-def _device_key(line: bytes) -> bytes | None:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    device = record.get("device_id") if isinstance(record, dict) else None
-    return device.encode() if isinstance(device, str) else None
-
-
 def records(path: Path, skipped: list[Reject], max_line_bytes: int = 65536) -> Iterator[Record]:
     with path.open("rb") as f:
         head = f.readline().decode("utf-8", errors="replace")
@@ -77,7 +68,7 @@ def records(path: Path, skipped: list[Reject], max_line_bytes: int = 65536) -> I
     with path.open("rb") as f:
         for line in iter_lines(f, max_line_bytes):
             if line.data.strip():
-                yield _device_key(line.data), line.data
+                yield text_field(line.data, "device_id"), line.data
 
 
 async def produce(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from firewatch.errors import FirewatchError
 from firewatch.settings import Settings
 
@@ -66,3 +68,16 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         return wanted
     finally:
         await admin.close()
+
+
+def text_field(value: bytes | None, name: str) -> bytes | None:
+    """A message's JSON object's string field `name`, as bytes (a key or an id); None when the
+    message is empty, not JSON, not an object, or the field is missing or not a string."""
+    if not value:
+        return None
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    field = record.get(name) if isinstance(record, dict) else None
+    return field.encode() if isinstance(field, str) else None
