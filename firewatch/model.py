@@ -44,6 +44,9 @@ class RejectReason(StrEnum):
     NAIVE_TIMESTAMP = "naive_timestamp"  # observed_at without a UTC offset
     UNKNOWN_SOURCE = "unknown_source"
     INVALID_VALUE = "invalid_value"  # any other constraint (confidence out of 0..1, bad label, ...)
+    # observed_at later than the time the record arrived (the reader's clock) + sources.max_future:
+    # a device clock running ahead, which must not move event time for everyone else
+    FUTURE_TIMESTAMP = "future_timestamp"
 
 
 class EventKind(StrEnum):

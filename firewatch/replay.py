@@ -1,4 +1,12 @@
-"""`firewatch replay`: run the engine over JSONL or FIRMS CSV files, one stream in file order."""
+"""`firewatch replay`: run the engine over JSONL or FIRMS CSV files, one stream in file order.
+
+`now` is the wall-clock time the input was recorded: the CLI passes the clock's time unless told
+otherwise (`--now`), and a record observed more than `sources.max_future` after it is rejected as
+`future_timestamp` (a device clock ahead must not move event time for everyone). A file recorded
+in another time (a simulation of next season, a machine with a wrong clock) replayed without
+`--now` therefore loses its records from after now + max_future: the summary counts them and
+says to pass `--now`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,13 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from firewatch.engine.core import Engine
 from firewatch.ingest.files import read_batches
-from firewatch.model import IncidentEvent, Outcome, Reject
+from firewatch.model import IncidentEvent, Outcome, Reject, RejectReason
 
 
 @dataclass
@@ -24,6 +33,8 @@ class ReplaySummary:
     pending_suspects: int
     suspects_expired: int
     extra: dict[str, Any] = field(default_factory=dict)
+    now: datetime | None = None  # the replay's wall-clock time (None: no future check)
+    not_after: datetime | None = None  # now + sources.max_future: later records were rejected
 
     @property
     def rate(self) -> float:
@@ -36,11 +47,13 @@ class ReplaySummary:
         suppressed = ", ".join(f"{k} {v:,}" for k, v in s["suppressed_by"].items()) or "none"
         located = s["records"] - o[Outcome.REJECTED] - o[Outcome.OUTSIDE]
         ev = s["events"]
+        when = "" if self.now is None else f" at {self.now.isoformat()}"
         return "\n".join(
             [
-                f"replay of {', '.join(self.inputs)}",
+                f"replay of {', '.join(self.inputs)}{when}",
                 f"  records read      {s['records']:>10,}",
                 f"  rejected          {o[Outcome.REJECTED]:>10,}  ({rejected})",
+                *self._future(),
                 f"  located           {located:>10,}",
                 f"  outside           {o[Outcome.OUTSIDE]:>10,}",
                 f"  suppressed        {o[Outcome.SUPPRESSED]:>10,}  ({suppressed})",
@@ -56,6 +69,18 @@ class ReplaySummary:
                 f"  throughput        {self.rate:>10,.0f} records/s ({self.seconds:.2f} s)",
             ]
         )
+
+    def _future(self) -> list[str]:
+        """The records rejected as observed after now + max_future, and what to do about it."""
+        future = self.stats["rejected"].get(RejectReason.FUTURE_TIMESTAMP.value, 0)
+        if not future or self.not_after is None:
+            return []
+        return [
+            f"    in the future   {future:>10,}  (future_timestamp: observed after "
+            f"{self.not_after.isoformat()}, now + sources.max_future)",
+            "    input recorded at another time (elsewhere, simulated)? replay it with "
+            "--now <a time after its records>",
+        ]
 
 
 class _Progress:
@@ -98,15 +123,21 @@ def replay(
     batch_size: int = 5000,
     max_line_bytes: int = 65536,
     progress: IO[str] | None = None,
+    now: datetime | None = None,
 ) -> ReplaySummary:
-    """Replay `inputs` through `engine`, writing incident events to `out` (JSONL)."""
+    """Replay `inputs` through `engine`, writing incident events to `out` (JSONL).
+
+    With `now` (timezone-aware: when the input was recorded; the CLI's default is the clock's
+    time), a record observed more than rules.sources.max_future after it is rejected as
+    future_timestamp. Without it, nothing is checked against a clock."""
+    not_after = None if now is None else engine.not_after(now)
     bar = _Progress(sum(p.stat().st_size for p in inputs), progress or sys.stderr)
     started = time.perf_counter()
     with ExitStack() as stack:
         events_out = stack.enter_context(out.open("wb"))
         rejects_out = stack.enter_context(rejects.open("wb")) if rejects else None
         for path in inputs:
-            for batch in read_batches(path, batch_size=batch_size, max_line_bytes=max_line_bytes):
+            for batch in read_batches(path, batch_size, max_line_bytes, not_after):
                 engine.count_rejects(batch.rejects)
                 if rejects_out is not None:
                     write_rejects(batch.rejects, rejects_out)
@@ -121,4 +152,6 @@ def replay(
         open_incidents=len(engine.tracker.open),
         pending_suspects=engine.tracker.pending_suspects,
         suspects_expired=engine.tracker.suspects_expired,
+        now=now,
+        not_after=not_after,
     )

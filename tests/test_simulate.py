@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +198,17 @@ def test_a_two_hour_run(tmp_path: Path) -> None:
     assert all(START <= datetime.fromisoformat(r["observed_at"]) < end for r in records)
     assert [f.kind for f in summary.fires] == ["full", "quiet"]
     assert all(f.records["sensor"] + f.records["camera"] > 0 for f in summary.fires)
+
+
+def test_default_streams_lie_before_any_clock_a_replay_reads(run: Run) -> None:
+    """`firewatch replay` takes the clock's time as `now` and rejects what was observed more than
+    sources.max_future after it (future_timestamp). The default stream (24 h from START) and the
+    demo season (DEMO_DAYS from START) must end before 2026-11-28, when this was written, so that
+    they replay whole on any machine whose clock is later; a stream for another time is
+    replayed with `--now` (after its end: every record is observed by START + hours)."""
+    from firewatch.sim.season import DEMO_DAYS
+
+    written = datetime(2026, 11, 28, tzinfo=UTC)
+    newest = max(datetime.fromisoformat(r["observed_at"]) for r in run.records.values())
+    assert newest <= START + timedelta(hours=24) < written
+    assert START + timedelta(days=DEMO_DAYS) < written

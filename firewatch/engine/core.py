@@ -12,6 +12,12 @@ older than the watermark by more than the inactivity window can join nothing and
 Duplicate fire signals (same detection id) are dropped (counted `duplicates`).
 A live worker may move the watermark with an injected clock (`advance`), so incidents close even
 when the stream is quiet; a replay never does.
+
+Event time must not run ahead of the wall clock: one device whose clock is wrong would otherwise
+move the watermark for everyone, close every open incident and make every later record stale.
+The engine reads no clock: `process_lines(..., now=)` rejects a detection observed more than
+`sources.max_future` after the caller's `now` (`future_timestamp`, see firewatch.ingest), and
+`limit_time` repairs state that already holds such a jump (a snapshot from an earlier version).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -125,11 +131,25 @@ class Engine:
         origin: str,
         first_line: int = 1,
         offsets: Sequence[int] | None = None,
+        *,
+        now: datetime | None = None,
     ) -> EngineOutput:
-        """JSON records (one per element) to events; bad records come back as rejects."""
-        detections, _, rejects = validate_lines(lines, origin, first_line, offsets)
+        """JSON records (one per element) to events; bad records come back as rejects.
+
+        `now` is the wall-clock time the lines arrived, from the caller's clock: a detection
+        observed more than rules.sources.max_future after it is rejected (future_timestamp).
+        Without it, no event time is too far ahead."""
+        not_after = None if now is None else self.not_after(now)
+        detections, _, rejects = validate_lines(
+            lines, origin, first_line, offsets, not_after=not_after
+        )
         self.count_rejects(rejects)
         return EngineOutput(self.process(detections), rejects)
+
+    def not_after(self, now: datetime) -> datetime:
+        """The latest event time accepted from records arriving at wall-clock time `now`:
+        now + rules.sources.max_future (pass it to firewatch.ingest's `not_after`)."""
+        return now + self.rules.sources.max_future
 
     def count_rejects(self, rejects: Sequence[Reject]) -> None:
         self.stats.records += len(rejects)
@@ -189,6 +209,40 @@ class Engine:
         in a stream worker)."""
         last = self._max_t if until is None else max(self._max_t, until.timestamp())
         return self._release(last)
+
+    def limit_time(self, limit: datetime) -> str | None:
+        """Repair state whose event time is after `limit` (e.g. a snapshot of an earlier version
+        that let one record from a clock far ahead move it); a worker passes `not_after(now)`.
+
+        When the latest event time or the watermark is after `limit`, the latest event time is
+        pulled back to `limit` and the watermark to `limit` minus the grace period; fire signals
+        buffered and detection ids remembered with an event time after `limit` are dropped, and
+        so are the tracker's pending suspects and incidents from after it (Tracker.limit_time).
+        Returns what was repaired, for the caller to log naming the region; None when nothing
+        was after `limit`. What the jump already did (incidents closed early, ids forgotten) is
+        not undone."""
+        bound = limit.timestamp()
+        if self._max_t <= bound and self._watermark <= bound:
+            return None  # every event time the state holds is at most one of these two
+        notes = []
+        if self._max_t > bound:
+            notes.append(f"latest event time {_iso(self._max_t)} -> {_iso(bound)}")
+            self._max_t = bound
+        if self._watermark > bound - self._grace:
+            notes.append(f"watermark {_iso(self._watermark)} -> {_iso(bound - self._grace)}")
+            self._watermark = bound - self._grace
+        buffered = [entry for entry in self._buffer if entry[0] <= bound]
+        if len(buffered) < len(self._buffer):
+            notes.append(f"{len(self._buffer) - len(buffered)} buffered fire signals dropped")
+            heapq.heapify(buffered)
+            self._buffer = buffered
+        seen = deque(entry for entry in self._seen_order if entry[0] <= bound)
+        if len(seen) < len(self._seen_order):
+            notes.append(f"{len(self._seen_order) - len(seen)} remembered detection ids dropped")
+            self._seen_order = seen
+            self._seen = {i for _, i in seen}
+        notes += self.tracker.limit_time(bound)
+        return "; ".join(notes)
 
     # -- masks (the closed loop: a false-alarm closure becomes a mask) ------------------------
     @property
@@ -306,3 +360,10 @@ class Engine:
         horizon = watermark - self._retention
         while self._seen_order and self._seen_order[0][0] < horizon:
             self._seen.discard(self._seen_order.popleft()[1])
+
+
+def _iso(t: float) -> str:
+    try:
+        return datetime.fromtimestamp(t, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):  # beyond year 9999: say it as it is
+        return f"{t:g} s after the epoch"

@@ -170,6 +170,28 @@ class Tracker:
             self._add_pending(s)
         self.suspects_expired = state.suspects_expired
 
+    def limit_time(self, bound: float) -> list[str]:
+        """Repair state holding event time after `bound` (epoch s; see Engine.limit_time): drop
+        pending suspects after it and open incidents first detected after it (their `opened`
+        events are out: their dispatch orders stay open for the teams to close), and pull back
+        to it the last detection of an incident a later detection joined (it closes after the
+        inactivity window from there). Says what it changed, in phrases; [] when nothing."""
+        state = self.state()
+        ahead = [i for i in state.open if i.anchor.t > bound]
+        joined = [i for i in state.open if i.anchor.t <= bound < i.last_seen]
+        pending = [s for s in state.pending if s.t <= bound]
+        if not (ahead or joined or len(pending) < len(state.pending)):
+            return []
+        for inc in joined:
+            inc.last_seen = bound  # first_seen <= anchor.t <= bound
+        kept = [i for i in state.open if i.anchor.t <= bound]
+        self.load_state(TrackerState(kept, state.max_pixel, pending, state.suspects_expired))
+        notes = [f"incident {i.id} (first detection after the limit) dropped" for i in ahead]
+        notes += [f"incident {i.id}: last detection pulled back to the limit" for i in joined]
+        if len(pending) < len(state.pending):
+            notes.append(f"{len(state.pending) - len(pending)} pending suspects dropped")
+        return notes
+
     # -- the two entry points -------------------------------------------------------------
     def close_before(self, t: float) -> list[IncidentEvent]:
         """Close every open incident whose inactivity deadline is before event time `t`."""

@@ -3,7 +3,9 @@
 A Kafka worker keeps one snapshot per region key in a changelog-backed table: it saves
 `Engine.snapshot()` after each batch and calls `Engine.restore(data)` on a fresh engine when the
 partition is (re)assigned. Feeding the rest of the stream to the restored engine gives the events
-an uninterrupted engine would have given, byte for byte.
+an uninterrupted engine would have given, byte for byte. A snapshot may hold event time from a
+clock far ahead (taken before records were checked against the clock on arrival): after the
+restore, `Engine.limit_time(clock now + sources.max_future)` repairs it and says what it did.
 
 Format, version 1: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from firewatch.errors import InputError
@@ -30,17 +32,23 @@ Convert = Callable[[Sequence[RawLine]], tuple[list[AnyDetection], list[Reject]]]
 
 
 def read_batches(
-    path: Path, batch_size: int = 5000, max_line_bytes: int = 65536
+    path: Path,
+    batch_size: int = 5000,
+    max_line_bytes: int = 65536,
+    not_after: datetime | None = None,
 ) -> Iterator[Batch]:
     """Read a JSONL or FIRMS CSV file in batches of batch_size lines.
 
-    Bad records are rejects, never errors; an empty file gives no batch. Raises InputError, naming
-    the file, only when it cannot be opened or read.
+    Bad records are rejects, never errors; an empty file gives no batch. With `not_after` (the
+    time the file was recorded plus sources.max_future), a record observed later than it is
+    rejected as future_timestamp. Raises InputError, naming the file, only when it cannot be
+    opened or read.
     """
     origin = str(path)
     try:
         with path.open("rb") as fh:
-            yield from _batches(iter_lines(fh, max_line_bytes), origin, batch_size, max_line_bytes)
+            lines = iter_lines(fh, max_line_bytes)
+            yield from _batches(lines, origin, batch_size, max_line_bytes, not_after)
     except OSError as exc:
         raise InputError(f"{origin}: cannot read: {exc.strerror or exc}") from exc
 
@@ -54,7 +62,11 @@ def split_lines(data: bytes, max_line_bytes: int = 65536) -> tuple[list[bytes], 
 
 
 def _batches(
-    lines: Iterator[RawLine], origin: str, batch_size: int, max_line_bytes: int
+    lines: Iterator[RawLine],
+    origin: str,
+    batch_size: int,
+    max_line_bytes: int,
+    not_after: datetime | None,
 ) -> Iterator[Batch]:
     first = next(lines, None)
     if first is None:
@@ -62,10 +74,11 @@ def _batches(
     header_bytes = 0
     convert: Convert
     if is_firms_header(first.data.decode("utf-8", errors="replace")):
-        convert = FirmsTable(first.data.decode("utf-8", errors="replace"), origin).convert
+        table = FirmsTable(first.data.decode("utf-8", errors="replace"), origin)
+        convert = partial(table.convert, not_after=not_after)
         header_bytes = first.size
     else:
-        convert = _jsonl(origin, max_line_bytes)
+        convert = _jsonl(origin, max_line_bytes, not_after)
         lines = _chain(first._replace(data=first.data.removeprefix(BOM)), lines)
     group: list[RawLine] = []
     for line in lines:
@@ -77,7 +90,7 @@ def _batches(
         yield _batch(convert, group, origin, header_bytes)
 
 
-def _jsonl(origin: str, max_line_bytes: int) -> Convert:
+def _jsonl(origin: str, max_line_bytes: int, not_after: datetime | None) -> Convert:
     def convert(group: Sequence[RawLine]) -> tuple[list[AnyDetection], list[Reject]]:
         detections, _, rejects = validate_lines(
             [line.data for line in group],
@@ -85,6 +98,7 @@ def _jsonl(origin: str, max_line_bytes: int) -> Convert:
             first_line=group[0].number,
             offsets=[line.offset for line in group],
             max_line_bytes=max_line_bytes,
+            not_after=not_after,
         )
         return detections, rejects
 

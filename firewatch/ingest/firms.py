@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,14 @@ def is_firms_header(first_line: str) -> bool:
 
 
 def read_firms(
-    path: Path, origin: str | None = None, batch_size: int = 5000, max_line_bytes: int = 65536
+    path: Path,
+    origin: str | None = None,
+    batch_size: int = 5000,
+    max_line_bytes: int = 65536,
+    not_after: datetime | None = None,
 ) -> Iterator[tuple[list[AnyDetection], list[Reject]]]:
     """Read a FIRMS CSV file in batches of batch_size rows: (valid detections, rejects) per batch.
+    With `not_after`, a row observed later than it is rejected as future_timestamp (`acq_date`).
 
     Raises InputError when the file cannot be read or its first line is not a FIRMS header.
     """
@@ -99,10 +105,10 @@ def read_firms(
             for line in lines:
                 batch.append(line)
                 if len(batch) >= batch_size:
-                    yield table.convert(batch)
+                    yield table.convert(batch, not_after)
                     batch = []
             if batch:
-                yield table.convert(batch)
+                yield table.convert(batch, not_after)
     except OSError as exc:
         raise InputError(f"{origin}: cannot read: {exc.strerror or exc}") from exc
 
@@ -121,8 +127,11 @@ class FirmsTable:
         elif "brightness" in self.index:
             self.instrument = "MODIS"
 
-    def convert(self, lines: Sequence[RawLine]) -> tuple[list[AnyDetection], list[Reject]]:
-        """Rows to (valid detections, rejects), in row order. Blank lines are skipped."""
+    def convert(
+        self, lines: Sequence[RawLine], not_after: datetime | None = None
+    ) -> tuple[list[AnyDetection], list[Reject]]:
+        """Rows to (valid detections, rejects), in row order. Blank lines are skipped. With
+        `not_after`, a row observed later than it is rejected as future_timestamp."""
         rows: list[dict[str, Any]] = []
         row_lines: list[RawLine] = []
         rejects: list[Reject] = []
@@ -135,7 +144,7 @@ class FirmsTable:
             else:
                 rows.append(row)
                 row_lines.append(line)
-        result = validate_objects(rows)
+        result = validate_objects(rows, not_after=not_after)
         for k, problem in result.problems.items():
             line = row_lines[k]
             problem = _renamed(problem)

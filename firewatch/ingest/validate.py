@@ -14,6 +14,11 @@ using them is not `malformed_json` but fails the field's finiteness check: `bad_
 lat/lon, `invalid_value` elsewhere. JSON is validated in strict mode: a number given as a string, a
 boolean given as a number, or an epoch number as `observed_at` is `wrong_type` (`bad_coordinate` for
 lat/lon), not silently converted.
+
+Event time is checked against the reader's clock only when the caller passes one: with
+`not_after` (the time the records arrived plus `sources.max_future`, from the caller's clock:
+nothing here reads the wall clock), a detection observed later than that is rejected as
+`future_timestamp`. Without it (the default), no record is too far in the future.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import gc
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 from hashlib import blake2b
 from typing import Annotated, Any, BinaryIO, NamedTuple, cast
 
@@ -48,6 +53,7 @@ _RANK = {
             RejectReason.BAD_COORDINATE,
             RejectReason.NAIVE_TIMESTAMP,
             RejectReason.INVALID_VALUE,
+            RejectReason.FUTURE_TIMESTAMP,
         )
     )
 }
@@ -107,14 +113,18 @@ def validate_lines(
     first_line: int | None = 1,
     offsets: Sequence[int] | None = None,
     max_line_bytes: int = 65536,
+    *,
+    not_after: datetime | None = None,
 ) -> tuple[list[AnyDetection], list[int], list[Reject]]:
     """Validate JSON records, one per element of `lines` (a file's lines, or Kafka message values).
 
     Returns the valid detections, the index into `lines` of each, and one Reject per bad record,
     all in input order. Blank lines are skipped. Reject.line is `first_line + index` (None when
     first_line is None, e.g. for Kafka); Reject.offset is `offsets[index]` when offsets are given.
-    Never raises on bad input.
+    With `not_after` (timezone-aware: the arrival time plus sources.max_future), a detection
+    observed later than it is rejected as future_timestamp. Never raises on bad input.
     """
+    _check_bound(not_after)
     oversized = [i for i, line in enumerate(lines) if len(line) > max_line_bytes]
     keys = [i for i, line in enumerate(lines) if len(line) <= max_line_bytes and line.strip()]
 
@@ -126,6 +136,7 @@ def validate_lines(
                 result.keys.append(k)
             except ValidationError as exc:
                 result.problems[k] = classify(exc.errors(include_url=False))
+    reject_future(result, not_after)
     for i in oversized:
         size = "" if len(lines[i]) == max_line_bytes + 2 else f"{len(lines[i])} bytes, "
         message = f"line is {size}longer than the {max_line_bytes} bytes allowed: not parsed"
@@ -143,11 +154,18 @@ def validate_lines(
     return result.detections, result.keys, rejects
 
 
-def validate_objects(objects: Sequence[Mapping[str, Any]], *, strict: bool = False) -> Validated:
-    """Validate records already parsed (e.g. built from CSV cells), with the same reject rules.
+def validate_objects(
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    strict: bool = False,
+    not_after: datetime | None = None,
+) -> Validated:
+    """Validate records already parsed (e.g. built from CSV cells), with the same reject rules
+    (`not_after` as for validate_lines).
 
     Lax by default, so that numbers given as text (as CSV cells are) are parsed by pydantic.
     """
+    _check_bound(not_after)
 
     def many(ks: list[int]) -> list[AnyDetection | Invalid]:
         return LENIENT.validate_python([objects[k] for k in ks], strict=strict)
@@ -156,7 +174,41 @@ def validate_objects(objects: Sequence[Mapping[str, Any]], *, strict: bool = Fal
         return DETECTIONS.validate_python([objects[k]], strict=strict)
 
     with _gc_paused():
-        return _in_sub_batches(list(range(len(objects))), many, one)
+        result = _in_sub_batches(list(range(len(objects))), many, one)
+    reject_future(result, not_after)
+    return result
+
+
+def reject_future(result: Validated, not_after: datetime | None) -> None:
+    """Move the detections of `result` observed after `not_after` to its problems, as
+    future_timestamp (in place; nothing to do when not_after is None)."""
+    if not_after is None or not result.detections:
+        return
+    # Two aware datetimes with the same UTC offset compare field by field, twice as fast as two
+    # with different offsets: compare in the offset of the first record, which most share.
+    offset = result.detections[0]["observed_at"].utcoffset() or timedelta(0)
+    bound = not_after.astimezone(timezone(offset))
+    ahead = {j for j, d in enumerate(result.detections) if d["observed_at"] > bound}
+    if not ahead:
+        return
+    for j in sorted(ahead):
+        observed = result.detections[j]["observed_at"]
+        message = (
+            f"field 'observed_at' is {observed.isoformat()}, after {not_after.isoformat()}, the "
+            f"latest event time accepted on arrival (the reader's clock + sources.max_future): "
+            f"is the device's clock ahead?"
+        )
+        result.problems[result.keys[j]] = Problem(
+            RejectReason.FUTURE_TIMESTAMP, "observed_at", message
+        )
+    kept = [j for j in range(len(result.detections)) if j not in ahead]
+    result.detections[:] = [result.detections[j] for j in kept]
+    result.keys[:] = [result.keys[j] for j in kept]
+
+
+def _check_bound(not_after: datetime | None) -> None:
+    if not_after is not None and not_after.utcoffset() is None:
+        raise ValueError(f"not_after must be timezone-aware, got {not_after.isoformat()}")
 
 
 def make_reject(

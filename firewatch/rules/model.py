@@ -74,6 +74,10 @@ class SourceRules(_Rule):
     sensor: SensorRule
     camera: CameraRule
     satellite: SatelliteRule
+    # A detection observed more than this after it arrives (by the reader's clock: the worker's,
+    # or `replay --now`) is rejected as future_timestamp. Optional (rule sets written before it
+    # existed load); rules/detection.yaml states it.
+    max_future: Duration = timedelta(minutes=5)
 
 
 class CorroborationRule(_Rule):
@@ -180,6 +184,8 @@ class RoutingRules(_Rule):
     fallback: Annotated[str, Field(min_length=1)]  # organisation told when a cell has no chain
     closed_loop: ClosedLoopRule
     report_utc_offset: str  # days of the report, e.g. "+08:00"
+    # how often a long-running dispatcher runs escalation (optional: older rule files lack it)
+    escalate_every: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=30)
 
     @model_validator(mode="after")
     def _complete(self) -> RoutingRules:

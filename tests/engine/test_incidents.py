@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from firewatch.clock import FakeClock
@@ -110,25 +111,49 @@ def _dump(events: list[Any]) -> list[str]:
     return [e.model_dump_json() for e in events]
 
 
+def _minutes(record: dict[str, Any]) -> float:
+    return (datetime.fromisoformat(record["observed_at"]) - T0).total_seconds() / 60
+
+
+def shuffled_within(
+    records: list[dict[str, Any]], minutes: float, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Records in an arrival order where each is held back by a random delay of up to `minutes`
+    of event time: a record can arrive after records up to `minutes` later than it, never more."""
+    return sorted(records, key=lambda r: _minutes(r) + rng.uniform(0, minutes))
+
+
+def lateness(records: list[dict[str, Any]]) -> tuple[float, int]:
+    """In this arrival order: the most a record is behind the latest one before it (minutes),
+    and how many records arrive after a later one."""
+    newest, most, behind = -math.inf, 0.0, 0
+    for r in records:
+        t = _minutes(r)
+        if t < newest:
+            most, behind = max(most, newest - t), behind + 1
+        newest = max(newest, t)
+    return most, behind
+
+
 def test_out_of_order_within_grace_gives_the_same_events(
-    make_engine: Callable[..., Engine],
+    make_engine: Callable[..., Engine], rules: RuleSet
 ) -> None:
     records = fire(1)
-    expected = _dump(run(make_engine(), sorted(records, key=lambda r: r["observed_at"])))
-    rng = random.Random(7)
-    # arrival = event time + a delay of up to 9 minutes: out of order, within the 10-min grace
-    shuffled = sorted(records, key=lambda r: r["observed_at"] + f"{rng.uniform(0, 9 * 60):09.3f}")
-    delayed = sorted(records, key=lambda r: _minutes(r) + rng.uniform(0, 9))
-    assert _dump(run(make_engine(), shuffled)) == expected
+    expected = _dump(run(make_engine(), sorted(records, key=_minutes)))
+    grace = rules.incidents.grace.total_seconds() / 60
+    shuffled = shuffled_within(records, 0.9 * grace, random.Random(7))
+    most, behind = lateness(shuffled)
+    assert 0.5 * grace < most < grace  # really out of order, and within the grace period
+    assert behind > len(records) // 4
     for batch in (1, 7, 1000):
-        assert _dump(run(make_engine(), delayed, batch=batch)) == expected
+        assert _dump(run(make_engine(), shuffled, batch=batch)) == expected
     assert len(expected) >= 3
-
-
-def _minutes(record: dict[str, Any]) -> float:
-    from datetime import datetime
-
-    return (datetime.fromisoformat(record["observed_at"]) - T0).total_seconds() / 60
+    # the same arrival order without a grace buffer does not give the same events
+    no_grace = rules.model_copy(
+        update={"incidents": rules.incidents.model_copy(update={"grace": timedelta(0)})}
+    )
+    for batch in (1, 7):
+        assert _dump(run(make_engine(no_grace), shuffled, batch=batch)) != expected
 
 
 def test_duplicates_change_nothing(make_engine: Callable[..., Engine]) -> None:

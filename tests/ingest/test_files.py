@@ -212,3 +212,38 @@ def test_split_lines_gives_lines_and_offsets_for_validate_lines() -> None:
     assert [(r.line, r.offset, r.reason) for r in rejects] == [
         (r.line, r.offset, r.reason) for r in batch.rejects
     ]
+
+
+def test_read_batches_rejects_what_was_observed_after_not_after(tmp_path: Path) -> None:
+    """A FIRMS file and a JSONL file read with the clock bound of a reader at 12:00 UTC on
+    2020-10-01: rows acquired later (the bound is inclusive) are future_timestamp, named by the
+    CSV column that holds the time."""
+    from datetime import UTC, datetime
+
+    bound = datetime(2020, 10, 1, 12, 0, tzinfo=UTC)
+    rows = CALIFORNIA.read_text().splitlines()[1:]
+    late = [
+        n
+        for n, row in enumerate(rows, start=2)
+        if (row.split(",")[5], row.split(",")[6].zfill(4)) > ("2020-10-01", "1200")
+    ]
+    assert 0 < len(late) < len(rows)  # the file spans the bound
+
+    batch = merged(list(read_batches(CALIFORNIA, batch_size=500, not_after=bound)))
+
+    assert [r.line for r in batch.rejects] == late
+    assert {(r.reason, r.field) for r in batch.rejects} == {(R.FUTURE_TIMESTAMP, "acq_date")}
+    assert batch.rejects[0].message.startswith("column 'acq_date' is 2020-10-01T")
+    assert len(batch.detections) == len(rows) - len(late)
+    assert all(d["observed_at"] <= bound for d in batch.detections)
+
+    jsonl = tmp_path / "ahead.jsonl"
+    record = orjson.loads(MIXED.read_bytes().splitlines()[0])
+    ahead = record | {"observed_at": "2099-01-01T00:00:00+00:00"}
+    jsonl.write_bytes(orjson.dumps(record) + b"\n" + orjson.dumps(ahead) + b"\n")
+    (batch,) = read_batches(jsonl, not_after=bound.replace(year=2030))
+    assert [(r.line, r.reason, r.field) for r in batch.rejects] == [
+        (2, R.FUTURE_TIMESTAMP, "observed_at")
+    ]
+    (batch,) = read_batches(jsonl)  # no bound: nothing is too far ahead
+    assert batch.rejects == [] and len(batch.detections) == 2

@@ -404,3 +404,59 @@ def test_deeply_nested_json_is_malformed_not_a_crash() -> None:
     assert kept == [0, 2]
     assert rejects[0].reason == R.MALFORMED_JSON
     assert "recursion" in rejects[0].message
+
+
+# -- event time ahead of the reader's clock (future_timestamp) ---------------------------------
+# The record arrives at ARRIVAL by the reader's clock; sources.max_future (5 min) later is the
+# latest event time accepted. BEFORE's and AFTER's observed_at are 2024-07-01T04:00:00/05Z.
+ARRIVAL = datetime(2024, 7, 1, 4, 0, 10, tzinfo=UTC)
+NOT_AFTER = ARRIVAL + timedelta(minutes=5)
+
+
+def test_a_record_from_beyond_the_bound_is_rejected_as_future_timestamp() -> None:
+    broken = dumps(sensor(id="ahead", observed_at="2099-01-01T00:00:00+00:00"))
+    lines = [BEFORE, broken, AFTER]
+
+    detections, kept, rejects = validate_lines(
+        lines, "clock", first_line=7, offsets=[0, 10, 20], not_after=NOT_AFTER
+    )
+
+    assert [d.get("id") for d in detections] == ["before", "after"] and kept == [0, 2]
+    (r,) = rejects
+    assert (r.reason, r.field, r.line, r.offset) == (R.FUTURE_TIMESTAMP, "observed_at", 8, 10)
+    assert "2099-01-01T00:00:00+00:00" in r.message  # the record's time
+    assert "2024-07-01T04:05:10+00:00" in r.message  # and the latest one accepted
+    assert r.raw == broken.decode()
+
+
+def test_the_bound_itself_is_accepted_in_any_utc_offset() -> None:
+    at_bound = ["2024-07-01T12:05:10+08:00", "2024-07-01T04:05:10Z", "2024-06-30T23:05:10-05:00"]
+    a_second_later = ["2024-06-30T23:05:11-05:00", "2024-07-01T04:05:11Z"]
+    times = [at_bound[0], a_second_later[0], at_bound[1], at_bound[2], a_second_later[1]]
+    lines = [dumps(sensor(observed_at=t)) for t in times]
+
+    for order in (lines, lines[::-1]):  # whichever offset comes first
+        _, kept, rejects = validate_lines(order, "edge", not_after=NOT_AFTER)
+        future = [i for i, line in enumerate(order) if line in lines[1::3]]
+        assert kept == [i for i in range(5) if i not in future]
+        assert [(r.line, r.reason) for r in rejects] == [
+            (i + 1, R.FUTURE_TIMESTAMP) for i in future
+        ]
+
+
+def test_without_a_bound_no_time_is_too_far_ahead() -> None:
+    far = dumps(sensor(observed_at="2099-01-01T00:00:00+00:00"))
+    assert validate_lines([far], "no clock") == validate_lines([far], "no clock", not_after=None)
+    (d,), _, rejects = validate_lines([far], "no clock")
+    assert rejects == [] and d["observed_at"].year == 2099
+
+
+def test_a_record_bad_and_ahead_keeps_its_first_reason() -> None:
+    line = dumps(sensor(observed_at="2099-01-01T00:00:00Z", lat=95.0))
+    _, _, (r,) = validate_lines([line], "both", not_after=NOT_AFTER)
+    assert (r.reason, r.field) == (R.BAD_COORDINATE, "lat")  # invalid first, never "future"
+
+
+def test_a_naive_bound_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        validate_lines([BEFORE], "naive", not_after=datetime(2024, 7, 1))

@@ -26,6 +26,7 @@ def test_shipped_rules_carry_the_documented_defaults() -> None:
     assert rules.incidents.merge_radius_km == 2.0
     assert rules.incidents.inactivity == timedelta(hours=24)
     assert rules.incidents.grace == timedelta(minutes=10)
+    assert rules.sources.max_future == timedelta(minutes=5)
     assert {m.name for m in rules.masks} == {
         "qujiang-cement-works",
         "qujiang-spring-controlled-burn",
@@ -44,6 +45,7 @@ def test_shipped_rules_carry_the_documented_defaults() -> None:
         ("bad_yaml", "severity.yaml", "not valid YAML"),
         ("missing_section", "", "rule severity: Field required"),
         ("inverted_camera", "detection.yaml", "suspect_confidence must not exceed open_confidence"),
+        ("bad_max_future", "detection.yaml", "rule sources.max_future: Value error, '-5m'"),
     ],
 )
 def test_bad_rule_file_names_file_and_rule(fixture: str, file: str, fragment: str) -> None:
@@ -52,6 +54,16 @@ def test_bad_rule_file_names_file_and_rule(fixture: str, file: str, fragment: st
     message = str(err.value)
     assert fragment in message
     assert str(FIXTURES / fixture / file) in message
+
+
+def test_rules_written_before_max_future_existed_load_with_its_default(tmp_path: Path) -> None:
+    for path in (ROOT / "rules").glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "detection.yaml":
+            assert "  max_future: 5m\n" in text
+            text = text.replace("  max_future: 5m\n", "")
+        (tmp_path / path.name).write_text(text, encoding="utf-8")
+    assert load_rules(tmp_path).sources.max_future == timedelta(minutes=5)
 
 
 def test_not_a_directory() -> None:
