@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import redis
 
 from firewatch.clock import SystemClock
 from firewatch.errors import FirewatchError
-from firewatch.linkage import server
+from firewatch.linkage import inbox, server
 from firewatch.linkage.consumer import LinkageConsumer, read_events
 from firewatch.linkage.model import Order, Resolution
 from firewatch.linkage.service import Linkage
@@ -79,11 +79,26 @@ def _show(args: argparse.Namespace) -> int:
     linkage = _linkage(args)
     order = linkage.store.get(args.order)
     _print_order(order, args.json)
+    if not args.json:
+        print(f"  {_detected(order)}")
+        if order.mask:
+            print(f"  suppression mask {order.mask} (made by its false-alarm closure)")
     for entry in linkage.store.log(args.order):
         line = {"at": entry.at.isoformat(), "kind": entry.kind, "detail": entry.detail}
         text = f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<16} {entry.detail}"
         print(json.dumps(line, ensure_ascii=False) if args.json else text)
     return 0
+
+
+def _detected(order: Order) -> str:
+    if order.detected_at is None:
+        return "first detection: not recorded (the order predates detected_at)"
+    delay = int((order.created_at - order.detected_at).total_seconds())
+    sign, delay = ("-", -delay) if delay < 0 else ("", delay)
+    return (
+        f"first detection observed {order.detected_at:%Y-%m-%d %H:%M:%S}Z, dispatched "
+        f"{sign}{delay // 3600}h{delay % 3600 // 60:02d}m{delay % 60:02d}s later"
+    )
 
 
 def _transition(args: argparse.Namespace) -> int:
@@ -101,8 +116,17 @@ def _transition(args: argparse.Namespace) -> int:
 
 
 def _inbox(args: argparse.Namespace) -> int:
-    for message in _linkage(args).store.inbox(args.target, args.consumer):
-        print(json.dumps(message, ensure_ascii=False))
+    """Print, then acknowledge: a reader that dies before printing leaves them pending, and the
+    next read (same --consumer at once, any other after --min-idle) gets them again."""
+    if args.count < 1:
+        raise FirewatchError(f"dispatch inbox: --count must be at least 1, not {args.count}")
+    if args.min_idle < 0:
+        raise FirewatchError(f"dispatch inbox: --min-idle must be >= 0, not {args.min_idle:g}")
+    store = _linkage(args).store
+    notes = store.inbox(args.target, args.consumer, args.count, timedelta(seconds=args.min_idle))
+    for n in notes:
+        print(json.dumps({"id": n.id, **n.fields}, ensure_ascii=False), flush=True)
+    store.ack_inbox(args.target, [n.id for n in notes])
     return 0
 
 
@@ -176,9 +200,24 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--cause", help="e.g. known_heat_source (a false alarm then masks the place)")
     p.add_argument("--note")
     p.set_defaults(func=_transition, command_name="close")
-    p = dsub.add_parser("inbox", help="new notifications of a target (team:<t>, township:<t>, ...)")
+    p = dsub.add_parser(
+        "inbox", help="notifications of a target (team:<t>, township:<t>, ...) not yet handed over"
+    )
     p.add_argument("target")
-    p.add_argument("--consumer", default="cli")
+    p.add_argument(
+        "--consumer",
+        default="cli",
+        help="this reader's name in the consumer group (default cli); a reader started again "
+        "under the same name gets what it read and did not hand over; readers running at the "
+        "same time need different names",
+    )
+    p.add_argument(
+        "--min-idle",
+        type=float,
+        default=inbox.MIN_IDLE.total_seconds(),
+        help="take over another reader's notifications unacknowledged for this many seconds (60)",
+    )
+    p.add_argument("--count", type=int, default=100, help="at most this many (100)")
     p.set_defaults(func=_inbox)
     p = dsub.add_parser("escalate", help="escalate every order past its SLA now")
     p.set_defaults(func=_escalate)

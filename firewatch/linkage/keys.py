@@ -1,7 +1,9 @@
 """Every Redis key firewatch uses, in one place (like arq's constants). Prefix: `fw:`.
 
 Orders
-    fw:order:{order_id}                 hash: the dispatch order (see linkage/model.py Order)
+    fw:order:{order_id}                 hash: the dispatch order (see linkage/model.py Order), plus
+                                        its aggregate slots, layout and buckets (`slots`,
+                                        `agg_layout`, `agg_buckets`; layout-1 orders: `buckets`)
     fw:order:{order_id}:log             stream: its timestamped transitions and notifications
     fw:orders:by_created                sorted set: order id by creation time (epoch s)
     fw:incident:{incident_id}           string: the order id of an incident (idempotent dispatch)
@@ -13,10 +15,13 @@ Notifications
                                         `village:<v>`, `township:<t>`, `district:<d>`, `org:<name>`
 Running aggregates (linkage/aggregates.py)
     fw:agg:slots                        hash: scope (`all`, `team:<t>`, ...) -> slot number
-    fw:agg:{bucket}                     string: packed u32 counters, one row of METRICS per slot;
-                                        bucket `all`, `y2026`, `m2026-04`, `d2026-04-04`
+    fw:agg:v{layout}:{bucket}           string: packed u32 counters, one row of that layout's
+                                        metrics per slot; bucket `all`, `y2026`, `m2026-04`,
+                                        `d2026-04-04`. Layout 1 (the first) is fw:agg:{bucket}
+    fw:agg:layouts                      set: the layouts new orders have been counted in
 Closed loop
-    fw:masks                            hash: mask name -> Mask JSON (false-alarm closures)
+    fw:masks                            hash: mask name -> Mask JSON (false-alarm closures); the
+                                        order hash that made one names it in its field `mask`
     fw:masks:version                    counter: bumped at every change, engines reload on change
 """
 
@@ -28,6 +33,7 @@ NOTIFY_GROUP = "firewatch"
 ORDERS_BY_CREATED = PREFIX + "orders:by_created"
 SLA = PREFIX + "sla"
 AGG_SLOTS = PREFIX + "agg:slots"
+AGG_LAYOUTS = PREFIX + "agg:layouts"
 MASKS = PREFIX + "masks"
 MASKS_VERSION = PREFIX + "masks:version"
 
@@ -52,5 +58,6 @@ def notify(target: str) -> str:
     return f"{PREFIX}notify:{target}"
 
 
-def agg(bucket: str) -> str:
-    return f"{PREFIX}agg:{bucket}"
+def agg(bucket: str, layout: int) -> str:
+    """A bucket's counters in aggregate layout `layout` (1: the unversioned first layout)."""
+    return f"{PREFIX}agg:{bucket}" if layout == 1 else f"{PREFIX}agg:v{layout}:{bucket}"

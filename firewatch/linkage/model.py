@@ -48,7 +48,8 @@ class Order(BaseModel):
     district: str | None
     lat: float
     lon: float
-    created_at: datetime
+    created_at: datetime  # dispatched
+    detected_at: datetime | None = None  # the incident's first detection (None: order predates it)
     acked_at: datetime | None = None
     on_scene_at: datetime | None = None
     closed_at: datetime | None = None
@@ -60,13 +61,17 @@ class Order(BaseModel):
     escalations: int = 0
     sla_deadline: datetime | None = None  # None once acknowledged or closed
     incident_closed_at: datetime | None = None  # the engine closed the incident (inactivity)
+    mask: str | None = (
+        None  # the suppression mask its false-alarm closure made (even if removed since)
+    )
 
 
 class LogEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: datetime
-    kind: str  # created | ack | arrive | close | escalated | notified | severity | incident_closed
+    # created | ack | arrive | close | mask | escalated | notified | severity | incident_closed
+    kind: str
     detail: str
 
 

@@ -1,4 +1,8 @@
-"""Response and closure rates from the running aggregates: a handful of reads, never a scan."""
+"""Response and closure rates from the running aggregates: a handful of reads, never a scan.
+
+Every known aggregate layout is read (aggregates.py, "Layouts"), so orders counted before an
+upgrade that added a metric still count, in the metrics their layout has.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ class Row:
     response_rate: float | None  # acknowledged / issued
     closure_rate: float | None  # closed / issued
     false_alarm_rate: float | None  # false alarms / closed
-    to_ack_p50: float | None  # seconds
+    to_dispatch_p50: float | None  # seconds from the incident's first detection to the order
+    to_dispatch_p90: float | None
+    to_ack_p50: float | None  # seconds from the order to its acknowledgement
     to_ack_p90: float | None
     to_scene_p50: float | None
     to_scene_p90: float | None
@@ -55,7 +61,8 @@ class Report:
         head = (
             f"{'scope':<28} {'warnings':>8} {'dispatched':>10} {'acked':>6} {'response':>8} "
             f"{'on scene':>8} {'closed':>6} {'closure':>7} {'false al.':>9} {'escal.':>6} "
-            f"{'ack p50/p90':>13} {'scene p50/p90':>15} {'close p50/p90':>15}"
+            f"{'detect-dispatch p50/p90':>23} {'ack p50/p90':>13} {'scene p50/p90':>15} "
+            f"{'close p50/p90':>15}"
         )
         lines = [f"dispatch report, {span} (warnings counted on the day they were issued)", head]
         for r in self.rows:
@@ -63,6 +70,7 @@ class Report:
                 f"{r.scope[:28]:<28} {r.issued:>8,} {r.dispatched:>10,} {r.acknowledged:>6,} "
                 f"{_pct(r.response_rate):>8} {r.on_scene:>8,} {r.closed:>6,} "
                 f"{_pct(r.closure_rate):>7} {_pct(r.false_alarm_rate):>9} {r.escalations:>6,} "
+                f"{_pair(r.to_dispatch_p50, r.to_dispatch_p90):>23} "
                 f"{_pair(r.to_ack_p50, r.to_ack_p90):>13} "
                 f"{_pair(r.to_scene_p50, r.to_scene_p90):>15} "
                 f"{_pair(r.to_close_p50, r.to_close_p90):>15}"
@@ -76,23 +84,44 @@ def build_report(
     last: date | None = None,
     by: Sequence[str] = ("township", "district"),
 ) -> Report:
-    """Rates overall and per scope kind in `by`, for warnings issued in [first, last] (or ever)."""
+    """Rates overall and per scope kind in `by`, for warnings issued in [first, last] (or ever).
+
+    Raises aggregates.LayoutError when orders were counted in a layout this firewatch does not
+    know (a newer firewatch wrote them): their counts would be missing from the report."""
     unknown = set(by) - set(SCOPE_KINDS)
     if unknown:
         raise ValueError(f"report by {sorted(unknown)}: choose from {', '.join(SCOPE_KINDS)}")
     if (first is None) != (last is None):
         raise ValueError("a report range needs both a first and a last day")
     r: Any = client  # redis-py's return types are unions of its sync and async clients
+    _check_layouts(r)
     slots = {k.decode(): int(v) for k, v in r.hgetall(keys.AGG_SLOTS).items()}
     buckets = ["all"] if first is None or last is None else aggregates.cover(first, last)
-    blobs = r.mget([keys.agg(b) for b in buckets]) if buckets else []
-    totals = aggregates.unpack(list(blobs), max(slots.values(), default=-1) + 1)
+    layouts = sorted(aggregates.LAYOUTS)
+    names = [keys.agg(b, layout) for layout in layouts for b in buckets]
+    blobs = list(r.mget(names)) if names else []
+    size, n = max(slots.values(), default=-1) + 1, len(buckets)
+    totals = np.zeros((size, aggregates.ROW), dtype=np.uint64)
+    for i, layout in enumerate(layouts):
+        totals += aggregates.unpack(blobs[i * n : (i + 1) * n], size, layout)
     wanted = ["all", *sorted(s for s in slots if s.split(":", 1)[0] in by)]
     rows = [
         _row(scope, totals[slots[scope]]) if scope in slots else _row(scope, None)
         for scope in wanted
     ]
     return Report(first, last, rows)
+
+
+def _check_layouts(r: Any) -> None:
+    written = sorted(int(n) for n in r.smembers(keys.AGG_LAYOUTS))
+    unknown = [n for n in written if n not in aggregates.LAYOUTS]
+    if unknown:
+        raise aggregates.LayoutError(
+            f"{keys.AGG_LAYOUTS} says orders were counted in aggregate layout "
+            f"{', '.join(map(str, unknown))}, which this firewatch does not know (it reads "
+            f"{', '.join(map(str, sorted(aggregates.LAYOUTS)))}): the report would leave them "
+            "out; run the firewatch version that wrote them"
+        )
 
 
 def _row(scope: str, v: np.ndarray | None) -> Row:
@@ -120,6 +149,8 @@ def _row(scope: str, v: np.ndarray | None) -> Row:
         response_rate=ratio(c["acknowledged"], c["issued"]),
         closure_rate=ratio(c["closed"], c["issued"]),
         false_alarm_rate=ratio(c["false_alarm"], c["closed"]),
+        to_dispatch_p50=aggregates.percentile(hist("to_dispatch"), 0.5),
+        to_dispatch_p90=aggregates.percentile(hist("to_dispatch"), 0.9),
         to_ack_p50=aggregates.percentile(hist("to_ack"), 0.5),
         to_ack_p90=aggregates.percentile(hist("to_ack"), 0.9),
         to_scene_p50=aggregates.percentile(hist("to_scene"), 0.5),

@@ -1,27 +1,38 @@
 """The Lua scripts that change dispatch state. Each runs atomically in Redis, so a transition, its
-log entry, its notifications and its aggregate counts happen together or not at all, and running
-one twice (a redelivered event, a repeated tap on a phone) changes nothing the second time.
+log entry, its notifications, its aggregate counts and (for a false-alarm closure) its suppression
+mask happen together or not at all, and running one twice (a redelivered event, a repeated tap on a
+phone, a retry after a lost reply) changes nothing the second time.
 
-Shared prelude: `bump(order_key, metrics)` adds 1 to each metric of the order's slots in the order's
-buckets (see aggregates.py); `note(order_key, log_key, at, kind, detail)` appends to the order log.
-Layout numbers (ROW, metric indices, duration edges) come from Python in ARGV, never from here.
+Shared prelude: `bump(order_key, rows, metrics)` adds 1 to each metric of the order's slots in the
+order's buckets, in the aggregate layout the order was created with (see aggregates.py: `rows`
+maps a layout to its row width; an order of a layout missing from `rows` is not counted, and a
+metric beyond its layout's row is skipped); `note(log_key, at, kind, detail)` appends to the log.
+Layout numbers (rows, metric indices, duration edges) come from Python in ARGV, never from here.
+An order's buckets are in its field `agg_buckets` (`buckets` for layout 1): a dispatcher still
+running the layout-1 code finds no `buckets` on a newer order and counts nothing, rather than
+writing rows of the old width into the new layout's keys.
 Scripts reach the keys named in the order hash (its buckets): firewatch needs a single Redis node.
 """
 
 from __future__ import annotations
 
 PRELUDE = r"""
-local function bump(okey, row, metrics)
-  local slots = redis.call('HGET', okey, 'slots')
-  local buckets = redis.call('HGET', okey, 'buckets')
-  if not slots or not buckets or #metrics == 0 then return end
+local function bump(okey, rows, metrics)
+  local h = redis.call('HMGET', okey, 'slots', 'agg_layout', 'agg_buckets', 'buckets')
+  local slots, layout, buckets = h[1], h[2], h[3]
+  if not layout then layout, buckets = '1', h[4] end  -- created before layouts were recorded
+  local row = rows[layout]
+  if not slots or not buckets or not row then return end
   local args = {'OVERFLOW', 'SAT'}
   for s in string.gmatch(slots, '[^,]+') do
     for _, m in ipairs(metrics) do
-      table.insert(args, 'INCRBY'); table.insert(args, 'u32')
-      table.insert(args, '#' .. (tonumber(s) * row + m)); table.insert(args, 1)
+      if m < row then
+        table.insert(args, 'INCRBY'); table.insert(args, 'u32')
+        table.insert(args, '#' .. (tonumber(s) * row + m)); table.insert(args, 1)
+      end
     end
   end
+  if #args == 2 then return end
   for b in string.gmatch(buckets, '[^,]+') do redis.call('BITFIELD', b, unpack(args)) end
 end
 
@@ -43,9 +54,10 @@ end
 """
 
 # ARGV[1]: a JSON array of orders to create, each {k: [incident key, order key, log key,
-# orders-by-created zset, sla zset, team open set ('' if none), slots hash], f: [name, value, ...]
-# (the order hash, with id, created_at, sla_deadline, responder among them), m: {scopes, buckets,
-# row, metrics {issued, dispatched}, dispatched, streams, targets, maxlen, message}}.
+# orders-by-created zset, sla zset, team open set ('' if none), slots hash, layouts set],
+# f: [name, value, ...] (the order hash, with id, created_at, sla_deadline, responder among them),
+# m: {scopes, layout, buckets (that layout's keys), rows, bumps (metric offsets to count: issued,
+# dispatched, the detection-to-dispatch bin), streams, targets, maxlen, message}}.
 # One call creates a whole batch: with `appendfsync always` Redis syncs the append-only file once
 # per call instead of once per few orders. Returns 1 (created) or 0 (existed already) per order.
 CREATE = (
@@ -66,14 +78,13 @@ local function create(k, f, meta)
     end
     slots[i] = s
   end
-  redis.call('HSET', k[2], 'slots', table.concat(slots, ','), 'buckets',
-             table.concat(meta.buckets, ','))
+  redis.call('HSET', k[2], 'slots', table.concat(slots, ','), 'agg_layout', meta.layout,
+             'agg_buckets', table.concat(meta.buckets, ','))
+  redis.call('SADD', k[8], meta.layout)
   redis.call('ZADD', k[4], o.created_at, o.id)
   redis.call('ZADD', k[5], o.sla_deadline, o.id)
   if k[6] ~= '' then redis.call('SADD', k[6], o.id) end
-  local metrics = {meta.metrics.issued}
-  if meta.dispatched then table.insert(metrics, meta.metrics.dispatched) end
-  bump(k[2], meta.row, metrics)
+  bump(k[2], meta.rows, meta.bumps)
   note(k[3], o.created_at, 'created', 'dispatched to ' .. o.responder)
   tell(meta.streams, meta.maxlen, meta.message)
   if #meta.streams > 1 then
@@ -88,8 +99,13 @@ return out
 """
 )
 
-# KEYS: order key, log key, sla zset, team open set ('' if none).
-# ARGV: action, at (epoch s), resolution, cause, note, meta JSON {row, metrics, edges}.
+# KEYS: order key, log key, sla zset, team open set ('' if none), masks hash, masks version.
+# ARGV: action, at (epoch s), resolution, cause, note, meta JSON {rows, metrics, edges},
+# mask name and Mask JSON ('' and '' unless a close makes a suppression mask).
+# A close with a mask writes the close, the mask (fw:masks), a new masks version and the order's
+# field `mask` (the mask's name) at once. The same close repeated makes the mask only when the
+# order has no `mask` field yet (a close by the old two-step code whose mask was lost), so a mask
+# removed with `masks remove` stays removed.
 # Returns {status, state, detail}: status ok | noop | invalid | missing.
 TRANSITION = (
     PRELUDE
@@ -98,7 +114,16 @@ local okey, action, at = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local state = redis.call('HGET', okey, 'state')
 if not state then return {'missing', '', 'no such order'} end
 local meta = cjson.decode(ARGV[6])
-local m, row = meta.metrics, meta.row
+local m, rows = meta.metrics, meta.rows
+local mask_name, mask = ARGV[7], ARGV[8]
+
+local function put_mask(detail)
+  redis.call('HSET', KEYS[5], mask_name, mask)
+  redis.call('INCR', KEYS[6])
+  redis.call('HSET', okey, 'mask', mask_name)
+  note(KEYS[2], ARGV[2], 'mask', 'suppression mask ' .. mask_name .. detail)
+end
+
 local created = tonumber(redis.call('HGET', okey, 'created_at'))
 if action == 'ack' or action == 'arrive' then
   if state == 'closed' then
@@ -124,34 +149,50 @@ if action == 'ack' or action == 'arrive' then
     note(KEYS[2], ARGV[2], 'arrive', 'on scene')
     state = 'on_scene'
   end
-  bump(okey, row, bumps)
+  bump(okey, rows, bumps)
   return {'ok', state, ''}
 end
 if action == 'close' then
   if state == 'closed' then
     local was = redis.call('HGET', okey, 'resolution')
-    if was == ARGV[3] then return {'noop', state, 'already closed as ' .. was} end
-    return {'invalid', state, 'already closed as ' .. was .. ', not ' .. ARGV[3]}
+    if was ~= ARGV[3] then
+      return {'invalid', state, 'already closed as ' .. was .. ', not ' .. ARGV[3]}
+    end
+    local same = 'already closed as ' .. was
+    if mask_name == '' or redis.call('HEXISTS', okey, 'mask') == 1
+       or redis.call('HGET', okey, 'cause') ~= ARGV[4] then
+      return {'noop', state, same}
+    end
+    if redis.call('HEXISTS', KEYS[5], mask_name) == 1 then
+      redis.call('HSET', okey, 'mask', mask_name)  -- made by the old code, never recorded
+      return {'noop', state, same}
+    end
+    put_mask(' (made by a repeated close: the first close had not made it)')
+    return {'ok', state, ''}
   end
   redis.call('HSET', okey, 'state', 'closed', 'closed_at', ARGV[2], 'resolution', ARGV[3],
              'cause', ARGV[4], 'note', ARGV[5], 'sla_deadline', '')
   redis.call('ZREM', KEYS[3], redis.call('HGET', okey, 'id'))
   if KEYS[4] ~= '' then redis.call('SREM', KEYS[4], redis.call('HGET', okey, 'id')) end
-  bump(okey, row, {m.closed, m[ARGV[3]], m.to_close + bin(meta.edges, at - created)})
+  bump(okey, rows, {m.closed, m[ARGV[3]], m.to_close + bin(meta.edges, at - created)})
   local detail = ARGV[3]
   if ARGV[4] ~= '' then detail = detail .. ' (' .. ARGV[4] .. ')' end
   if ARGV[5] ~= '' then detail = detail .. ': ' .. ARGV[5] end
   note(KEYS[2], ARGV[2], 'close', detail)
+  if mask_name ~= '' then put_mask('') end
   return {'ok', 'closed', ''}
 end
 return {'invalid', state, 'unknown action ' .. action}
 """
 )
 
-# KEYS: order key, log key, sla zset. ARGV: now, next deadline, meta JSON {row, metrics,
+# KEYS: order key, log key, sla zset. ARGV: now, next deadline, meta JSON {rows, metrics,
 # maxlen, prefix}. Escalates a pending order past its deadline one level up its chain (the top
 # level is told again), notifies the new responder, and sets the next deadline.
 # Returns the new responder, or false when there was nothing to do.
+# Several dispatchers may run it for the same order at the same time: the deadline is checked
+# and moved past `now` in this one atomic step, so only the first run escalates; the others find
+# the order not due (tests/linkage/test_several_dispatchers.py).
 ESCALATE = (
     PRELUDE
     + r"""
@@ -169,7 +210,7 @@ redis.call('HSET', okey, 'level', level, 'responder', target, 'sla_deadline', AR
 redis.call('ZADD', KEYS[3], ARGV[2], id)
 local metrics = {meta.metrics.escalations}
 if n == 1 then table.insert(metrics, meta.metrics.escalated) end
-bump(okey, meta.row, metrics)
+bump(okey, meta.rows, metrics)
 tell({meta.prefix .. target}, meta.maxlen, {'kind', 'escalation', 'order', id,
      'severity', redis.call('HGET', okey, 'severity'),
      'grid_id', redis.call('HGET', okey, 'grid_id'), 'at', ARGV[1],
@@ -180,7 +221,7 @@ return target
 )
 
 # KEYS: order key, log key. ARGV: kind (severity | incident_closed), at, severity, rank,
-# meta JSON {row, metrics, ranks, streams, maxlen, message, targets}.
+# meta JSON {rows, metrics, ranks, streams, maxlen, message, targets}.
 # Severity: raises the order's severity when `rank` is higher and re-notifies; else nothing.
 INCIDENT = (
     PRELUDE
@@ -202,7 +243,7 @@ redis.call('HSET', okey, 'severity', ARGV[3])
 note(KEYS[2], ARGV[2], 'severity', 'severity rose to ' .. ARGV[3])
 if state ~= 'closed' and #meta.streams > 0 then
   tell(meta.streams, meta.maxlen, meta.message)
-  bump(okey, meta.row, {meta.metrics.renotified})
+  bump(okey, meta.rows, {meta.metrics.renotified})
   note(KEYS[2], ARGV[2], 'notified', table.concat(meta.targets, ' '))
 end
 return 'ok'

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 import redis
 
@@ -45,29 +45,34 @@ class Linkage:
         cause: str | None = None,
         note: str | None = None,
     ) -> tuple[Order, bool]:
-        """Close an order; a false alarm with a closed-loop cause becomes a suppression mask."""
-        order, changed = self.store.transition(
-            order_id, Action.CLOSE, self.clock.now(), resolution, cause, note
-        )
-        loop = self.routing.closed_loop
-        if (
-            changed
-            and loop.enabled
-            and resolution is Resolution.FALSE_ALARM
-            and cause in loop.causes
-        ):
-            self.store.put_mask(self.mask_for(order))
-        return order, changed
+        """Close an order; a false alarm with a closed-loop cause becomes a suppression mask.
 
-    def mask_for(self, order: Order) -> Mask:
+        The close and the mask are written by one script: a close retried after a lost reply,
+        or repeated on an order closed before closures made their mask atomically, gets its
+        mask once; a mask removed since (`remove_mask`) is not made again."""
+        now = self.clock.now()
+        mask = None
+        if self.makes_mask(resolution, cause):
+            before = self.store.get(order_id)
+            mask = self.mask_for(before, before.closed_at or now)
+        return self.store.transition(
+            order_id, Action.CLOSE, now, resolution, cause, note, mask=mask
+        )
+
+    def makes_mask(self, resolution: Resolution, cause: str | None) -> bool:
+        """The closed loop: a false alarm with one of routing.closed_loop.causes."""
         loop = self.routing.closed_loop
-        assert order.closed_at is not None
+        return loop.enabled and resolution is Resolution.FALSE_ALARM and cause in loop.causes
+
+    def mask_for(self, order: Order, closed_at: datetime) -> Mask:
+        """The suppression mask of an order closed at `closed_at`: a circle from then on."""
+        loop = self.routing.closed_loop
         return Mask(
             name=f"false-alarm-{order.id}",
             reason=MaskReason.KNOWN_HEAT_SOURCE,
             circle=Circle(lat=order.lat, lon=order.lon, radius_m=loop.radius_m),
-            start=order.closed_at,
-            end=order.closed_at + loop.ttl,
+            start=closed_at,
+            end=closed_at + loop.ttl,
         )
 
     def remove_mask(self, name: str) -> None:

@@ -1,7 +1,8 @@
 """Dispatch state in Redis: orders, their logs, notification streams and running aggregates.
 
-The only module that talks to Redis for dispatch. Every change is one Lua script (scripts.py):
-atomic and idempotent. Key names come from keys.py; the aggregate layout from aggregates.py.
+The only module that talks to Redis for dispatch (reading notifications is in inbox.py). Every
+change is one Lua script (scripts.py): atomic and idempotent. Key names come from keys.py; the
+aggregate layout from aggregates.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import orjson
 import redis
 
-from firewatch.linkage import aggregates, keys, scripts
+from firewatch.linkage import aggregates, codec, inbox, keys, scripts
+from firewatch.linkage.inbox import Notification
 from firewatch.linkage.model import (
     Action,
     DispatchError,
@@ -23,7 +25,6 @@ from firewatch.linkage.model import (
     LogEntry,
     Order,
     OrderNotFound,
-    OrderState,
     Resolution,
 )
 from firewatch.model import EventKind, IncidentEvent, Severity
@@ -32,9 +33,8 @@ from firewatch.rules.model import Mask, RoutingRules
 STREAM_MAXLEN = 100_000  # notifications kept per target stream (approximate trim)
 CREATE_BATCH = 200  # orders created by one script call
 _RANKS = {s.value: s.rank for s in Severity}
-_CREATE_METRICS = {name: aggregates.INDEX[name] for name in ("issued", "dispatched")}
 _LAYOUT = {
-    "row": aggregates.ROW,
+    "rows": {str(n): width for n, width in aggregates.ROWS.items()},
     "edges": list(aggregates.DURATION_EDGES),
     "metrics": {
         **{name: aggregates.INDEX[name] for name in aggregates.COUNTERS},
@@ -46,14 +46,6 @@ _LAYOUT = {
 def order_id(incident_id: str) -> str:
     """One order per incident, named after it: a redelivered `opened` event finds it again."""
     return "ord-" + incident_id.removeprefix("inc-")
-
-
-def _epoch(at: datetime) -> str:
-    return repr(round(at.timestamp(), 3))
-
-
-def _dt(value: bytes | None) -> datetime | None:
-    return datetime.fromtimestamp(float(value), UTC) if value else None
 
 
 @dataclass
@@ -116,13 +108,13 @@ class DispatchStore:
 
     def chain(self, e: IncidentEvent) -> list[str]:
         """The escalation chain of an incident's cell: `team:<t>`, `village:<v>`, ..."""
-        names = _levels(e)
+        names = codec.levels(e)
         chain = [f"{level}:{names[level]}" for level in self.routing.escalation if names[level]]
         return chain or [f"org:{self.routing.fallback}"]
 
     def targets(self, e: IncidentEvent, severity: Severity) -> list[str]:
         """Who else is told at `severity`: levels of the cell's chain, or `org:<name>`."""
-        names = _levels(e)
+        names = codec.levels(e)
         out = []
         for name in self.routing.notify.get(severity, []):
             if name in names:
@@ -136,43 +128,30 @@ class DispatchStore:
         """One order of a CREATE call: its keys, its hash fields, and what the script needs."""
         oid = order_id(e.incident_id)
         chain = self.chain(e)
-        sla = self.routing.sla[e.severity]
-        fields = {
-            "id": oid,
-            "incident_id": e.incident_id,
-            "state": OrderState.PENDING.value,
-            "severity": e.severity.value,
-            "team": e.team or "",
-            "grid_id": e.grid_id,
-            "grid_name": e.grid_name or "",
-            "village": e.village or "",
-            "township": e.township or "",
-            "district": e.district or "",
-            "lat": repr(e.lat),
-            "lon": repr(e.lon),
-            "created_at": _epoch(now),
-            "sla_deadline": _epoch(now + sla),
-            "responder": chain[0],
-            "level": "0",
-            "escalations": "0",
-            "chain": json.dumps(chain),
-        }
+        fields = codec.order_fields(oid, e, chain, now, now + self.routing.sla[e.severity])
         scopes = ["all"] + [
             f"{kind}:{name}"
             for kind, name in (("team", e.team), ("township", e.township), ("district", e.district))
             if name
         ]
         targets = [chain[0], *(t for t in self.targets(e, e.severity) if t != chain[0])]
+        bumps = [aggregates.INDEX["issued"]]
+        if chain[0].startswith("team:"):
+            bumps.append(aggregates.INDEX["dispatched"])
+        bumps.append(aggregates.duration_index("to_dispatch", (now - e.first_seen).total_seconds()))
+        layout = aggregates.LAYOUT
         meta = {
-            "row": aggregates.ROW,
-            "metrics": _CREATE_METRICS,
             "scopes": scopes,
-            "buckets": [keys.agg(b) for b in aggregates.buckets(now, self.routing.utc_offset)],
-            "dispatched": chain[0].startswith("team:"),
+            "layout": str(layout),
+            "buckets": [
+                keys.agg(b, layout) for b in aggregates.buckets(now, self.routing.utc_offset)
+            ],
+            "rows": _LAYOUT["rows"],
+            "bumps": bumps,
             "streams": [keys.notify(t) for t in targets],
             "targets": targets,
             "maxlen": STREAM_MAXLEN,
-            "message": _message("dispatch", oid, e, now),
+            "message": codec.message("dispatch", oid, e, now),
         }
         team_key = keys.team_open(e.team) if e.team else ""
         return {
@@ -184,6 +163,7 @@ class DispatchStore:
                 keys.SLA,
                 team_key,
                 keys.AGG_SLOTS,
+                keys.AGG_LAYOUTS,
             ],
             "f": [x for pair in fields.items() for x in pair],
             "m": meta,
@@ -201,13 +181,13 @@ class DispatchStore:
             "streams": [keys.notify(t) for t in targets],
             "targets": targets,
             "maxlen": STREAM_MAXLEN,
-            "message": _message("severity", oid, e, now),
+            "message": codec.message("severity", oid, e, now),
         }
         self._incident(
             keys=[keys.order(oid), keys.order_log(oid)],
             args=[
                 "severity",
-                _epoch(now),
+                codec.epoch(now),
                 e.severity.value,
                 e.severity.rank,
                 json.dumps(meta),
@@ -221,7 +201,7 @@ class DispatchStore:
             keys=[keys.order(oid), keys.order_log(oid)],
             args=[
                 "incident_closed",
-                _epoch(now),
+                codec.epoch(now),
                 e.severity.value,
                 0,
                 "{}",
@@ -238,13 +218,18 @@ class DispatchStore:
         resolution: Resolution | None = None,
         cause: str | None = None,
         note: str | None = None,
+        mask: Mask | None = None,
     ) -> tuple[Order, bool]:
         """Apply ack / arrive / close; returns the order and whether anything changed.
 
-        Raises OrderNotFound, or InvalidTransition (nothing changed) with the reason.
+        A close with a `mask` (the closed loop, decided by the caller) also writes the mask and
+        records its name on the order, in the same script: see scripts.TRANSITION. Raises
+        OrderNotFound, or InvalidTransition (nothing changed) with the reason.
         """
         if action is Action.CLOSE and resolution is None:
             raise DispatchError(f"closing order {oid} needs an outcome: {', '.join(Resolution)}")
+        if mask is not None and action is not Action.CLOSE:
+            raise DispatchError(f"order {oid}: only a close makes a suppression mask, not {action}")
         team = self.r.hget(keys.order(oid), "team")
         status, state, detail = self._transition(
             keys=[
@@ -252,14 +237,18 @@ class DispatchStore:
                 keys.order_log(oid),
                 keys.SLA,
                 keys.team_open(team.decode()) if team else "",
+                keys.MASKS,
+                keys.MASKS_VERSION,
             ],
             args=[
                 action.value,
-                _epoch(at),
+                codec.epoch(at),
                 resolution.value if resolution else "",
                 cause or "",
                 note or "",
                 json.dumps(_LAYOUT),
+                mask.name if mask else "",
+                mask.model_dump_json() if mask else "",
             ],
         )
         if status == b"missing":
@@ -270,7 +259,7 @@ class DispatchStore:
 
     def escalate_due(self, now: datetime) -> list[tuple[str, str]]:
         """Escalate every pending order past its deadline; returns (order id, new responder)."""
-        due = self.r.zrangebyscore(keys.SLA, "-inf", _epoch(now))
+        due = self.r.zrangebyscore(keys.SLA, "-inf", codec.epoch(now))
         if not due:
             return []
         look = self.r.pipeline(transaction=False)
@@ -289,7 +278,7 @@ class DispatchStore:
             )
             self._escalate(
                 keys=[keys.order(oid), keys.order_log(oid), keys.SLA],
-                args=[_epoch(now), _epoch(nxt), meta],
+                args=[codec.epoch(now), codec.epoch(nxt), meta],
                 client=pipe,
             )
         return [(oid, t.decode()) for oid, t in zip(queued, pipe.execute(), strict=True) if t]
@@ -311,13 +300,13 @@ class DispatchStore:
         h = self.r.hgetall(keys.order(oid))
         if not h:
             raise OrderNotFound(f"no dispatch order {oid!r}")
-        return _order(h)
+        return codec.order(h)
 
     def get_many(self, oids: Iterable[str]) -> list[Order]:
         pipe = self.r.pipeline(transaction=False)
         for oid in oids:
             pipe.hgetall(keys.order(oid))
-        return [_order(h) for h in pipe.execute() if h]
+        return [codec.order(h) for h in pipe.execute() if h]
 
     def open_orders(self, team: str) -> list[Order]:
         ids = sorted(m.decode() for m in self.r.smembers(keys.team_open(team)))
@@ -333,29 +322,22 @@ class DispatchStore:
             for _, f in self.r.xrange(keys.order_log(oid))
         ]
 
-    def inbox(self, target: str, consumer: str, count: int = 100) -> list[dict[str, str]]:
-        """New notifications of a target through its consumer group, acknowledged on reading."""
-        stream = keys.notify(target)
-        try:
-            self.r.xgroup_create(stream, keys.NOTIFY_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        got = self.r.xreadgroup(keys.NOTIFY_GROUP, consumer, {stream: ">"}, count=count)
-        out = []
-        for _, entries in got or []:
-            for entry_id, f in entries:
-                out.append({k.decode(): v.decode() for k, v in f.items()})
-                self.r.xack(stream, keys.NOTIFY_GROUP, entry_id)
-        return out
+    def inbox(
+        self,
+        target: str,
+        consumer: str,
+        count: int = 100,
+        min_idle: timedelta = inbox.MIN_IDLE,
+    ) -> list[Notification]:
+        """Notifications of a target not yet acknowledged: `consumer`'s pending ones, others'
+        pending longer than min_idle, then new ones. Acknowledge them with `ack_inbox` once they
+        are handed over; until then they are delivered again (inbox.py)."""
+        return inbox.read(self.r, target, consumer, count, min_idle)
 
-    # -- closed loop: suppression masks -----------------------------------------------------------
-    def put_mask(self, mask: Mask) -> None:
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(keys.MASKS, mask.name, mask.model_dump_json())
-        pipe.incr(keys.MASKS_VERSION)
-        pipe.execute()
+    def ack_inbox(self, target: str, ids: Sequence[str]) -> int:
+        return inbox.ack(self.r, target, ids)
 
+    # -- closed loop: suppression masks (made by TRANSITION with the close) ----------------------
     def remove_mask(self, name: str) -> bool:
         pipe = self.r.pipeline(transaction=True)
         pipe.hdel(keys.MASKS, name)
@@ -367,52 +349,3 @@ class DispatchStore:
 
     def masks_version(self) -> int:
         return int(self.r.get(keys.MASKS_VERSION) or 0)
-
-
-def _message(kind: str, oid: str, e: IncidentEvent, at: datetime) -> list[str]:
-    text = (
-        f"{e.severity.value} fire warning in {e.grid_name or e.grid_id} ({e.lat:.5f}, {e.lon:.5f})"
-    )
-    return [
-        "kind", kind, "order", oid, "incident", e.incident_id, "severity", e.severity.value,
-        "grid_id", e.grid_id, "lat", repr(e.lat), "lon", repr(e.lon), "at", _epoch(at),
-        "text", text,
-    ]  # fmt: skip
-
-
-def _order(h: dict[bytes, bytes]) -> Order:
-    s = {k.decode(): v.decode() for k, v in h.items()}
-
-    def opt(name: str) -> str | None:
-        return s.get(name) or None
-
-    return Order(
-        id=s["id"],
-        incident_id=s["incident_id"],
-        state=OrderState(s["state"]),
-        severity=Severity(s["severity"]),
-        team=opt("team"),
-        grid_id=s["grid_id"],
-        grid_name=opt("grid_name"),
-        village=opt("village"),
-        township=opt("township"),
-        district=opt("district"),
-        lat=float(s["lat"]),
-        lon=float(s["lon"]),
-        created_at=datetime.fromtimestamp(float(h[b"created_at"]), UTC),
-        acked_at=_dt(h.get(b"acked_at")),
-        on_scene_at=_dt(h.get(b"on_scene_at")),
-        closed_at=_dt(h.get(b"closed_at")),
-        resolution=Resolution(s["resolution"]) if s.get("resolution") else None,
-        cause=opt("cause"),
-        note=opt("note"),
-        responder=s["responder"],
-        level=int(s["level"]),
-        escalations=int(s["escalations"]),
-        sla_deadline=_dt(h.get(b"sla_deadline")),
-        incident_closed_at=_dt(h.get(b"incident_closed_at")),
-    )
-
-
-def _levels(e: IncidentEvent) -> dict[str, str | None]:
-    return {"team": e.team, "village": e.village, "township": e.township, "district": e.district}

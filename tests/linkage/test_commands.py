@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,11 @@ def test_a_team_works_its_orders_from_the_command_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = tmp_path / "events.jsonl"
+    # the first detection, 4.5 min before `consume` (which runs on the system clock)
+    seen = datetime.fromtimestamp(round(time.time() - 270, 3), UTC)
     events.write_text(
-        "\n".join(e.model_dump_json() for e in [event(n=1), event(n=2)]) + "\nnot json\n"
+        "\n".join(e.model_dump_json() for e in [event(n=1, first_seen=seen), event(n=2)])
+        + "\nnot json\n"
     )
     url = ["--redis-url", redis_session.url, "--rules", str(ROOT / "rules")]
     code, out, _ = _run(capsys, "dispatch", "consume", str(events), *url)
@@ -47,7 +52,19 @@ def test_a_team_works_its_orders_from_the_command_line(
     assert code == 2 and f"order {oid(1)} (closed)" in err
     code, out, _ = _run(capsys, "dispatch", "show", oid(1), "--json", *url)
     lines = [json.loads(line) for line in out.splitlines()]
-    assert lines[0]["state"] == "closed" and [e["kind"] for e in lines[1:]][-1] == "close"
+    assert lines[0]["state"] == "closed" and lines[0]["mask"] == f"false-alarm-{oid(1)}"
+    assert datetime.fromisoformat(lines[0]["detected_at"]) == seen
+    assert [e["kind"] for e in lines[1:]][-2:] == ["close", "mask"]
+    code, out, _ = _run(capsys, "dispatch", "show", oid(1), *url)
+    detected, mask_line = out.splitlines()[1:3]
+    dispatched = datetime.fromisoformat(lines[0]["created_at"])  # the wall clock of `consume`
+    delay = int((dispatched - seen).total_seconds())
+    assert 270 <= delay < 300
+    assert detected == (
+        f"  first detection observed {seen:%Y-%m-%d %H:%M:%S}Z, dispatched "
+        f"{delay // 3600}h{delay % 3600 // 60:02d}m{delay % 60:02d}s later"
+    )
+    assert mask_line == f"  suppression mask false-alarm-{oid(1)} (made by its false-alarm closure)"
     code, out, _ = _run(capsys, "masks", "list", *url)
     (mask,) = [json.loads(line) for line in out.splitlines()]
     assert mask["reason"] == "known_heat_source"
@@ -58,7 +75,14 @@ def test_a_team_works_its_orders_from_the_command_line(
     assert rows["all"]["issued"] == 2 and rows["all"]["acknowledged"] == 1
     assert rows["team:team-A"]["closed"] == 1
     code, out, _ = _run(capsys, "dispatch", "inbox", "team:team-A", *url)
-    assert [json.loads(line)["order"] for line in out.splitlines()] == [oid(1), oid(2)]
+    told = [json.loads(line) for line in out.splitlines()]
+    assert [m["order"] for m in told] == [oid(1), oid(2)]
+    stream = [entry_id.decode() for entry_id, _ in redis_client.xrange("fw:notify:team:team-A")]
+    assert [m["id"] for m in told] == stream
+    code, out, _ = _run(capsys, "dispatch", "inbox", "team:team-A", *url)
+    assert (code, out) == (0, "")  # printed, then acknowledged: not handed out again
+    code, _, err = _run(capsys, "dispatch", "inbox", "team:team-A", "--min-idle", "-1", *url)
+    assert code == 2 and "--min-idle must be >= 0, not -1" in err
     code, _, err = _run(capsys, "dispatch", "show", "ord-missing", *url)
     assert code == 2 and "ord-missing" in err
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from pydantic import ValidationError
 
 from firewatch.clock import FakeClock
 from firewatch.linkage import keys
@@ -19,6 +20,7 @@ from firewatch.linkage.model import (
 )
 from firewatch.linkage.service import Linkage
 from firewatch.model import Severity
+from firewatch.rules.model import RoutingRules
 
 from .conftest import T0, event, oid
 
@@ -33,10 +35,12 @@ def _stream(client: redis.Redis, target: str) -> list[dict[str, str]]:
 def test_opened_incident_becomes_one_order_for_the_cells_team(
     linkage: Linkage, redis_client: redis.Redis
 ) -> None:
-    counts = linkage.consume([event(severity="moderate")])
+    seen = T0 - timedelta(minutes=3)
+    counts = linkage.consume([event(severity="moderate", first_seen=seen)])
     assert (counts.created, counts.duplicates) == (1, 0)
     order = linkage.store.get(oid(1))
     assert order.state is OrderState.PENDING
+    assert order.detected_at == seen  # the `opened` event's first_seen
     assert order.responder == "team:team-A" and order.team == "team-A"
     assert (
         order.created_at == T0 and order.sla_deadline == T0 + linkage.routing.sla[Severity.MODERATE]
@@ -179,10 +183,11 @@ def test_an_incident_closed_by_the_engine_leaves_the_order_open(linkage: Linkage
 def test_team_inbox_reads_through_a_consumer_group(linkage: Linkage) -> None:
     linkage.consume([event(), event(n=2)])
     first = linkage.store.inbox("team:team-A", "phone-1")
-    assert [m["order"] for m in first] == [oid(1), oid(2)]
-    assert linkage.store.inbox("team:team-A", "phone-1") == []  # read and acknowledged
+    assert [n.fields["order"] for n in first] == [oid(1), oid(2)]
+    assert linkage.store.ack_inbox("team:team-A", [n.id for n in first]) == 2
+    assert linkage.store.inbox("team:team-A", "phone-1") == []  # handed over and acknowledged
     linkage.consume([event("updated", severity="high")])
-    assert [m["kind"] for m in linkage.store.inbox("team:team-A", "phone-2")] == ["severity"]
+    assert [n.fields["kind"] for n in linkage.store.inbox("team:team-A", "phone-2")] == ["severity"]
 
 
 def test_a_cell_without_team_or_parents_goes_to_the_fallback(linkage: Linkage) -> None:
@@ -190,3 +195,14 @@ def test_a_cell_without_team_or_parents_goes_to_the_fallback(linkage: Linkage) -
     order = linkage.store.get(oid(1))
     assert order.responder == "org:duty_office"
     assert linkage.report(by=[]).rows[0].dispatched == 0  # no team was dispatched
+
+
+def test_routing_says_how_often_a_dispatcher_escalates(routing: RoutingRules) -> None:
+    assert routing.escalate_every == timedelta(seconds=30)  # rules/routing.yaml
+    fields = routing.model_dump(exclude={"escalate_every"})
+    assert RoutingRules.model_validate(fields).escalate_every == timedelta(seconds=30)  # default
+    assert RoutingRules.model_validate({**fields, "escalate_every": "2m"}).escalate_every == (
+        timedelta(minutes=2)
+    )
+    with pytest.raises(ValidationError, match="escalate_every"):
+        RoutingRules.model_validate({**fields, "escalate_every": 0})

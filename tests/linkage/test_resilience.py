@@ -37,6 +37,8 @@ def _work(linkage: Linkage, clock: FakeClock, first: int, last: int) -> None:
 def test_sigkill_and_restart_lose_no_order_or_transition(
     redis_factory: RedisFactory, routing: RoutingRules, clock: FakeClock
 ) -> None:
+    """The linkage state reloads whole after a crash of redis-server. SIGKILL keeps the kernel's
+    page cache, so this is about the process; the fsync is checked in test_server.py."""
     server = redis_factory()  # appendonly, appendfsync always
     linkage = Linkage(server.client(), routing, clock)
     _work(linkage, clock, 1, 120)
