@@ -1,15 +1,22 @@
-"""Wiring shared by the entry points: settings -> grid, index, rules -> Engine."""
+"""Wiring shared by the entry points: settings -> grid, index, rules -> Engine; settings ->
+Redis, routing rules -> Linkage."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from firewatch.clock import Clock, SystemClock
 from firewatch.engine.core import Engine
+from firewatch.errors import FirewatchError
 from firewatch.geo.grid import GridSchema, load_grid
 from firewatch.geo.index import load_index
 from firewatch.rules import load_rules
 from firewatch.settings import Settings
+
+if TYPE_CHECKING:
+    from firewatch.linkage.service import Linkage
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +34,15 @@ def engine_factory(settings: Settings) -> Callable[[], Engine]:
     index = load_index(grid, settings.cache_dir)
     rules = load_rules(settings.rules)
     return lambda: Engine(grid, index, rules)
+
+
+def open_linkage(settings: Settings, clock: Clock | None = None) -> Linkage:
+    """The linkage queue on the configured Redis (the embedded server without a URL)."""
+    from firewatch.linkage import server
+    from firewatch.linkage.service import Linkage
+
+    rules = load_rules(settings.rules)
+    if rules.routing is None:
+        raise FirewatchError(f"{settings.rules}: no `routing` section: the linkage queue needs one")
+    client = server.connect(settings.redis_url, settings.redis_dir)
+    return Linkage(client, rules.routing, clock or SystemClock())

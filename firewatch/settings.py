@@ -28,6 +28,7 @@ _ENV = {
     "topic_located": "FIREWATCH_TOPIC_LOCATED",
     "topic_incidents": "FIREWATCH_TOPIC_INCIDENTS",
     "topic_rejects": "FIREWATCH_TOPIC_REJECTS",
+    "topic_masks": "FIREWATCH_TOPIC_MASKS",
     "kafka_group": "FIREWATCH_KAFKA_GROUP",
     "state_store": "FIREWATCH_STATE_STORE",
     "state_dir": "FIREWATCH_STATE_DIR",
@@ -52,6 +53,7 @@ class Settings(BaseModel):
     topic_located: str = "firewatch.located"
     topic_incidents: str = "firewatch.incidents"
     topic_rejects: str = "firewatch.rejects"
+    topic_masks: str = "firewatch.masks"  # compacted: the closed loop's masks, for every worker
     kafka_group: str = "firewatch"  # the workers' consumer group (and Faust app id)
     state_store: str = "memory://"  # Faust table store; rocksdb:// with the rocksdict extra
     state_dir: Path = Path("var/faust")

@@ -28,6 +28,8 @@ from typing import NoReturn
 
 import pytest
 
+from firewatch.stream.topics import all_partitions, reader
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "kafka.sh"
 TEST_PORT = 39192
@@ -162,6 +164,14 @@ class KafkaTestClient:
         """Read `count` records from the earliest offset; with a group, commit its position."""
         return asyncio.run(self._consume(topic, count, group_id, timeout))
 
+    def read_all(self, topic: str) -> list[Consumed]:
+        """Every record of the topic from its start to its end as of now (no group), tombstones
+        included (value b""), partition by partition in offset order."""
+        return asyncio.run(self._read_all(topic))
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return asyncio.run(self._end_offsets(topic))
+
     def committed(self, topic: str, group_id: str, partitions: int) -> dict[int, int | None]:
         """The group's committed offset per partition of the topic."""
         return asyncio.run(self._committed(topic, group_id, partitions))
@@ -226,6 +236,34 @@ class KafkaTestClient:
         if len(received) < count:
             raise AssertionError(f"{topic}: {len(received)} of {count} records in {timeout} s")
         return received
+
+    async def _read_all(self, topic: str) -> list[Consumed]:
+
+        consumer = reader(self.bootstrap, topic)
+        await consumer.start()  # no group: assigned every partition of the topic
+        try:
+            parts = await all_partitions(consumer, topic)
+            await consumer.seek_to_beginning()
+            ends = await consumer.end_offsets(parts)
+            got: list[Consumed] = []
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    got.extend(
+                        Consumed(m.key, m.value or b"", m.partition, m.offset) for m in batch
+                    )
+            return sorted(got, key=lambda c: (c.partition, c.offset))
+        finally:
+            await consumer.stop()
+
+    async def _end_offsets(self, topic: str) -> dict[int, int]:
+
+        consumer = reader(self.bootstrap, topic)
+        await consumer.start()
+        try:
+            parts = await all_partitions(consumer, topic)
+            return {tp.partition: end for tp, end in (await consumer.end_offsets(parts)).items()}
+        finally:
+            await consumer.stop()
 
     async def _committed(self, topic: str, group_id: str, partitions: int) -> dict[int, int | None]:
         from aiokafka import AIOKafkaConsumer, TopicPartition

@@ -7,8 +7,8 @@ Event time drives everything. The watermark is the largest observed_at seen minu
 period; fire signals wait in a buffer until the watermark passes them and are then handed to the
 tracker in (event time, detection id) order, so input late by up to the grace period gives the same
 incidents as sorted input. A signal later than that is processed at once (counted `late`); one
-older than the watermark by more than the inactivity window can join nothing and is counted
-`stale` and dropped.
+older than the watermark, or than the latest event time that arrived before it less the grace
+period, by more than the inactivity window can join nothing and is counted `stale` and dropped.
 Duplicate fire signals (same detection id) are dropped (counted `duplicates`).
 A live worker may move the watermark with an injected clock (`advance`), so incidents close even
 when the stream is quiet; a replay never does.
@@ -174,12 +174,14 @@ class Engine:
         strength[~located | supp] = 0
         self._count(located, supp, strength, by_mask)
         events: list[IncidentEvent] = []
+        # the latest event time seen before each record, in arrival order (for `stale`)
+        before = np.maximum.accumulate(np.concatenate(([self._max_t], cols.t[:-1])))
         for i in np.flatnonzero(strength):
             d = batch[i]
             signal = make_signal(
                 d, detection_id(d), float(cols.t[i]), int(strength[i]), int(cell[i])
             )
-            events += self._admit(signal)
+            events += self._admit(signal, float(before[i]))
         self._max_t = max(self._max_t, float(cols.t.max()))
         if hold:
             return events
@@ -321,13 +323,19 @@ class Engine:
         o[Outcome.IGNORED] += int((located & ~supp & (strength == 0)).sum())
         self.stats.suppressed_by.update(by_mask)
 
-    def _admit(self, s: Signal) -> list[IncidentEvent]:
-        """Buffer a fire signal, or process it at once when it is later than the grace period."""
+    def _admit(self, s: Signal, newest: float) -> list[IncidentEvent]:
+        """Buffer a fire signal, or process it at once when it is later than the grace period.
+
+        Stale: older than the watermark by more than the inactivity window, or than `newest`
+        (the latest event time that arrived before it) less the grace period: so a device whose
+        clock is days behind is stale even before there is a watermark (the first batch of a
+        replay, a stream worker waiting for every partition's progress), and the verdict does
+        not depend on where batches begin."""
         o = self.stats.outcomes
         if s.id in self._seen:
             o[Outcome.DUPLICATE] += 1
             return []
-        if s.t < self._watermark - self._inactivity:
+        if s.t < max(self._watermark, newest - self._grace) - self._inactivity:
             o[Outcome.STALE] += 1
             return []
         o[Outcome.SUSPECT if s.strength is Strength.SUSPECT else Outcome.INCIDENT] += 1

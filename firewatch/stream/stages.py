@@ -2,9 +2,14 @@
 
 `locate` turns one detection partition's batch into dead letters and one message per region
 (the valid lines as they came, newline-joined, in envelopes under the broker's size limit), and
-records how far in event time each detection partition has been forwarded; `incidents` runs one
-Engine per region over a located partition's messages and progress markers, and releases what
-the least advanced detection partition allows.
+records how far in event time each detection partition has been forwarded (progress.py);
+`incidents` runs one Engine per region over a located partition's messages and progress markers,
+and releases what the least advanced detection partition allows.
+
+Wall-clock time comes from an injected Clock: a detection observed more than
+`sources.max_future` after it is read is rejected (`future_timestamp`), and no progress marker
+or saved state may carry an event time beyond that bound (one device with a broken clock must
+not silence a region).
 """
 
 from __future__ import annotations
@@ -14,21 +19,26 @@ import logging
 import time
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence, Set
 from datetime import UTC, datetime
 
 import orjson
 
+from firewatch.clock import Clock, SystemClock
 from firewatch.engine.core import Engine
 from firewatch.ingest.validate import Problem, make_reject, validate_lines
 from firewatch.model import IncidentEvent, Reject, RejectReason
+from firewatch.rules.model import Mask
 from firewatch.settings import Settings
+from firewatch.stream.masks import ClosedLoopMasks
+from firewatch.stream.progress import Progress
 from firewatch.stream.topics import Topics
 
 log = logging.getLogger(__name__)
 ENVELOPE_BYTES = 512 * 1024  # a located message at most (the broker's default limit is 1 MiB)
 MARKER = b"\x00progress"  # key of progress markers on the located topic
 EMPTY = Problem(RejectReason.MALFORMED_JSON, None, "empty message value")
+QUIET_AFTER = 10.0  # seconds of appends a read-out detection partition's claim stays behind
 
 
 def reject_record(
@@ -85,33 +95,47 @@ def envelopes(lines: Sequence[bytes], limit: int = ENVELOPE_BYTES) -> Iterator[b
 class Worker:
     """The stages' state and logic, apart from Kafka and Faust wiring (so tests can drive it)."""
 
-    def __init__(self, settings: Settings, make_engine: Callable[[], Engine]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        make_engine: Callable[[], Engine],
+        clock: Clock | None = None,
+        quiet_after: float = QUIET_AFTER,
+    ) -> None:
         self.settings = settings
         self.topics = Topics.of(settings)
         self.make_engine = make_engine
+        self.clock = clock or SystemClock()
         self.locator = make_engine()  # stateless use: validation rules, grid, regions
-        self.forwarded: dict[int, float] = {}  # detection partition -> latest event time sent
-        self.heard: dict[int, float] = {}  # detection partition -> when a record last came
+        self.max_future = self.locator.rules.sources.max_future
+        self.forward = Progress(quiet_after)  # what locate has sent, per detection partition
         self.progress: dict[int, dict[int, float]] = defaultdict(dict)  # located p -> source -> t
         self.sources: dict[int, int] = {}  # located p -> detection partitions, as markers say
         self.engines: dict[bytes, tuple[int, Engine]] = {}  # region -> (located partition, engine)
+        self.masks = ClosedLoopMasks()  # false-alarm masks from the masks topic
         self.last_input = time.monotonic()
         self.counts: Counter[str] = Counter()  # records rejected, outside, located
 
     # -- locate -------------------------------------------------------------------------------
     def locate(
-        self, partition: int, values: Sequence[bytes | None], offsets: Sequence[int]
+        self,
+        partition: int,
+        values: Sequence[bytes | None],
+        offsets: Sequence[int],
+        timestamps: Sequence[int] | None = None,
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
-        """One detection partition's batch: (region key, envelope of that region's detections)
-        messages to forward, and dead letters."""
+        """One detection partition's batch (values, offsets and Kafka timestamps in ms): (region
+        key, envelope of that region's detections) messages to forward, and dead letters."""
         topic, limit = self.topics.detections, self.settings.max_line_bytes
         raw = [v or b"" for v in values]
+        not_after = self.clock.now() + self.max_future
         detections, kept, rejects = validate_lines(
             raw,
             f"{topic}[{partition}]",
             first_line=None,
             offsets=offsets,
             max_line_bytes=limit,
+            not_after=not_after,
         )
         blank = [i for i, v in enumerate(raw) if not v.strip()]  # skipped by validate_lines
         if blank:
@@ -133,57 +157,57 @@ class Worker:
         self.counts.update(rejected=len(rejects), located=sum(map(len, routed.values())))
         if detections:  # a batch of nothing but bad records tells nothing of event time
             newest = max(d["observed_at"].timestamp() for d in detections)
-            self.forwarded[partition] = max(self.forwarded.get(partition, newest), newest)
+            # validation rejected what is beyond the bound; the bound again, in depth
+            newest = min(newest, not_after.timestamp())
+            self.forward.record(partition, newest, max(timestamps) if timestamps else -1)
         return out, dead
 
-    def marker(self, quiet: Set[int] = frozenset(), sources: int | None = None) -> bytes | None:
-        """Every detection partition's progress, for every located partition (None: no news).
-
-        A `quiet` partition (read to its end, and nothing new on it for a while) claims the
-        newest event time forwarded from any partition, so that it no longer holds back every
-        region's watermark; a record that arrives on it later may then be late (processed at
-        once, as the engine does with late records). `sources`, the detection topic's partition
-        count, is how many partitions a watermark waits to hear from."""
-        if not self.forwarded:
-            return None
-        progress = dict(self.forwarded)
-        newest = max(progress.values())
-        progress.update((p, newest) for p in quiet)
-        body: dict[str, float | int] = {str(p): t for p, t in sorted(progress.items())}
-        if sources:
-            body["n"] = sources
-        return orjson.dumps(body)
-
-    def quiet(self, caught_up: Iterable[int], now: float, after: float) -> set[int]:
-        """Of the detection partitions read to their end, those with no record for `after`
-        seconds (a partition's clock starts when it is first seen here)."""
-        return {p for p in caught_up if now - self.heard.setdefault(p, now) >= after}
+    def marker(self, caught_up: Set[int] = frozenset(), sources: int | None = None) -> bytes | None:
+        """Every detection partition's progress, for every located partition (progress.py)."""
+        return self.forward.marker(caught_up, sources)
 
     def forget_sources(self, partitions: set[int]) -> None:
         """Detection partitions taken away by a rebalance: their new owner reports them."""
-        for p in partitions:
-            self.forwarded.pop(p, None)
-            self.heard.pop(p, None)
+        self.forward.forget(partitions)
 
     # -- incidents ----------------------------------------------------------------------------
     def engine_for(self, region: bytes, partition: int, saved: bytes | None) -> Engine:
         held = self.engines.get(region)
         if held is not None and held[0] == partition:
             return held[1]
-        engine = self.make_engine()
-        if saved:
-            engine.restore(unpack_state(saved)[1])
-        self.engines[region] = (partition, engine)
-        return engine
+        return self._hold(region, partition, unpack_state(saved)[1] if saved else None)
 
     def load_all(self, table: MutableMapping[bytes, bytes]) -> None:
         """Restore every region of the table not yet in memory (after a restart)."""
         for region, blob in list(table.items()):
             if blob and region not in self.engines:
                 partition, data = unpack_state(blob)
-                engine = self.make_engine()
-                engine.restore(data)
-                self.engines[region] = (partition, engine)
+                self._hold(region, partition, data)
+
+    def _hold(self, region: bytes, partition: int, data: bytes | None) -> Engine:
+        """A region's engine, from its saved state (if any) with the masks of the closed loop; a
+        saved event time beyond the clock's bound (written by an earlier version that let one
+        record move it) is pulled back, and said."""
+        engine = self.make_engine()
+        if data is not None:
+            engine.restore(data)
+            repaired = engine.limit_time(self.clock.now() + self.max_future)
+            if repaired:
+                log.warning(
+                    "%s: region %s: saved state ahead of the clock, repaired: %s",
+                    self.topics.located,
+                    region.decode(errors="replace"),
+                    repaired,
+                )
+        self.masks.apply(engine)
+        self.engines[region] = (partition, engine)
+        return engine
+
+    def set_masks(self, changes: Mapping[str, Mask | None]) -> None:
+        """Closed-loop masks added, changed or removed (None): applied to every region held."""
+        self.masks.update(changes)
+        for _, engine in self.engines.values():
+            self.masks.apply(engine)
 
     def forget(self, partitions: set[int]) -> None:
         """Located partitions taken away by a rebalance: their state lives on in the table."""
@@ -206,7 +230,7 @@ class Worker:
             if key == MARKER:
                 seen = self.progress[partition]
                 progress, sources = _progress(value, where)
-                for source, t in progress.items():
+                for source, t in self._bounded(progress, where).items():
                     seen[source] = max(seen.get(source, t), t)
                 if sources:
                     self.sources[partition] = sources
@@ -218,6 +242,8 @@ class Worker:
         touched: set[bytes] = set()
         for region, lines in by_region.items():
             engine = self.engine_for(region, partition, saved(region))
+            # checked against the clock where they arrived (locate): not again here, where a
+            # clock a few minutes behind would drop what locate accepted
             detections, _, rejects = validate_lines(lines, where, first_line=None)
             if rejects:
                 log.warning("%s: %d located records invalid, skipped", where, len(rejects))
@@ -231,6 +257,20 @@ class Worker:
                     events += released
                     touched.add(region)
         return events, touched
+
+    def _bounded(self, progress: dict[int, float], where: str) -> dict[int, float]:
+        """A marker's progress, none of it beyond the clock's bound (a locate stage of an earlier
+        version, or on a machine whose clock is wrong, may have sent more): said, and cut."""
+        bound = (self.clock.now() + self.max_future).timestamp()
+        ahead = {p: t for p, t in progress.items() if t > bound}
+        if ahead:
+            log.warning(
+                "%s: progress marker ahead of the clock for detection partitions %s, cut to %s",
+                where,
+                sorted(ahead),
+                datetime.fromtimestamp(bound, UTC).isoformat(),
+            )
+        return {p: min(t, bound) for p, t in progress.items()}
 
     def watermark(self, partition: int) -> datetime | None:
         """The least advanced detection partition's progress, once every one has reported."""

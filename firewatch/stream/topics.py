@@ -6,7 +6,10 @@ count on first use, which then disagrees with the table changelogs (PartitionsMi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -20,6 +23,7 @@ class Topics:
     located: str
     incidents: str
     rejects: str
+    masks: str
     partitions: int
 
     @classmethod
@@ -29,11 +33,23 @@ class Topics:
             located=settings.topic_located,
             incidents=settings.topic_incidents,
             rejects=settings.topic_rejects,
+            masks=settings.topic_masks,
             partitions=settings.kafka_partitions,
         )
 
     def names(self) -> list[str]:
-        return [self.detections, self.located, self.incidents, self.rejects]
+        return [self.detections, self.located, self.incidents, self.rejects, self.masks]
+
+    def new_topic(self, name: str) -> Any:
+        """How firewatch creates a topic: the masks topic is compacted, with one partition (a
+        small current set that every worker reads whole); the detections topic stamps records
+        with the broker's append time (the clock of quiet partitions' claims, progress.py)."""
+        from aiokafka.admin import NewTopic
+
+        if name == self.masks:
+            return NewTopic(name, 1, 1, topic_configs={"cleanup.policy": "compact"})
+        configs = {"message.timestamp.type": "LogAppendTime"} if name == self.detections else {}
+        return NewTopic(name, self.partitions, 1, topic_configs=configs)
 
 
 class KafkaError(FirewatchError):
@@ -42,7 +58,7 @@ class KafkaError(FirewatchError):
 
 async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaConnectionError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
@@ -54,12 +70,7 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         existing = set(await admin.list_topics())
         wanted = [n for n in topics.names() if n not in existing]
         if wanted:
-            response = await admin.create_topics(
-                [
-                    NewTopic(n, num_partitions=topics.partitions, replication_factor=1)
-                    for n in wanted
-                ]
-            )
+            response = await admin.create_topics([topics.new_topic(n) for n in wanted])
             for name, code, *message in response.topic_errors:
                 if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (another worker won the race)
                     raise KafkaError(
@@ -68,6 +79,27 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         return wanted
     finally:
         await admin.close()
+
+
+def reader(bootstrap: str, topic: str) -> Any:
+    """An unstarted consumer of every partition of `topic` from its start, without a group (so
+    no committed offsets): for compacted topics read whole, and for tests that read a topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    return AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+
+
+async def all_partitions(consumer: Any, topic: str, timeout: float = 30.0) -> list[Any]:
+    """Every partition of `topic`, once a started consumer of it without a group has been
+    assigned them (right after the topic is created, the broker's metadata may lag a moment)."""
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment():
+        if time.monotonic() > deadline:
+            raise KafkaError(f"topic {topic}: no partitions known after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+    return sorted(consumer.assignment())
 
 
 def text_field(value: bytes | None, name: str) -> bytes | None:

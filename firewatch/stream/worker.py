@@ -21,11 +21,16 @@ Event time across partitions: a located partition holds records of every detecti
 interleaved. `locate` therefore sends, after each batch, a progress marker (the latest event time
 forwarded from each detection partition) to every located partition; `incidents` processes with
 `hold=True` and moves each region's watermark to the least advanced detection partition, so no
-record looks late merely because another partition ran ahead. A partition read to its end and
-silent for `quiet_after` seconds stops holding the watermark back (it claims the newest progress).
-When no input has arrived for `idle_release` seconds, outside rebalances and recoveries, every
-region is released to its latest event time (liveness at the end of a stream; what a replay's
-flush does).
+record looks late merely because another partition ran ahead. A partition read to its end (as
+the broker says) claims the progress of what was appended `quiet_after` seconds before the newest
+record read (progress.py), so one without devices does not hold every watermark back. When no
+detection has arrived for `idle_release` seconds (progress markers are not input; rebalances and
+recoveries are a pause, not the end), every region is released to its latest event time
+(liveness at the end of a stream; what a replay's flush does).
+
+Closed loop: a `masks` task follows the compacted masks topic from its start (masks.py) and
+applies false-alarm masks to every region's engine; the incidents stage starts only once it has
+read the whole topic.
 
 Delivery is at least once; incident event ids are deterministic, so consumers dedup by them.
 """
@@ -47,14 +52,14 @@ from faust.types.tuples import Message
 from firewatch.engine.core import Engine
 from firewatch.model import IncidentEvent
 from firewatch.settings import Settings
-from firewatch.stream.stages import ENVELOPE_BYTES, MARKER, Worker
-from firewatch.stream.topics import Topics
+from firewatch.stream.masks import follow_masks
+from firewatch.stream.stages import ENVELOPE_BYTES, MARKER, QUIET_AFTER, Worker
+from firewatch.stream.topics import Topics, reader
 
 log = logging.getLogger(__name__)
 LOCATE_BATCH = 20_000  # detections per getmany at most
 INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
 WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
-QUIET_AFTER = 10.0  # seconds without records after which a read-out partition is quiet
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -122,32 +127,26 @@ async def run_locate(
     consumer: Any,
     producer: Any,
     retry_after: float = 1.0,
-    quiet_after: float = QUIET_AFTER,
 ) -> None:
     """The locate stage: detections in batches (getmany), located messages, dead letters and
     progress markers out; a batch's offsets are committed once all it sent is acknowledged, and a
-    batch that could not be delivered is read again. Partitions quiet for `quiet_after` seconds
-    stop holding back the watermark (see Worker.marker); their claim is re-sent every second."""
-    from aiokafka.errors import (
-        CommitFailedError,
-        IllegalStateError,
-        KafkaError,
-        RebalanceInProgressError,
-    )
+    batch that could not be delivered is read again. Partitions read to their end (as the broker
+    says) are re-checked every half second and their claims re-sent every second (progress.py)."""
+    from aiokafka.errors import IllegalStateError, KafkaError
 
     topics = worker.topics
     where = f"locate {topics.detections} -> {topics.located}"
-    marked = checked = 0.0  # when a marker was last sent, when quiet partitions were sought
-    quiet: set[int] = set()
+    marked = checked = 0.0  # when a marker was last sent, when the partitions' ends were asked
+    caught_up: set[int] = set()
 
     async def deliver(outgoing: list[tuple[str, bytes | None, bytes, int | None]]) -> None:
         sent = [await producer.send(t, v, key=k, partition=q) for t, k, v, q in outgoing]
         await asyncio.gather(*sent)
 
-    def markers(quiet: set[int]) -> list[tuple[str, bytes | None, bytes, int | None]]:
+    def markers() -> list[tuple[str, bytes | None, bytes, int | None]]:
         nonlocal marked
         sources = len(consumer.partitions_for_topic(topics.detections) or ())
-        marker = worker.marker(quiet, sources)
+        marker = worker.marker(caught_up, sources)
         if marker is None:
             return []
         marked = time.monotonic()
@@ -159,28 +158,35 @@ async def run_locate(
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=LOCATE_BATCH)
             now = time.monotonic()
-            worker.heard.update((tp.partition, now) for tp in batches)
-            if now - checked >= 0.5:  # a partition's end can take a request to learn
-                quiet, checked = worker.quiet(await _caught_up(consumer), now, quiet_after), now
+            if now - checked >= 0.5:
+                try:
+                    caught_up, checked = await _caught_up(consumer), now
+                except KafkaError as exc:
+                    log.warning("%s: end offsets not known (%r); no partition is quiet", where, exc)
+                    caught_up = set()
             if not batches:
                 if not consumer.assignment():  # in a rebalance: input paused, not ended
                     worker.last_input = now
-                elif quiet and now - marked >= 1.0:
+                elif caught_up and now - marked >= 1.0:
                     try:
-                        await deliver(markers(quiet))
+                        await deliver(markers())
                     except KafkaError as exc:
                         log.warning("%s: progress marker not delivered (%r)", where, exc)
                 continue
             worker.last_input = now
+            caught_up -= {tp.partition for tp in batches}  # records came: not at its end
             outgoing: list[tuple[str, bytes | None, bytes, int | None]] = []
             for tp, records in batches.items():
                 out, dead = worker.locate(
-                    tp.partition, [r.value for r in records], [r.offset for r in records]
+                    tp.partition,
+                    [r.value for r in records],
+                    [r.offset for r in records],
+                    [r.timestamp for r in records],
                 )
                 outgoing += [(topics.located, key, value, None) for key, value in out]
                 outgoing += [(topics.rejects, None, value, None) for value in dead]
             try:
-                await deliver(outgoing + markers(quiet))
+                await deliver(outgoing + markers())
             except KafkaError as exc:  # e.g. the broker away longer than the producer's timeout
                 log.warning("%s: a batch was not delivered (%r); reading it again", where, exc)
                 await asyncio.sleep(retry_after)
@@ -190,30 +196,28 @@ async def run_locate(
                 continue
             try:
                 await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
-            except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
-                # the partitions moved: their new owner reads this batch again (duplicates are
-                # harmless downstream, the engine drops detections it has seen)
-                log.info("%s: batch not committed, read again: %s", where, exc)
+            except (KafkaError, IllegalStateError) as exc:
+                # the partitions moved, or the broker is away: whoever reads them next reads this
+                # batch again (duplicates are harmless downstream: the engine drops detections
+                # it has seen)
+                log.warning("%s: batch not committed, it will be read again: %r", where, exc)
     finally:
         await consumer.stop()
         await producer.stop()
 
 
-async def _caught_up(consumer: Any) -> list[int]:
-    """The assigned partitions whose position is at their end (the end as of the last fetch, or
-    asked of the broker for a partition no fetch has returned records from)."""
+async def _caught_up(consumer: Any) -> set[int]:
+    """The assigned partitions whose position is at their end offset, asked afresh of the broker
+    (ListOffsets): never the end a fetch reported earlier, which misses records appended since."""
     from aiokafka.errors import IllegalStateError
 
     assigned = list(consumer.assignment())
-    unknown = [tp for tp in assigned if consumer.highwater(tp) is None]
-    ends = await consumer.end_offsets(unknown) if unknown else {}
-    done = []
-    for tp in assigned:
-        end = consumer.highwater(tp)
-        end = ends.get(tp) if end is None else end
+    ends = await consumer.end_offsets(assigned) if assigned else {}
+    done = set()
+    for tp, end in ends.items():
         try:
-            if end is not None and await consumer.position(tp) >= end:
-                done.append(tp.partition)
+            if await consumer.position(tp) >= end:
+                done.add(tp.partition)
         except IllegalStateError:  # revoked meanwhile
             continue
     return done
@@ -257,7 +261,7 @@ def build_app(
         key_serializer="raw",  # every topic and the table's changelog carry bytes as they are
         value_serializer="raw",
     )
-    worker = Worker(settings, make_engine)
+    worker = Worker(settings, make_engine, quiet_after=quiet_after)
     located = _raw_topic(app, topics.located, parts)
     incidents = _raw_topic(app, topics.incidents, parts)
     state = app.Table(
@@ -292,18 +296,32 @@ def build_app(
     @app.task  # type: ignore[untyped-decorator]
     async def locate() -> None:
         try:
-            await run_locate(worker, *locate_clients(worker), quiet_after=quiet_after)
+            await run_locate(worker, *locate_clients(worker))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the worker cannot go on without its input: stop it loudly
             log.exception("%s: the locate stage failed", topics.detections)
             await app.crash(exc)
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def masks() -> None:
+        consumer = reader(settings.kafka_bootstrap, topics.masks)
+        try:
+            await follow_masks(consumer, topics.masks, worker.set_masks, worker.masks.ready)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # without the masks a worker would open what they suppress
+            log.exception("%s: following the closed-loop masks failed", topics.masks)
+            await app.crash(exc)
+
     @app.agent(located)
     async def incident_agent(stream: Any) -> None:
         pending.stream = stream
+        if not worker.masks.ready.is_set():  # what a false alarm suppresses, before any input
+            await worker.masks.ready.wait()
         async for batch in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
-            worker.last_input = time.monotonic()
+            if any(e.key != MARKER for e in batch):  # progress markers are not input
+                worker.last_input = time.monotonic()
             for partition, group in _by_partition(batch).items():
                 records = [(e.key, e.value) for e in group]
                 events, touched = worker.incidents(partition, records, saved)

@@ -233,3 +233,19 @@ def test_state_within_the_limit_needs_no_repair(new_engine: Factory) -> None:
     assert engine.limit_time(last) is None
     assert engine.limit_time(engine.not_after(last)) is None
     assert engine.snapshot() == before
+
+
+@pytest.mark.parametrize("batch", [1, 7, 1000])
+def test_a_device_days_behind_is_stale_even_before_there_is_a_watermark(
+    new_engine: Factory, batch: int
+) -> None:
+    """A camera whose clock is a week behind, its record among the first that arrive (a replay's
+    first batch, a worker still waiting for every partition's progress): counted stale, opens
+    nothing, whatever the batch boundaries."""
+    records = fire(1)
+    behind = {**camera("cam-behind", -7 * 24 * 60, 0.95), "id": "behind"}  # at the fire
+    honest = run(new_engine(), records)
+    engine = new_engine()
+    events = run(engine, [*records[:3], behind, *records[3:]], batch=batch)
+    assert events == honest
+    assert engine.stats.outcomes[Outcome.STALE] == 1

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -23,8 +23,8 @@ from firewatch.stream.consume import consume_main
 from firewatch.stream.topics import Topics, ensure_topics
 
 from ..kafka_fixtures import KafkaTestClient
+from .conftest import ROOT, Processes, saved_states
 
-ROOT = Path(__file__).resolve().parents[2]
 QUJIANG = ROOT / "data/grids/qujiang.geojson"
 FIRMS = ROOT / "data/firms/modis_c6_usa_24h_2020-10-01.csv"
 CALIFORNIA = ROOT / "data/polygons/usfs_ranger_districts_california.geojson"
@@ -32,104 +32,141 @@ CALIFORNIA_SCHEMA = ROOT / "data/grids/california.yaml"
 
 
 def _replayed(tmp_path: Path, inputs: list[Path]) -> set[bytes]:
+    """`firewatch replay`'s events, with the clock's time as `--now` (as the worker has)."""
     engine = open_engine(Settings.from_env(os.environ))
     out = tmp_path / "replayed.jsonl"
-    replay(engine, inputs, out)
+    replay(engine, inputs, out, now=datetime.now(UTC))
     return set(out.read_bytes().splitlines())
 
 
 def _consumed(topics: Topics) -> set[bytes]:
+    """What `consume-incidents` gives (each event id once): for waiting, never for verdicts."""
     out = io.BytesIO()
     consume_main(os.environ["FIREWATCH_KAFKA_BOOTSTRAP"], topics.incidents, out, 1.0, None)
     return set(out.getvalue().splitlines())
 
 
-class Workers:
-    """`firewatch worker` processes, with their logs; all stopped at teardown."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *options: str) -> subprocess.Popen[bytes]:
-        log = self.logs / f"worker{len(self.processes)}.log"
-        with log.open("wb") as f:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "firewatch", "worker", "--idle-release", "2", *options],
-                cwd=ROOT,
-                env=dict(os.environ),
-                stdout=f,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        return process
-
-    def log_tail(self) -> str:
-        return "\n".join(p.read_text()[-2000:] for p in sorted(self.logs.glob("worker*.log")))
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def _raw(kafka: KafkaTestClient, topics: Topics) -> list[bytes]:
+    """Every message on the incidents topic, duplicates and all."""
+    return [m.value for m in kafka.read_all(topics.incidents)]
 
 
-@pytest.fixture
-def workers(topics: Topics, tmp_path: Path) -> Iterator[Workers]:
-    started = Workers(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-
-
-def _wait_for(topics: Topics, expected: set[bytes], timeout: float = 120) -> set[bytes]:
+def _wait_for(
+    kafka: KafkaTestClient, topics: Topics, expected: set[bytes], timeout: float = 120
+) -> list[bytes]:
+    """The raw incidents topic once it holds every expected event (or at the timeout)."""
     deadline = time.monotonic() + timeout
-    got: set[bytes] = set()
+    got: list[bytes] = []
     while time.monotonic() < deadline:
-        got = _consumed(topics)
-        if got == expected:
-            return got
+        got = _raw(kafka, topics)
+        if set(got) >= expected:
+            time.sleep(1)  # anything wrong still on its way shows up too
+            return _raw(kafka, topics)
         time.sleep(2)
     return got
 
 
-def test_simulated_qujiang_stream_gives_the_replay_incidents(
-    tmp_path: Path, topics: Topics, kafka: KafkaTestClient, workers: Workers
+def _same_events(raw: list[bytes], expected: set[bytes], *, copies: bool = False) -> str | None:
+    """Why the raw topic is not the replay's events (None: it is). Without faults each event is
+    there once; with `copies` (a worker killed or moved), an event may come again, but only as
+    the very same bytes: never a second, different `opened` (or any event) under one id."""
+    if set(raw) != expected:
+        extra, missing = set(raw) - expected, expected - set(raw)
+        return (
+            f"{len(extra)} events not in the replay ({sorted(extra)[:3]}), {len(missing)} missing"
+        )
+    if not copies and len(raw) != len(set(raw)):
+        return f"{len(raw) - len(set(raw))} events sent twice without any fault"
+    return None
+
+
+YEAR_2099 = "2099-01-01T00:00:00+00:00"
+
+
+def _json(line: bytes) -> object:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None  # the simulator's malformed lines
+
+
+def _with_broken_clocks(stream: Path, out: Path) -> tuple[bytes, str]:
+    """The stream with one sensor reading from 2099 inserted a third of the way through, and the
+    readings of one sensor that reports fire signals shifted a week back: (the 2099 line, that
+    sensor's id)."""
+    lines = stream.read_bytes().splitlines()
+    records = [(i, r) for i, line in enumerate(lines) if isinstance(r := _json(line), dict)]
+    hot = next(
+        r["device_id"]
+        for _, r in records
+        if r.get("source") == "sensor" and r.get("readings", {}).get("temperature_c", 0) >= 60
+    )
+    for i, r in records:
+        if r.get("device_id") == hot:
+            when = datetime.fromisoformat(r["observed_at"]) - timedelta(days=7)
+            lines[i] = orjson.dumps({**r, "observed_at": when.isoformat()})
+    sensor = next(r for _, r in records if r.get("source") == "sensor" and r["device_id"] != hot)
+    future = orjson.dumps(
+        {**sensor, "id": "clock-2099", "observed_at": "2099-01-01T00:00:00+00:00"}
+    )
+    lines.insert(len(lines) // 3, future)
+    out.write_bytes(b"\n".join(lines) + b"\n")
+    return future, hot
+
+
+def test_a_worker_idle_before_input_gives_the_replay_events(
+    tmp_path: Path, topics: Topics, kafka: KafkaTestClient, procs: Processes
 ) -> None:
+    """The worker waits on empty topics long enough for every partition to be read out and
+    'quiet', then the whole stream arrives at full speed: partitions whose records are on the
+    broker but not fetched yet claim nothing, so every event equals the replay's. In the stream,
+    a sensor whose clock says 2099 (rejected `future_timestamp`, silencing nothing) and one whose
+    clock is a week behind (its fire signals counted stale)."""
+    clean = tmp_path / "clean.jsonl"
+    sim = write_stream(clean, QUJIANG, seed=2, hours=4)
     stream = tmp_path / "stream.jsonl"
-    sim = write_stream(stream, QUJIANG, seed=2, hours=4)
+    future, behind = _with_broken_clocks(clean, stream)
     expected = _replayed(tmp_path, [stream])
-    workers.start()
+    asyncio.run(ensure_topics(kafka.bootstrap, topics))
+    procs.worker("--quiet-after", "1")
+    time.sleep(8)  # joined, every partition read to its (empty) end many times over
     assert main(["produce", str(stream)]) == 0
-    got = _wait_for(topics, expected)
-    assert got == expected, workers.log_tail()
+    raw = _wait_for(kafka, topics, expected)
+    assert _same_events(raw, expected) is None, procs.log_tail()
     assert len(expected) >= 5
-    dead = kafka.consume(topics.rejects, len(sim.malformed))
+    dead = kafka.consume(topics.rejects, len(sim.malformed) + 1)
     letters = [orjson.loads(m.value) for m in dead]
-    assert len(letters) == len(sim.malformed)
+    assert len(letters) == len(sim.malformed) + 1
     assert all(d["topic"] == topics.detections and d["reason"] for d in letters)
+    assert [d["raw"].encode() for d in letters if d["reason"] == "future_timestamp"] == [future]
     raws = {d["raw"] for d in letters}
     lines = stream.read_bytes().splitlines()
     assert raws <= {line.decode("utf-8", errors="replace") for line in lines}
+    stale = sum(state["stats"]["outcomes"].get("stale", 0) for state in saved_states(kafka))
+    assert stale > 0, f"{behind}: none of its week-old fire signals counted stale"
 
 
-def test_california_firms_gives_the_replay_incidents(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topics: Topics, workers: Workers
+def test_california_firms_produced_slowly_onto_some_partitions_gives_the_replay_events(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    topics: Topics,
+    kafka: KafkaTestClient,
+    procs: Processes,
 ) -> None:
+    """The FIRMS file has two device keys, so at least one of the 3 detection partitions gets
+    nothing; at 250 records/s its claims follow the input, progress markers keep coming for the
+    silent partitions after the input ends, and the idle release still ends the stream (markers
+    are not input): all events, not only `opened`, equal the replay's."""
     monkeypatch.setenv("FIREWATCH_GRID", str(CALIFORNIA))
     monkeypatch.setenv("FIREWATCH_GRID_SCHEMA", str(CALIFORNIA_SCHEMA))
     expected = _replayed(tmp_path, [FIRMS])
-    workers.start()
-    assert main(["produce", str(FIRMS)]) == 0
-    got = _wait_for(topics, expected)
-    assert got == expected, workers.log_tail()
-    assert len(expected) > 50
+    procs.worker("--quiet-after", "3")
+    assert main(["produce", "--rate", "250/s", str(FIRMS)]) == 0
+    raw = _wait_for(kafka, topics, expected, timeout=60)
+    assert _same_events(raw, expected) is None, procs.log_tail()
+    assert len(expected) > 100
+    silent = [p for p, end in kafka.end_offsets(topics.detections).items() if end == 0]
+    assert silent  # the case under test: partitions without records
 
 
 def _offer_until_events(topics: Topics, stream: Path, rate: int) -> subprocess.Popen[bytes]:
@@ -144,14 +181,14 @@ def _offer_until_events(topics: Topics, stream: Path, rate: int) -> subprocess.P
     return producer
 
 
-def _opened_once(events: set[bytes]) -> bool:
-    opened = [orjson.loads(e)["incident_id"] for e in events if b'"event":"opened"' in e]
-    return len(opened) == len(set(opened))
-
-
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topics: Topics, workers: Workers, store: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    topics: Topics,
+    kafka: KafkaTestClient,
+    procs: Processes,
+    store: str,
 ) -> None:
     """memory:// restores the table from its changelog; rocksdb:// (the `rocksdb` extra, for
     production) from the files the killed worker left in its state directory, then the changelog."""
@@ -159,82 +196,78 @@ def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
     stream = tmp_path / "stream.jsonl"
     write_stream(stream, QUJIANG, seed=4, hours=24)
     expected = _replayed(tmp_path, [stream])
-    first = workers.start()
+    first = procs.worker()
     producer = _offer_until_events(topics, stream, rate=4000)  # ~15 s of input
     first.kill()  # SIGKILL: no shutdown, no final commit or flush
     first.wait()
     partial = _consumed(topics)
-    assert partial, workers.log_tail()
+    assert partial, procs.log_tail()
     assert len(partial) < len(expected)  # killed in the middle, not after the end
     assert producer.poll() is None  # and input still arriving
-    workers.start()
+    procs.worker()
     assert producer.wait(timeout=120) == 0
-    got = _wait_for(topics, expected)
-    assert got == expected, workers.log_tail()
-    assert _opened_once(got)
+    raw = _wait_for(kafka, topics, expected)
+    assert _same_events(raw, expected, copies=True) is None, procs.log_tail()
 
 
 def test_two_workers_split_the_partitions_and_agree_with_one(
-    tmp_path: Path, topics: Topics, workers: Workers
+    tmp_path: Path, topics: Topics, kafka: KafkaTestClient, procs: Processes
 ) -> None:
     stream = tmp_path / "stream.jsonl"
     write_stream(stream, QUJIANG, seed=5, hours=8)
     expected = _replayed(tmp_path, [stream])
-    workers.start()
-    workers.start()
+    procs.worker()
+    procs.worker()
     time.sleep(5)  # let the group settle on two members before the data arrives
     assert main(["produce", str(stream)]) == 0
-    got = _wait_for(topics, expected)
-    assert got == expected, workers.log_tail()
-    assert _opened_once(got)
+    raw = _wait_for(kafka, topics, expected)
+    assert _same_events(raw, expected) is None, procs.log_tail()
 
 
 def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
-    tmp_path: Path, topics: Topics, workers: Workers
+    tmp_path: Path, topics: Topics, kafka: KafkaTestClient, procs: Processes
 ) -> None:
     """Both rebalances while input flows: state saved at most every second and offsets acked only
     after the snapshot that covers them, so the new owner resumes without a gap."""
     stream = tmp_path / "stream.jsonl"
     write_stream(stream, QUJIANG, seed=6, hours=24)
     expected = _replayed(tmp_path, [stream])
-    first = workers.start()
+    first = procs.worker()
     producer = _offer_until_events(topics, stream, rate=2500)  # ~23 s of input
-    workers.start()  # a second worker joins: both consumer groups rebalance
+    procs.worker()  # a second worker joins: both consumer groups rebalance
     time.sleep(6)
     first.terminate()  # the first leaves: its partitions move to the second
-    assert first.wait(timeout=60) == 0, workers.log_tail()
+    assert first.wait(timeout=60) == 0, procs.log_tail()
     assert producer.poll() is None  # all of it while input still arrives
     assert producer.wait(timeout=120) == 0
-    got = _wait_for(topics, expected)
-    assert got == expected, workers.log_tail()
-    assert _opened_once(got)
+    raw = _wait_for(kafka, topics, expected)
+    assert _same_events(raw, expected, copies=True) is None, procs.log_tail()
 
 
 def test_partitions_without_records_do_not_hold_back_incidents(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    topics: Topics,
-    kafka: KafkaTestClient,
-    workers: Workers,
+    tmp_path: Path, topics: Topics, kafka: KafkaTestClient, procs: Processes
 ) -> None:
     """All records on one detection partition (one key), the others silent, and no idle release
-    within the test: nothing comes out until the silent partitions count as quiet."""
+    within the test: incidents come out while the input flows, because the silent partitions
+    claim what was appended `--quiet-after` seconds earlier. A successor with an idle release
+    then ends the stream: everything equals the replay."""
     stream = tmp_path / "stream.jsonl"
     write_stream(stream, QUJIANG, seed=2, hours=4)
     expected = _replayed(tmp_path, [stream])
     lines = [line for line in stream.read_bytes().splitlines() if line.strip()]
     asyncio.run(ensure_topics(kafka.bootstrap, topics))  # 3 partitions: 2 of them get nothing
-    kafka.produce(topics.detections, ((b"one", line) for line in lines))
-    never = ("--idle-release", "600")
-    first = workers.start(*never, "--quiet-after", "600")
-    time.sleep(15)  # joined, and the whole input read
-    assert _consumed(topics) == set(), workers.log_tail()  # held: two partitions never report
+    first = procs.start("worker", "--idle-release", "600", "--quiet-after", "2")
+    time.sleep(3)
+    rate = max(200, len(lines) // 15)  # about 15 s of input
+    batches = [lines[i : i + rate // 5] for i in range(0, len(lines), rate // 5)]
+    for batch in batches:  # one key, so one partition; 5 batches a second
+        kafka.produce(topics.detections, ((b"one", line) for line in batch))
+        time.sleep(0.2)
+    during = set(_raw(kafka, topics))
+    assert during, procs.log_tail()  # incidents while the input flowed, no idle release
+    assert during <= expected  # and each of them one of the replay's
     first.terminate()
-    assert first.wait(timeout=60) == 0
-    group = os.environ["FIREWATCH_KAFKA_GROUP"]
-    monkeypatch.setenv("FIREWATCH_KAFKA_GROUP", f"{group}-quiet")  # reads it all again
-    workers.start(*never, "--quiet-after", "2")
-    # all of it long before the idle release (600 s): this stream's last 10 min (the grace
-    # period the watermark still holds back) has no fire signal
-    got = _wait_for(topics, expected, timeout=60)
-    assert got == expected, workers.log_tail()
+    assert first.wait(timeout=60) == 0, procs.log_tail()
+    procs.worker()  # resumes from the saved state; its idle release ends the stream
+    raw = _wait_for(kafka, topics, expected, timeout=60)
+    assert _same_events(raw, expected, copies=True) is None, procs.log_tail()

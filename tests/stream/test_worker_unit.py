@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -14,13 +15,15 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import TopicPartition
 
+from firewatch.clock import FakeClock
 from firewatch.engine.core import Engine
 from firewatch.model import EventKind
+from firewatch.rules.model import Circle, Mask, MaskReason
 from firewatch.settings import Settings
 from firewatch.stream.stages import MARKER, Worker, envelopes, pack_state, unpack_state
 from firewatch.stream.worker import run_locate
 
-from ..engine.conftest import camera, sensor
+from ..engine.conftest import T0, camera, sensor
 
 BAD = [
     (b"\xff\xfe garbage", "malformed_json"),
@@ -30,10 +33,13 @@ BAD = [
 ]
 
 
+NOW = T0 + timedelta(days=1)  # the worker's clock: a day after the detections of these tests
+
+
 @pytest.fixture
 def worker(make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch) -> Worker:
     monkeypatch.setenv("FIREWATCH_KAFKA_PARTITIONS", "2")
-    return Worker(Settings.from_env(os.environ), make_engine)
+    return Worker(Settings.from_env(os.environ), make_engine, FakeClock(NOW), quiet_after=10)
 
 
 def test_bad_records_become_dead_letters_and_the_rest_is_routed(worker: Worker) -> None:
@@ -124,6 +130,7 @@ def test_garbled_located_messages_are_skipped_and_the_rest_processed(
 class Record(NamedTuple):
     value: bytes | None
     offset: int
+    timestamp: int = 0
 
 
 class Drained(Exception):
@@ -224,20 +231,79 @@ def test_dead_letters_keep_non_utf8_bytes_exactly_and_cut_huge_records(worker: W
     assert "raw_base64" not in second  # plain text needs no second copy
 
 
-def test_a_quiet_partition_stops_holding_back_the_watermark(worker: Worker) -> None:
-    worker.locate(0, [orjson.dumps(camera("c", 0, 0.9))], [0])
-    worker.locate(1, [orjson.dumps(camera("c", 30, 0.9))], [0])
-    worker.heard.update({0: 100.0, 1: 100.0})
-    assert worker.quiet([0, 1], now=105.0, after=10.0) == set()  # read out, but not for long
-    assert worker.quiet([1], now=111.0, after=10.0) == {1}
-    assert worker.quiet([0, 1, 2], now=111.0, after=10.0) == {0, 1}  # 2: its clock starts now
-    assert worker.quiet([2], now=121.0, after=10.0) == {2}
-    plain = orjson.loads(worker.marker() or b"{}")
-    claimed = orjson.loads(worker.marker({0, 2}) or b"{}")
-    assert plain["0"] < plain["1"] and set(plain) == {"0", "1"}
-    assert claimed == {"0": plain["1"], "1": plain["1"], "2": plain["1"]}  # the newest time
-    worker.forget_sources({0, 1})
-    assert worker.marker({2}) is None  # nothing forwarded: no event time to claim
+def test_a_read_out_partition_claims_only_what_was_appended_quiet_after_earlier(
+    worker: Worker,
+) -> None:
+    """Claims go by the records' Kafka timestamps, never by when they were fetched."""
+    assert worker.marker({0, 1, 2}) is None  # idle before input: nothing to tell, nothing claimed
+    worker.locate(0, [orjson.dumps(camera("c", 0, 0.9))], [0], [100_000])
+    # partitions 1 and 2 read to their end, but what partition 0 sent was appended just now:
+    # records on its way to them may be as old, so nothing is claimed for them yet
+    assert set(orjson.loads(worker.marker({1, 2}) or b"{}")) == {"0"}
+    worker.locate(0, [orjson.dumps(camera("c", 30, 0.9))], [1], [105_000])
+    assert set(orjson.loads(worker.marker({1, 2}) or b"{}")) == {"0"}  # 5 s later: still not
+    worker.locate(0, [orjson.dumps(camera("c", 60, 0.9))], [2], [110_000])
+    claimed = orjson.loads(worker.marker({1, 2}) or b"{}")
+    first = (T0 + timedelta(minutes=0)).timestamp()
+    latest = (T0 + timedelta(minutes=60)).timestamp()
+    # 10 s after the first batch was appended: its event time, not the latest, is claimable
+    assert claimed == {"0": latest, "1": first, "2": first}
+    assert orjson.loads(worker.marker() or b"{}") == {"0": latest}  # nothing read out: no claim
+    worker.forget_sources({0})
+    assert set(orjson.loads(worker.marker({2}) or b"{}")) == {"2"}  # claim outlives the owner
+
+
+def test_a_future_record_is_rejected_and_moves_no_progress(worker: Worker) -> None:
+    """A sensor whose clock says 2099: a dead letter `future_timestamp`, and the progress its
+    partition reports stays where the honest records put it."""
+    honest = orjson.dumps(sensor("s", 30, temp=20))
+    broken = orjson.dumps({**sensor("s2", 0, temp=20), "observed_at": "2099-01-01T00:00:00+00:00"})
+    out, dead = worker.locate(0, [honest, broken], [0, 1], [1, 1])
+    assert [orjson.loads(d)["reason"] for d in dead] == ["future_timestamp"]
+    assert out[0][1] == honest
+    assert orjson.loads(worker.marker() or b"{}") == {"0": (T0 + timedelta(minutes=30)).timestamp()}
+
+
+def test_a_marker_ahead_of_the_clock_is_cut_to_the_bound(worker: Worker) -> None:
+    """A locate stage of an earlier version (or with a wrong clock) sent 2099: the incidents
+    stage takes at most now + max_future, so one bad marker cannot close every incident."""
+    out, _ = worker.locate(0, [orjson.dumps(camera("c", 0, 0.9))], [0])
+    far = orjson.dumps({"0": 4_070_908_800.0, "1": 4_070_908_800.0})  # 2099-01-01
+    events, _ = worker.incidents(0, [*out, (MARKER, far)], lambda region: None)
+    assert [e.event for e in events] == [EventKind.OPENED]  # released, but not closed
+    bound = (NOW + worker.max_future).timestamp()
+    assert worker.progress[0] == {0: bound, 1: bound}
+
+
+def test_saved_state_ahead_of_the_clock_is_repaired_on_restore(
+    worker: Worker, make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """State written by an earlier version that let a 2099 record move the watermark."""
+    broken = make_engine()
+    broken.process_lines(
+        [orjson.dumps({**camera("c", 0, 0.9), "observed_at": "2099-01-01T00:00:00+00:00"})], "old"
+    )
+    saved = pack_state(0, broken)
+    engine = worker.engine_for(b"test", 0, saved)
+    assert "ahead of the clock, repaired" in caplog.text and "region test" in caplog.text
+    opened = engine.process_lines([orjson.dumps(camera("d", 60, 0.9))], "new").events
+    assert [e.event for e in opened + engine.flush()] == [EventKind.OPENED]
+
+
+def test_closed_loop_masks_reach_held_and_new_engines(worker: Worker) -> None:
+    mask = Mask(
+        name="false-alarm-ord-1",
+        reason=MaskReason.KNOWN_HEAT_SOURCE,
+        circle=Circle(lat=camera("c", 0, 0.9)["lat"], lon=camera("c", 0, 0.9)["lon"], radius_m=300),
+    )
+    held = worker.engine_for(b"test", 0, None)
+    worker.masks.ready.set()
+    worker.set_masks({mask.name: mask})
+    assert mask in held.masks
+    fresh = worker.engine_for(b"other", 1, None)
+    assert mask in fresh.masks
+    worker.set_masks({mask.name: None})  # a tombstone: `masks remove`
+    assert mask not in held.masks and mask not in worker.engine_for(b"other", 1, None).masks
 
 
 def test_markers_say_how_many_detection_partitions_a_watermark_waits_for(worker: Worker) -> None:
