@@ -14,13 +14,12 @@ from typing import Any
 
 import redis
 
-from firewatch.clock import SystemClock
 from firewatch.errors import FirewatchError
 from firewatch.linkage import inbox, server
 from firewatch.linkage.consumer import LinkageConsumer, read_events
 from firewatch.linkage.model import Order, Resolution
 from firewatch.linkage.service import Linkage
-from firewatch.rules import load_rules
+from firewatch.runtime import open_linkage
 from firewatch.settings import Settings
 
 
@@ -35,11 +34,7 @@ def _client(settings: Settings) -> redis.Redis:
 
 
 def _linkage(args: argparse.Namespace) -> Linkage:
-    settings = _settings(args)
-    rules = load_rules(settings.rules)
-    if rules.routing is None:
-        raise FirewatchError(f"{settings.rules}: no `routing` section: the linkage queue needs one")
-    return Linkage(_client(settings), rules.routing, SystemClock())
+    return open_linkage(_settings(args))
 
 
 def _print_order(order: Order, as_json: bool) -> None:
