@@ -179,6 +179,7 @@ def _worker(args: argparse.Namespace) -> int:
         engine_factory(settings),
         idle_release=args.idle_release,
         quiet_after=args.quiet_after,
+        stall_after=args.stall_after,
     )
     faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()
     return 0
@@ -308,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds without records after which a detection partition, read to its end, no "
         "longer holds back the event-time watermark",
+    )
+    p.add_argument(
+        "--stall-after",
+        type=float,
+        default=60.0,
+        help="seconds a state-table recovery may make no progress before the worker exits with "
+        "code 75 for its supervisor to start it again",
     )
     p.add_argument("--loglevel", default="warning")
     p.set_defaults(func=_worker)

@@ -28,6 +28,9 @@ detection has arrived for `idle_release` seconds (progress markers are not input
 recoveries are a pause, not the end), every region is released to its latest event time
 (liveness at the end of a stream; what a replay's flush does).
 
+A table recovery that makes no progress for `stall_after` seconds ends the process with exit code
+75, for its supervisor to start it again (watchdog.py).
+
 Closed loop: a `masks` task follows the compacted masks topic from its start (masks.py) and
 applies false-alarm masks to every region's engine; the incidents stage starts only once it has
 read the whole topic.
@@ -40,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,11 +59,13 @@ from firewatch.settings import Settings
 from firewatch.stream.masks import follow_masks
 from firewatch.stream.stages import ENVELOPE_BYTES, MARKER, QUIET_AFTER, Worker
 from firewatch.stream.topics import Topics, reader
+from firewatch.stream.watchdog import EXIT_STALLED, RecoveryWatch
 
 log = logging.getLogger(__name__)
 LOCATE_BATCH = 20_000  # detections per getmany at most
 INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
 WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
+STALL_AFTER = 60.0  # seconds a table recovery may go without progress (watchdog.py)
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -241,6 +247,7 @@ def build_app(
     make_engine: Callable[[], Engine],
     idle_release: float = 5.0,
     quiet_after: float = QUIET_AFTER,
+    stall_after: float = STALL_AFTER,
 ) -> faust.App:
     topics = Topics.of(settings)
     snapshot_every = settings.snapshot_every
@@ -347,6 +354,19 @@ def build_app(
         events, touched = worker.release_idle()
         _publish(incidents, events)
         save(touched)
+
+    tables: Any = app.tables  # faust.tables.TableManager: its `recovery` is not in the protocol
+    watch = RecoveryWatch(tables.recovery, stall_after)
+
+    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    async def watchdog() -> None:
+        stalled = watch.check(time.monotonic())
+        if stalled:
+            log.error(
+                "%s: %s; exiting (%d) to be started again", app.conf.id, stalled, EXIT_STALLED
+            )
+            logging.shutdown()
+            os._exit(EXIT_STALLED)  # safe at any moment; Faust's own shutdown may wait for ever
 
     async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == topics.located}

@@ -17,6 +17,7 @@ from firewatch.linkage.server import RedisProcess
 from firewatch.settings import Settings
 from firewatch.stream.stages import unpack_state
 from firewatch.stream.topics import Topics
+from firewatch.stream.watchdog import EXIT_STALLED
 
 from ..kafka_fixtures import KafkaTestClient
 from ..redis_fixtures import RedisFactory
@@ -57,6 +58,18 @@ class Processes:
             )
         self.processes.append(process)
         return process
+
+    def supervise(self) -> list[str]:
+        """As a supervisor would: start again each process that exited with 75 (a worker whose
+        table recovery stalled, firewatch/stream/watchdog.py); says what it restarted."""
+        done = []
+        for process in list(self.processes):
+            if process.poll() == EXIT_STALLED and not getattr(process, "restarted", False):
+                process.restarted = True  # type: ignore[attr-defined]
+                args = [str(a) for a in process.args[3:]]  # python -m firewatch ...
+                self.start(*args)
+                done.append(" ".join(args[:1]) + f" (pid {process.pid}) exited 75: started again")
+        return done
 
     def worker(self, *options: str) -> subprocess.Popen[bytes]:
         return self.start("worker", "--idle-release", "2", *options)

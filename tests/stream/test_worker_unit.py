@@ -21,6 +21,7 @@ from firewatch.model import EventKind
 from firewatch.rules.model import Circle, Mask, MaskReason
 from firewatch.settings import Settings
 from firewatch.stream.stages import MARKER, Worker, envelopes, pack_state, unpack_state
+from firewatch.stream.watchdog import RecoveryWatch
 from firewatch.stream.worker import run_locate
 
 from ..engine.conftest import T0, camera, sensor
@@ -316,3 +317,33 @@ def test_markers_say_how_many_detection_partitions_a_watermark_waits_for(worker:
     assert orjson.loads(marker)["n"] == 1
     events, _ = worker.incidents(0, [(MARKER, marker)], lambda region: None)
     assert [e.event for e in events] == [EventKind.OPENED]
+
+
+class FakeRecovery:
+    """What RecoveryWatch reads of Faust's Recovery."""
+
+    def __init__(self) -> None:
+        self.in_recovery = False
+        self.active_offsets: dict[TopicPartition, int] = {}
+        self.highwaters: dict[TopicPartition, int] = {}
+
+    def active_remaining(self) -> dict[TopicPartition, int]:
+        return {tp: hw - self.active_offsets.get(tp, -1) for tp, hw in self.highwaters.items()}
+
+
+def test_a_recovery_without_progress_is_stalled_after_the_limit_and_progress_resets_it() -> None:
+    recovery, tp = FakeRecovery(), TopicPartition("app-engine-state-changelog", 1)
+    watch = RecoveryWatch(recovery, after=20)
+    assert watch.check(0) is None  # not recovering
+    recovery.in_recovery, recovery.highwaters, recovery.active_offsets = True, {tp: 9}, {tp: 3}
+    assert watch.check(1) is None and watch.check(20) is None  # stuck, not for long yet
+    recovery.active_offsets = {tp: 5}  # progress: the clock starts again
+    assert watch.check(25) is None and watch.check(44) is None
+    stalled = watch.check(46)
+    assert stalled == (
+        "table recovery made no progress for 21 s (app-engine-state-changelog[1]: 4 to read)"
+    )
+    recovery.active_offsets = {tp: 9}  # all read: waiting on nothing is no stall
+    assert watch.check(100) is None and watch.check(200) is None
+    recovery.in_recovery = False
+    assert watch.check(300) is None
