@@ -56,9 +56,11 @@ def _opened(events: list[bytes]) -> set[str]:
 
 
 def _dispatched(client: redis.Redis) -> set[str]:
-    """The incidents that have an order, from Redis's own keys."""
-    prefix = keys.incident("")
-    return {k.decode().removeprefix(prefix) for k in client.scan_iter(match=prefix + "*")}
+    """The incidents that have an order, from the orders in Redis (their hashes)."""
+    pipe = client.pipeline(transaction=False)
+    for oid in client.zrange(keys.ORDERS_BY_CREATED, 0, -1):
+        pipe.hget(keys.order(oid.decode()), "incident_id")
+    return {i.decode() for i in pipe.execute() if i}
 
 
 def _until(check: Callable[[], Any], timeout: float, what: str, logs: Callable[[], str]) -> Any:
