@@ -80,6 +80,8 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  suppression mask {order.mask} (made by its false-alarm closure)")
     for entry in linkage.store.log(args.order):
         line = {"at": entry.at.isoformat(), "kind": entry.kind, "detail": entry.detail}
+        if entry.by:
+            line["by"] = entry.by
         text = f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.kind:<16} {entry.detail}"
         print(json.dumps(line, ensure_ascii=False) if args.json else text)
     return 0
@@ -99,11 +101,13 @@ def _detected(order: Order) -> str:
 def _transition(args: argparse.Namespace) -> int:
     linkage = _linkage(args)
     if args.command_name == "close":
-        order, changed = linkage.close(args.order, Resolution(args.outcome), args.cause, args.note)
+        order, changed = linkage.close(
+            args.order, Resolution(args.outcome), args.cause, args.note, by=args.by
+        )
     elif args.command_name == "arrive":
-        order, changed = linkage.arrive(args.order)
+        order, changed = linkage.arrive(args.order, by=args.by)
     else:
-        order, changed = linkage.ack(args.order)
+        order, changed = linkage.ack(args.order, by=args.by)
     _print_order(order, as_json=False)
     if not changed:
         print("(nothing changed: already done)")
@@ -170,6 +174,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-dir", type=Path, help="data folder of the embedded Redis (var/redis)")
 
 
+def _actor(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--by",
+        default="cli",
+        help="who did it, recorded on the order's log and in the change feed (default cli), "
+        "e.g. team:team-T05-V03 or admin:alice",
+    )
+
+
 def add_commands(sub: Any) -> None:
     dispatch = sub.add_parser("dispatch", help="dispatch orders: the field teams' commands")
     dsub = dispatch.add_subparsers(dest="dispatch_cmd", required=True)
@@ -188,12 +201,14 @@ def add_commands(sub: Any) -> None:
     for name, text in (("ack", "acknowledge an order"), ("arrive", "the team is on scene")):
         p = dsub.add_parser(name, help=text)
         p.add_argument("order")
+        _actor(p)
         p.set_defaults(func=_transition, command_name=name)
     p = dsub.add_parser("close", help="close an order with its outcome")
     p.add_argument("order")
     p.add_argument("--outcome", required=True, choices=[r.value for r in Resolution])
     p.add_argument("--cause", help="e.g. known_heat_source (a false alarm then masks the place)")
     p.add_argument("--note")
+    _actor(p)
     p.set_defaults(func=_transition, command_name="close")
     p = dsub.add_parser(
         "inbox", help="notifications of a target (team:<t>, township:<t>, ...) not yet handed over"

@@ -9,6 +9,17 @@ Orders
     fw:incident:{incident_id}           string: the order id of an incident (idempotent dispatch)
     fw:team:{team}:open                 set: open order ids of a team (dispatch list)
     fw:sla                              sorted set: unacknowledged order id by SLA deadline
+Incidents (linkage/incidents.py): every incident event, written by the scripts that act on it
+    fw:incident:{incident_id}:record    hash: the incident's latest state (model.IncidentRecord)
+    fw:incident:{incident_id}:events    list: its incident events (JSON), in the order recorded
+    fw:incident:{incident_id}:seen      set: the event ids recorded (a redelivery records nothing)
+    fw:incidents:by_first_seen          sorted set: every incident id by first detection (epoch s)
+    fw:incidents:{field}:{value}        sorted set: the same, per value of a field: `status:open`,
+                                        `status:closed`, `severity:<s>`, `team:<t>`, `village:<v>`,
+                                        `township:<t>`, `district:<d>` (listing filters)
+Change feed (linkage/feed.py)
+    fw:feed                             stream: one entry per change of an incident or an order, in
+                                        the script that makes it (feed.FIELDS); approximate MAXLEN
 Notifications
     fw:notify:{target}                  stream: what a team or an office is told; read through
                                         the consumer group NOTIFY_GROUP. Targets: `team:<t>`,
@@ -36,6 +47,8 @@ AGG_SLOTS = PREFIX + "agg:slots"
 AGG_LAYOUTS = PREFIX + "agg:layouts"
 MASKS = PREFIX + "masks"
 MASKS_VERSION = PREFIX + "masks:version"
+INCIDENTS_BY_FIRST_SEEN = PREFIX + "incidents:by_first_seen"
+FEED = PREFIX + "feed"
 
 
 def order(order_id: str) -> str:
@@ -48,6 +61,23 @@ def order_log(order_id: str) -> str:
 
 def incident(incident_id: str) -> str:
     return f"{PREFIX}incident:{incident_id}"
+
+
+def incident_record(incident_id: str) -> str:
+    return f"{PREFIX}incident:{incident_id}:record"
+
+
+def incident_events(incident_id: str) -> str:
+    return f"{PREFIX}incident:{incident_id}:events"
+
+
+def incident_seen(incident_id: str) -> str:
+    return f"{PREFIX}incident:{incident_id}:seen"
+
+
+def incidents_by(field: str, value: str) -> str:
+    """The listing index of incidents whose `field` (status, severity, team, ...) is `value`."""
+    return f"{PREFIX}incidents:{field}:{value}"
 
 
 def team_open(team: str) -> str:

@@ -1,14 +1,15 @@
-"""Dispatch orders: what a field team is asked to do about an incident, and what it did."""
+"""Dispatch orders: what a field team is asked to do about an incident, and what it did; and
+incident records: every incident event the queue was given, kept per incident."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from firewatch.errors import FirewatchError
-from firewatch.model import Severity
+from firewatch.model import EventKind, IncidentEvent, Severity
 
 
 class OrderState(StrEnum):
@@ -73,6 +74,47 @@ class LogEntry(BaseModel):
     # created | ack | arrive | close | mask | escalated | notified | severity | incident_closed
     kind: str
     detail: str
+    by: str | None = None  # who did it (ack, arrive, close, mask), when the caller said
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"  # the engine has not closed it
+    CLOSED = "closed"  # closed for inactivity (its order, if any, may still be open)
+
+
+class IncidentRecord(BaseModel):
+    """An incident as the linkage queue recorded it from its events: the latest state.
+
+    `DispatchStore.incident(id)` fills `events`, `order` and `order_log`; listings leave them
+    empty. An incident whose events predate incident records has no record (only its order)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: IncidentStatus
+    severity: Severity
+    grid_id: str
+    grid_name: str | None
+    team: str | None
+    village: str | None
+    township: str | None
+    district: str | None
+    lat: float  # position of the incident's first detection
+    lon: float
+    first_seen: datetime
+    last_seen: datetime
+    detections: int
+    sources: dict[str, int]
+    rule: str  # the rule that opened it
+    evidence: list[str]  # detection ids, first ones, capped
+    closed_at: datetime | None = None  # event time of its `closed` event (inactivity deadline)
+    recorded_at: datetime  # when the queue recorded its first event
+    updated_at: datetime  # when the queue recorded its latest event
+    last_event: EventKind
+    order_id: str | None = None  # its dispatch order
+    events: list[IncidentEvent] = Field(default_factory=list)
+    order: Order | None = None
+    order_log: list[LogEntry] = Field(default_factory=list)
 
 
 class DispatchError(FirewatchError):
@@ -85,3 +127,17 @@ class OrderNotFound(DispatchError):
 
 class InvalidTransition(DispatchError):
     pass
+
+
+class QueryError(FirewatchError):
+    """A read of the linkage queue that cannot be answered: a bad cursor, limit or feed id, an
+    unknown incident (names the value at fault)."""
+
+
+class IncidentNotFound(QueryError):
+    pass
+
+
+class FeedGap(QueryError):
+    """The change feed no longer holds what follows an entry id (trimmed, or the feed is not the
+    one the id came from): a reader must reload its state instead of resuming."""

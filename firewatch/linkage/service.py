@@ -26,17 +26,20 @@ class Linkage:
         self.clock = clock
 
     def consume(self, events: Sequence[IncidentEvent]) -> DispatchCounts:
-        """Dispatch `opened`, re-notify on a severity rise, record `closed`. Idempotent."""
+        """Dispatch `opened`, re-notify on a severity rise, note `closed` on the order, and
+        record every event with its incident. Idempotent."""
         return self.store.dispatch(events, self.clock.now()) if events else DispatchCounts()
 
     def escalate(self) -> list[tuple[str, str]]:
         return self.store.escalate_due(self.clock.now())
 
-    def ack(self, order_id: str) -> tuple[Order, bool]:
-        return self.store.transition(order_id, Action.ACK, self.clock.now())
+    def ack(self, order_id: str, by: str | None = None) -> tuple[Order, bool]:
+        """Acknowledge; `by` names who did it (`team:<t>`, `cli`, `admin:<name>`), recorded on
+        the order's log and in the change feed."""
+        return self.store.transition(order_id, Action.ACK, self.clock.now(), by=by)
 
-    def arrive(self, order_id: str) -> tuple[Order, bool]:
-        return self.store.transition(order_id, Action.ARRIVE, self.clock.now())
+    def arrive(self, order_id: str, by: str | None = None) -> tuple[Order, bool]:
+        return self.store.transition(order_id, Action.ARRIVE, self.clock.now(), by=by)
 
     def close(
         self,
@@ -44,19 +47,20 @@ class Linkage:
         resolution: Resolution,
         cause: str | None = None,
         note: str | None = None,
+        by: str | None = None,
     ) -> tuple[Order, bool]:
         """Close an order; a false alarm with a closed-loop cause becomes a suppression mask.
 
         The close and the mask are written by one script: a close retried after a lost reply,
         or repeated on an order closed before closures made their mask atomically, gets its
-        mask once; a mask removed since (`remove_mask`) is not made again."""
+        mask once; a mask removed since (`remove_mask`) is not made again. `by`: as for ack."""
         now = self.clock.now()
         mask = None
         if self.makes_mask(resolution, cause):
             before = self.store.get(order_id)
             mask = self.mask_for(before, before.closed_at or now)
         return self.store.transition(
-            order_id, Action.CLOSE, now, resolution, cause, note, mask=mask
+            order_id, Action.CLOSE, now, resolution, cause, note, mask=mask, by=by
         )
 
     def makes_mask(self, resolution: Resolution, cause: str | None) -> bool:

@@ -1,7 +1,9 @@
-"""Dispatch state in Redis: orders, their logs, notification streams and running aggregates.
+"""Dispatch state in Redis: orders, their logs, notification streams, running aggregates,
+incident records and the change feed.
 
-The only module that talks to Redis for dispatch (reading notifications is in inbox.py). Every
-change is one Lua script (scripts.py): atomic and idempotent. Key names come from keys.py; the
+The only module that talks to Redis for dispatch (reading notifications is in inbox.py, listing
+incidents in incidents.py, reading the change feed in feed.py). Every change is one Lua script
+(scripts.py): atomic and idempotent, and in the change feed. Key names come from keys.py; the
 aggregate layout from aggregates.py.
 """
 
@@ -16,11 +18,14 @@ from typing import Any
 import orjson
 import redis
 
-from firewatch.linkage import aggregates, codec, inbox, keys, scripts
+from firewatch.linkage import aggregates, codec, feed, inbox, incidents, keys, scripts
 from firewatch.linkage.inbox import Notification
 from firewatch.linkage.model import (
     Action,
     DispatchError,
+    IncidentNotFound,
+    IncidentRecord,
+    IncidentStatus,
     InvalidTransition,
     LogEntry,
     Order,
@@ -31,6 +36,7 @@ from firewatch.model import EventKind, IncidentEvent, Severity
 from firewatch.rules.model import Mask, RoutingRules
 
 STREAM_MAXLEN = 100_000  # notifications kept per target stream (approximate trim)
+MAX_ACTOR = 200  # characters of who did a transition
 CREATE_BATCH = 200  # orders created by one script call
 _RANKS = {s.value: s.rank for s in Severity}
 _LAYOUT = {
@@ -55,12 +61,17 @@ class DispatchCounts:
     renotified: int = 0
     incident_closed: int = 0
     unknown: int = 0  # updates for incidents this queue never dispatched
+    recorded: int = 0  # incident events recorded (not seen before)
 
 
 class DispatchStore:
-    def __init__(self, client: redis.Redis, routing: RoutingRules) -> None:
+    def __init__(
+        self, client: redis.Redis, routing: RoutingRules, feed_maxlen: int = feed.FEED_MAXLEN
+    ) -> None:
         self.r: Any = client  # redis-py's return types are unions of its sync and async clients
         self.routing = routing
+        self.feed_maxlen = feed_maxlen  # entries the change feed keeps (approximately)
+        self._meta = {**_LAYOUT, "feed_maxlen": feed_maxlen}
         self._create = client.register_script(scripts.CREATE)
         self._transition = client.register_script(scripts.TRANSITION)
         self._escalate = client.register_script(scripts.ESCALATE)
@@ -70,6 +81,7 @@ class DispatchStore:
     def dispatch(self, events: Sequence[IncidentEvent], now: datetime) -> DispatchCounts:
         """Apply incident events in one pipelined round trip. Safe to repeat (at-least-once).
 
+        Every event is recorded with its incident (incidents.py) by the script that acts on it.
         Runs of `opened` events are created by one script call each (CREATE_BATCH at most);
         the order of events is kept, so an update follows the creation of its order."""
         pipe = self.r.pipeline(transaction=False)
@@ -81,29 +93,30 @@ class DispatchStore:
                 if len(run) < CREATE_BATCH:
                     continue
             if run:
-                self._create(args=[orjson.dumps(run)], client=pipe)
+                self._queue_create(pipe, run)
                 kinds.append(EventKind.OPENED)
                 run = []
-            if e.event is EventKind.UPDATED:
-                self._queue_severity(pipe, e, now)
-            elif e.event is EventKind.CLOSED:
-                self._queue_incident_closed(pipe, e, now)
             if e.event is not EventKind.OPENED:
+                self._queue_incident(pipe, e, now)
                 kinds.append(e.event)
         if run:
-            self._create(args=[orjson.dumps(run)], client=pipe)
+            self._queue_create(pipe, run)
             kinds.append(EventKind.OPENED)
         counts = DispatchCounts()
         for kind, result in zip(kinds, pipe.execute(), strict=True):
             if kind is EventKind.OPENED:
-                counts.created += sum(result)
-                counts.duplicates += len(result) - sum(result)
-            elif result == b"missing":
+                counts.created += sum(created for created, _ in result)
+                counts.duplicates += sum(1 - created for created, _ in result)
+                counts.recorded += sum(recorded for _, recorded in result)
+                continue
+            status, recorded = result
+            counts.recorded += recorded
+            if status == b"missing":
                 counts.unknown += 1
             elif kind is EventKind.UPDATED:
-                counts.renotified += result == b"ok"
+                counts.renotified += status == b"ok"
             else:
-                counts.incident_closed += result == b"ok"
+                counts.incident_closed += status == b"ok"
         return counts
 
     def chain(self, e: IncidentEvent) -> list[str]:
@@ -167,44 +180,43 @@ class DispatchStore:
             ],
             "f": [x for pair in fields.items() for x in pair],
             "m": meta,
+            "r": incidents.record_item(e),
         }
 
-    def _queue_severity(self, pipe: Any, e: IncidentEvent, now: datetime) -> None:
-        oid = order_id(e.incident_id)
-        targets = []
-        if self.routing.renotify_on_severity_rise:
-            team = [f"team:{e.team}"] if e.team else []
-            targets = list(dict.fromkeys([*team, *self.targets(e, e.severity)]))
-        meta = {
-            **_LAYOUT,
-            "ranks": _RANKS,
-            "streams": [keys.notify(t) for t in targets],
-            "targets": targets,
-            "maxlen": STREAM_MAXLEN,
-            "message": codec.message("severity", oid, e, now),
-        }
-        self._incident(
-            keys=[keys.order(oid), keys.order_log(oid)],
-            args=[
-                "severity",
-                codec.epoch(now),
-                e.severity.value,
-                e.severity.rank,
-                json.dumps(meta),
-            ],
+    def _queue_create(self, pipe: Any, run: list[dict[str, Any]]) -> None:
+        self._create(
+            args=[orjson.dumps(run), keys.FEED, self.feed_maxlen, incidents.INDEXES_JSON],
             client=pipe,
         )
 
-    def _queue_incident_closed(self, pipe: Any, e: IncidentEvent, now: datetime) -> None:
+    def _queue_incident(self, pipe: Any, e: IncidentEvent, now: datetime) -> None:
+        """An `updated` event (a severity rise re-notifies) or a `closed` one (noted on the
+        order), recorded with its incident in the same script."""
         oid = order_id(e.incident_id)
+        meta: dict[str, Any] = dict(self._meta)
+        updated = e.event is EventKind.UPDATED
+        if updated:
+            targets = []
+            if self.routing.renotify_on_severity_rise:
+                team = [f"team:{e.team}"] if e.team else []
+                targets = list(dict.fromkeys([*team, *self.targets(e, e.severity)]))
+            meta |= {
+                "ranks": _RANKS,
+                "streams": [keys.notify(t) for t in targets],
+                "targets": targets,
+                "maxlen": STREAM_MAXLEN,
+                "message": codec.message("severity", oid, e, now),
+            }
         self._incident(
-            keys=[keys.order(oid), keys.order_log(oid)],
+            keys=[keys.order(oid), keys.order_log(oid), keys.FEED],
             args=[
-                "incident_closed",
+                "severity" if updated else "incident_closed",
                 codec.epoch(now),
                 e.severity.value,
-                0,
-                "{}",
+                e.severity.rank if updated else 0,
+                json.dumps(meta),
+                orjson.dumps(incidents.record_item(e)),
+                incidents.INDEXES_JSON,
             ],
             client=pipe,
         )
@@ -219,17 +231,23 @@ class DispatchStore:
         cause: str | None = None,
         note: str | None = None,
         mask: Mask | None = None,
+        by: str | None = None,
     ) -> tuple[Order, bool]:
         """Apply ack / arrive / close; returns the order and whether anything changed.
 
-        A close with a `mask` (the closed loop, decided by the caller) also writes the mask and
-        records its name on the order, in the same script: see scripts.TRANSITION. Raises
-        OrderNotFound, or InvalidTransition (nothing changed) with the reason.
+        `by` names who did it (`team:<t>`, `cli`, `admin:<name>`): on the log entries and the
+        change feed. A close with a `mask` (the closed loop, decided by the caller) also writes
+        the mask and records its name on the order, in the same script: see scripts.TRANSITION.
+        Raises OrderNotFound, or InvalidTransition (nothing changed) with the reason.
         """
         if action is Action.CLOSE and resolution is None:
             raise DispatchError(f"closing order {oid} needs an outcome: {', '.join(Resolution)}")
         if mask is not None and action is not Action.CLOSE:
             raise DispatchError(f"order {oid}: only a close makes a suppression mask, not {action}")
+        if by is not None and not (by.strip() and len(by) <= MAX_ACTOR and by.isprintable()):
+            raise DispatchError(
+                f"order {oid}: who did it must be 1 to {MAX_ACTOR} printable characters, not {by!r}"
+            )
         team = self.r.hget(keys.order(oid), "team")
         status, state, detail = self._transition(
             keys=[
@@ -239,6 +257,7 @@ class DispatchStore:
                 keys.team_open(team.decode()) if team else "",
                 keys.MASKS,
                 keys.MASKS_VERSION,
+                keys.FEED,
             ],
             args=[
                 action.value,
@@ -246,9 +265,10 @@ class DispatchStore:
                 resolution.value if resolution else "",
                 cause or "",
                 note or "",
-                json.dumps(_LAYOUT),
+                json.dumps(self._meta),
                 mask.name if mask else "",
                 mask.model_dump_json() if mask else "",
+                by or "",
             ],
         )
         if status == b"missing":
@@ -266,7 +286,7 @@ class DispatchStore:
         for raw in due:
             look.hmget(keys.order(raw.decode()), "severity", "escalations", "chain")
         pipe = self.r.pipeline(transaction=False)
-        meta = json.dumps({**_LAYOUT, "maxlen": STREAM_MAXLEN, "prefix": keys.notify("")})
+        meta = json.dumps({**self._meta, "maxlen": STREAM_MAXLEN, "prefix": keys.notify("")})
         queued = []
         for raw, (sev, done, chain) in zip(due, look.execute(), strict=True):
             oid = raw.decode()
@@ -277,7 +297,7 @@ class DispatchStore:
                 Severity(sev.decode()), int(done), len(json.loads(chain))
             )
             self._escalate(
-                keys=[keys.order(oid), keys.order_log(oid), keys.SLA],
+                keys=[keys.order(oid), keys.order_log(oid), keys.SLA, keys.FEED],
                 args=[codec.epoch(now), codec.epoch(nxt), meta],
                 client=pipe,
             )
@@ -318,9 +338,51 @@ class DispatchStore:
                 at=datetime.fromtimestamp(float(f[b"at"]), UTC),
                 kind=f[b"kind"].decode(),
                 detail=f[b"detail"].decode(),
+                by=f[b"by"].decode() if b"by" in f else None,
             )
             for _, f in self.r.xrange(keys.order_log(oid))
         ]
+
+    # -- incidents and the change feed -----------------------------------------------------------
+    def incidents(
+        self,
+        status: IncidentStatus | None = None,
+        severity: Severity | None = None,
+        team: str | None = None,
+        village: str | None = None,
+        township: str | None = None,
+        district: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[IncidentRecord], str | None]:
+        """A page of incidents, newest first by first_seen (since/until bound it), and the
+        cursor of the next page (None at the end). Bounded cost: incidents.py."""
+        q = incidents.Query(status, severity, team, village, township, district, since, until)
+        return incidents.query(self.r, q, limit, cursor)
+
+    def incident(self, incident_id: str) -> IncidentRecord:
+        """An incident's record with its events, its order and the order's log."""
+        record, oid = incidents.get(self.r, incident_id)
+        if record is None:
+            why = f"; its order {oid} was dispatched before incidents were recorded" if oid else ""
+            raise IncidentNotFound(f"no incident {incident_id!r}{why}")
+        oid = record.order_id or oid
+        orders = self.get_many([oid]) if oid else []
+        log = self.log(orders[0].id) if orders else []
+        return record.model_copy(update={"order": orders[0] if orders else None, "order_log": log})
+
+    def feed_since(
+        self, last_id: str | None, count: int = 100, block: timedelta | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Change feed entries after `last_id` (exclusive; None: from the start), oldest first:
+        (entry id, feed.FIELDS). `block`: wait that long for one. FeedGap: reload (feed.py)."""
+        return feed.since(self.r, last_id, count, block, self.feed_maxlen)
+
+    def feed_last_id(self) -> str:
+        """The newest change feed entry's id ("0-0" when empty): where "from now on" starts."""
+        return feed.last_id(self.r)
 
     def inbox(
         self,

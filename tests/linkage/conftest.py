@@ -43,12 +43,14 @@ def event(
     severity: str = "low",
     minutes: float = 0,
     team: str | None = "team-A",
+    seq: int = 0,
     **extra: Any,
 ) -> IncidentEvent:
+    """Incident `n`'s event number `seq` (its event id), observed `minutes` after T0."""
     at = T0 + timedelta(minutes=minutes)
     fields: dict[str, Any] = {
         "event": EventKind(kind),
-        "event_id": f"inc-{n:016x}/0",
+        "event_id": f"inc-{n:016x}/{seq}",
         "incident_id": f"inc-{n:016x}",
         "observed_at": at,
         "severity": Severity(severity),

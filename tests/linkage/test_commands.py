@@ -100,3 +100,31 @@ def test_the_embedded_redis_is_started_reused_and_stopped(
     assert _run(capsys, "redis", "stop", *where)[1].startswith("stopped")
     code, out, _ = _run(capsys, "report", "--by", "", *where)  # starts it again: data kept
     assert code == 0 and out.splitlines()[2].split()[:2] == ["all", "1"]
+
+
+def test_transitions_on_the_command_line_record_who_did_them(
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    redis_session: RedisProcess,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(event(n=1).model_dump_json() + "\n")
+    url = ["--redis-url", redis_session.url, "--rules", str(ROOT / "rules")]
+    assert _run(capsys, "dispatch", "consume", str(events), *url)[0] == 0
+    code, out, _ = _run(capsys, "dispatch", "ack", oid(1), *url)
+    assert code == 0 and out.startswith(f"{oid(1)}  acknowledged ") and out.count("\n") == 1
+    args = ["dispatch", "close", oid(1), "--outcome", "extinguished", "--note", "out"]
+    assert _run(capsys, *args, "--by", "team:team-A", *url)[0] == 0
+    code, out, _ = _run(capsys, "dispatch", "show", oid(1), "--json", *url)
+    log = [json.loads(line) for line in out.splitlines()[1:]]
+    assert [(e["kind"], e.get("by")) for e in log] == [
+        ("created", None),
+        ("ack", "cli"),
+        ("close", "team:team-A"),
+    ]
+    assert log[2]["detail"] == "extinguished, by team:team-A: out"
+    feed = [f[b"by"].decode() for _, f in redis_client.xrange("fw:feed") if f[b"kind"] == b"order"]
+    assert feed == ["", "cli", "team:team-A"]
+    code, _, err = _run(capsys, "dispatch", "arrive", oid(1), "--by", " ", *url)
+    assert code == 2 and "who did it must be 1 to 200 printable characters" in err
