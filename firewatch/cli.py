@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from firewatch.errors import FirewatchError
 
@@ -209,6 +209,78 @@ def _dispatcher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_settings(args: argparse.Namespace) -> Settings:
+    from firewatch.settings import Settings
+
+    return Settings.from_env(
+        os.environ,
+        rules=args.rules,
+        redis_url=args.redis_url,
+        redis_dir=args.redis_dir,
+        **({"api_host": args.host, "api_port": args.port} if args.command == "api" else {}),
+    )
+
+
+def _api(args: argparse.Namespace) -> int:
+    from firewatch.api.server import serve
+
+    serve(_api_settings(args), log_level=args.loglevel)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from firewatch.api.tokens import TokenError, TokenStore
+    from firewatch.clock import SystemClock
+    from firewatch.linkage import server
+
+    settings = _api_settings(args)
+    store = TokenStore(server.connect(settings.redis_url, settings.redis_dir))
+    if args.token_cmd == "add":
+        token = store.add(args.role, args.name, SystemClock().now().replace(microsecond=0))
+        print(token)
+        print(
+            f"token {args.name!r} ({args.role}) added: shown this once, Redis keeps its sha256",
+            file=sys.stderr,
+        )
+    elif args.token_cmd == "revoke":
+        if not store.revoke(args.name):
+            raise TokenError(f"no token named {args.name!r} (see `firewatch token list`)")
+        print(f"revoked token {args.name!r}")
+    else:
+        for record in store.records():
+            print(f"{record.name:<24} {record.role:<28} created {record.created.isoformat()}")
+    return 0
+
+
+def _add_api_commands(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--rules", type=Path, help="rule directory (default rules/)")
+        p.add_argument("--redis-url", help="Redis URL (FIREWATCH_REDIS_URL; default: embedded)")
+        p.add_argument("--redis-dir", type=Path, help="embedded Redis folder (FIREWATCH_REDIS_DIR)")
+
+    p = sub.add_parser("api", help="the HTTP API (FastAPI on uvicorn)")
+    p.add_argument("--host", help="address to listen on (FIREWATCH_API_HOST; 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (FIREWATCH_API_PORT; 8000)")
+    p.add_argument("--loglevel", default="info", help="uvicorn's log level (info: every request)")
+    common(p)
+    p.set_defaults(func=_api)
+
+    token = sub.add_parser("token", help="the HTTP API's bearer tokens (kept as sha256 in Redis)")
+    tsub = token.add_subparsers(dest="token_cmd", required=True)
+    p = tsub.add_parser("add", help="make a token, print it once")
+    p.add_argument(
+        "--role", required=True, help="ingest, dashboard (read only), team:<team id>, or admin"
+    )
+    p.add_argument("--name", required=True, help="who holds it, e.g. phone-team-T05-V03 (unique)")
+    common(p)
+    p = tsub.add_parser("list", help="names and roles (never the tokens)")
+    common(p)
+    p = tsub.add_parser("revoke", help="revoke a token by its name")
+    p.add_argument("name")
+    common(p)
+    token.set_defaults(func=_token)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firewatch", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -346,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     from firewatch.linkage.commands import add_commands
 
     add_commands(sub)
+    _add_api_commands(sub)
     return parser
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,13 @@ _ENV = {
     "state_store": "FIREWATCH_STATE_STORE",
     "state_dir": "FIREWATCH_STATE_DIR",
     "snapshot_every": "FIREWATCH_SNAPSHOT_EVERY",
+    "api_host": "FIREWATCH_API_HOST",
+    "api_port": "FIREWATCH_API_PORT",
+    "api_ingest": "FIREWATCH_API_INGEST",
+    "api_max_body_bytes": "FIREWATCH_API_MAX_BODY_BYTES",
+    "api_rate_limit": "FIREWATCH_API_RATE_LIMIT",
+    "api_rate_window": "FIREWATCH_API_RATE_WINDOW",
+    "api_ready_timeout": "FIREWATCH_API_READY_TIMEOUT",
 }
 
 
@@ -60,6 +67,18 @@ class Settings(BaseModel):
     # seconds between a busy region's state snapshots: longer writes less changelog, and a
     # successor reads more located messages again after a crash
     snapshot_every: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    # the HTTP API (`firewatch api`)
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # where POST /v1/detections sends accepted records: an in-process engine whose incident
+    # events go to the linkage queue (one API process), or the detections topic (the workers)
+    api_ingest: Literal["engine", "kafka"] = "engine"
+    api_max_body_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024 * 1024)] = 5 * 1024 * 1024
+    # requests per token and window, counted in Redis (so across API processes)
+    api_rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] = 600
+    api_rate_window: Annotated[float, Field(ge=1, le=86400)] = 60.0
+    # seconds /readyz waits for Redis and the Kafka broker
+    api_ready_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

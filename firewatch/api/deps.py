@@ -1,0 +1,53 @@
+"""The handles routes depend on, injected through FastAPI's `Depends`: no module globals.
+
+`create_app` puts one ApiState on `app.state.firewatch`; routes ask for what they use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from firewatch.api.ingest import Intake
+from firewatch.api.ratelimit import RateLimiter
+from firewatch.api.ready import Readiness
+from firewatch.api.tokens import TokenStore
+from firewatch.clock import Clock
+from firewatch.linkage.service import Linkage
+from firewatch.settings import Settings
+
+
+@dataclass(frozen=True)
+class ApiState:
+    settings: Settings
+    linkage: Linkage
+    clock: Clock
+    tokens: TokenStore
+    limiter: RateLimiter
+    intake: Intake
+    readiness: Readiness
+
+
+def get_state(request: Request) -> ApiState:
+    return cast(ApiState, request.app.state.firewatch)
+
+
+State = Annotated[ApiState, Depends(get_state)]
+
+
+def get_linkage(api: State) -> Linkage:
+    return api.linkage
+
+
+def get_clock(api: State) -> Clock:
+    return api.clock
+
+
+def get_intake(api: State) -> Intake:
+    return api.intake
+
+
+LinkageDep = Annotated[Linkage, Depends(get_linkage)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+IntakeDep = Annotated[Intake, Depends(get_intake)]

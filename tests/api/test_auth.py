@@ -1,0 +1,150 @@
+"""Bearer tokens: kept as sha256 only, checked on every request, roles enforced, rate limited
+per token across API processes (the counter is in Redis)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+import redis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from firewatch.api import keys
+from firewatch.api.tokens import Role, TokenError, TokenStore, digest
+from firewatch.clock import FakeClock
+from firewatch.linkage.server import RedisProcess
+
+from .conftest import Bearer
+
+
+def test_a_request_without_a_good_token_is_401_with_a_bearer_challenge(
+    client: TestClient, bearer: Bearer, redis_client: redis.Redis
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer fw_not-a-token"}, {"Authorization": "Basic x"}):
+        answer = client.get("/v1/dispatches", params={"team": "team-A"}, headers=headers)
+        assert answer.status_code == 401, headers
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
+        assert "bearer token" in answer.json()["detail"]
+    good = bearer("dashboard")
+    assert client.get("/v1/dispatches", params={"team": "team-A"}, headers=good).status_code == 200
+    assert TokenStore(redis_client).revoke("dashboard")
+    answer = client.get("/v1/dispatches", params={"team": "team-A"}, headers=good)
+    assert (
+        answer.status_code == 401 and answer.json()["detail"] == "unknown or revoked bearer token"
+    )
+
+
+def test_roles_admit_only_what_they_are_for(client: TestClient, bearer: Bearer) -> None:
+    ingest, dashboard, team, admin = (
+        bearer(r) for r in ("ingest", "dashboard", "team:team-A", "admin")
+    )
+    listing = {"params": {"team": "team-A"}}
+    assert client.get("/v1/dispatches", headers=ingest, **listing).status_code == 403
+    for headers in (dashboard, team, admin):
+        assert client.get("/v1/dispatches", headers=headers, **listing).status_code == 200
+    # the dashboard reads, never acts
+    answer = client.post("/v1/dispatches/ord-0000000000000001/ack", headers=dashboard)
+    assert answer.status_code == 403
+    assert answer.json()["detail"] == (
+        "token 'dashboard' has role dashboard: this needs admin or team:<id>"
+    )
+    # only ingest and admin send detections; the report is for the dashboard and admin
+    for headers, status in ((dashboard, 403), (team, 403), (ingest, 200), (admin, 200)):
+        sent = client.post("/v1/detections", headers=headers, json=[])
+        assert sent.status_code == status
+        assert client.get("/v1/report", headers=headers).status_code == (
+            200 if headers in (dashboard, admin) else 403
+        )
+
+
+def test_redis_keeps_only_the_tokens_hash(redis_client: redis.Redis, clock: FakeClock) -> None:
+    store = TokenStore(redis_client)
+    token = store.add("team:team-T05-V03", "phone-T05-V03", clock.now())
+    assert token.startswith("fw_") and len(token) > 40
+    dump = b" ".join(
+        field + b" " + value
+        for key in redis_client.keys(keys.PREFIX + "*")
+        for field, value in redis_client.hgetall(key).items()
+    )
+    assert token.encode() not in dump
+    assert digest(token).encode() in dump
+    found = store.find(token)
+    assert found is not None and found[1].role == "team:team-T05-V03"
+    assert [(t.name, t.role) for t in store.records()] == [("phone-T05-V03", "team:team-T05-V03")]
+    with pytest.raises(TokenError, match="a token named 'phone-T05-V03' exists"):
+        store.add("admin", "phone-T05-V03", clock.now())
+    assert store.revoke("phone-T05-V03") and not store.revoke("phone-T05-V03")
+    assert store.find(token) is None and redis_client.keys(keys.PREFIX + "*") == []
+
+
+@pytest.mark.parametrize("role", ["root", "team:", "team", "dashboard:x", "team: A", ""])
+def test_a_role_that_does_not_exist_is_refused(role: str) -> None:
+    with pytest.raises(TokenError, match="choose ingest, dashboard, admin or team:<team id>"):
+        Role.parse(role)
+
+
+def test_tokens_from_the_command_line_print_once_and_list_without_tokens(
+    redis_client: redis.Redis,
+    redis_session: RedisProcess,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from firewatch.cli import main
+
+    url = ["--redis-url", redis_session.url]
+    assert main(["token", "add", "--role", "team:team-A", "--name", "phone-A", *url]) == 0
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("fw_") and "shown this once" in out.err
+    assert TokenStore(redis_client).find(token) is not None
+    assert main(["token", "add", "--role", "dashboard", "--name", "wall", *url]) == 0
+    capsys.readouterr()
+    assert main(["token", "list", *url]) == 0
+    listing = capsys.readouterr().out
+    assert "phone-A" in listing and "team:team-A" in listing and "wall" in listing
+    assert token not in listing
+    assert main(["token", "revoke", "phone-A", *url]) == 0
+    assert TokenStore(redis_client).find(token) is None
+    assert main(["token", "revoke", "phone-A", *url]) == 2
+    assert "no token named 'phone-A'" in capsys.readouterr().err
+    assert main(["token", "add", "--role", "root", "--name", "x", *url]) == 2
+    assert "role 'root'" in capsys.readouterr().err
+
+
+def test_the_rate_limit_holds_across_api_processes_and_resets_with_the_window(
+    make_app: Callable[..., FastAPI], bearer: Bearer, clock: FakeClock
+) -> None:
+    headers = bearer("dashboard")
+    params = {"team": "team-A"}
+    # two API processes on one Redis: 3 requests per minute for the token, whichever answers
+    with (
+        TestClient(make_app(api_rate_limit=3, api_rate_window=60)) as one,
+        TestClient(make_app(api_rate_limit=3, api_rate_window=60)) as two,
+    ):
+        for api in (one, two, one):
+            assert api.get("/v1/dispatches", params=params, headers=headers).status_code == 200
+        refused = two.get("/v1/dispatches", params=params, headers=headers)
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "60"  # T0 is on a minute boundary
+        assert "'dashboard': more than 3 requests in 60 s" in refused.json()["detail"]
+        # another token has its own count
+        assert one.get("/v1/dispatches", params=params, headers=bearer("admin")).status_code == 200
+        clock.advance(seconds=45)
+        assert (
+            one.get("/v1/dispatches", params=params, headers=headers).headers["Retry-After"] == "15"
+        )
+        clock.advance(seconds=15)
+        assert two.get("/v1/dispatches", params=params, headers=headers).status_code == 200
+
+
+def test_tokens_are_never_logged(
+    client: TestClient, bearer: Bearer, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = bearer("admin")
+    token = headers["Authorization"].removeprefix("Bearer ")
+    with caplog.at_level(logging.DEBUG):
+        client.get("/v1/dispatches", params={"team": "team-A"}, headers=headers)
+        client.post("/v1/dispatches/ord-none/ack", headers=headers)
+        client.get("/v1/report", headers={"Authorization": "Bearer fw_wrong"})
+    assert caplog.records and token not in caplog.text and "fw_wrong" not in caplog.text

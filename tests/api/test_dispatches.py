@@ -1,0 +1,107 @@
+"""A field team works its orders over HTTP with the same Linkage transitions as the CLI; another
+team's order is refused before anything changes."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from firewatch.clock import FakeClock
+from firewatch.linkage.service import Linkage
+
+from ..linkage.conftest import event, oid
+from .conftest import Bearer
+
+
+def test_a_team_acks_arrives_and_closes_its_order(
+    client: TestClient, linkage: Linkage, bearer: Bearer, clock: FakeClock
+) -> None:
+    linkage.consume([event(n=1, team="team-A")])
+    team = bearer("team:team-A")
+    clock.advance(minutes=3)
+    answer = client.post(f"/v1/dispatches/{oid(1)}/ack", headers=team)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["changed"] is True and body["order"]["state"] == "acknowledged"
+    again = client.post(f"/v1/dispatches/{oid(1)}/ack", headers=team).json()
+    assert again["changed"] is False and again["order"] == body["order"]
+    clock.advance(minutes=20)
+    assert (
+        client.post(f"/v1/dispatches/{oid(1)}/arrive", headers=team).json()["order"]["state"]
+        == "on_scene"
+    )
+    clock.advance(hours=1)
+    closing = {"outcome": "false_alarm", "cause": "known_heat_source", "note": "kiln"}
+    closed = client.post(f"/v1/dispatches/{oid(1)}/close", headers=team, json=closing).json()
+    assert closed["changed"] and closed["order"]["state"] == "closed"
+    assert closed["order"]["mask"] == f"false-alarm-{oid(1)}"  # the closed loop, as on the CLI
+    assert [m.name for m in linkage.store.masks()] == [f"false-alarm-{oid(1)}"]
+    order = linkage.store.get(oid(1))
+    assert order.resolution == "false_alarm" and order.note == "kiln"
+    assert order.closed_at == clock.now()
+
+    refused = client.post(f"/v1/dispatches/{oid(1)}/ack", headers=team)
+    assert refused.status_code == 409
+    assert refused.json()["detail"].startswith(f"order {oid(1)} (closed): ")
+    detail = client.get(f"/v1/dispatches/{oid(1)}", headers=bearer("dashboard")).json()
+    assert [e["kind"] for e in detail["log"]][-2:] == ["close", "mask"]
+    acted = [(e["kind"], e["by"]) for e in detail["log"] if e["kind"] in ("ack", "arrive", "close")]
+    assert acted == [("ack", "team:team-A"), ("arrive", "team:team-A"), ("close", "team:team-A")]
+
+
+def test_another_teams_order_is_403_and_changes_nothing(
+    client: TestClient, linkage: Linkage, bearer: Bearer
+) -> None:
+    linkage.consume([event(n=1, team="team-A")])
+    before, log = linkage.store.get(oid(1)), linkage.store.log(oid(1))
+    other = bearer("team:team-B")
+    for action, body in (("ack", None), ("arrive", None), ("close", {"outcome": "other"})):
+        answer = client.post(f"/v1/dispatches/{oid(1)}/{action}", headers=other, json=body)
+        assert answer.status_code == 403
+        assert answer.json()["detail"] == (
+            f"order {oid(1)} belongs to team team-A: token 'team-team-B' is for team team-B"
+        )
+    assert client.get(f"/v1/dispatches/{oid(1)}", headers=other).status_code == 403
+    assert linkage.store.get(oid(1)) == before and linkage.store.log(oid(1)) == log
+    # the admin may act for any team
+    admin = client.post(f"/v1/dispatches/{oid(1)}/ack", headers=bearer("admin", name="alice"))
+    assert admin.status_code == 200 and admin.json()["changed"]
+    assert [e.by for e in linkage.store.log(oid(1)) if e.kind == "ack"] == ["admin:alice"]
+
+
+def test_an_unknown_order_is_404_and_a_bad_close_is_422(
+    client: TestClient, linkage: Linkage, bearer: Bearer
+) -> None:
+    linkage.consume([event(n=1, team="team-A")])
+    for headers in (bearer("team:team-A"), bearer("admin")):
+        answer = client.post("/v1/dispatches/ord-missing/ack", headers=headers)
+        assert answer.status_code == 404
+        assert answer.json()["detail"] == "no dispatch order 'ord-missing'"
+    team = bearer("team:team-A", name="phone")
+    for body in ({}, {"outcome": "burnt"}, {"outcome": "other", "colour": "red"}):
+        answer = client.post(f"/v1/dispatches/{oid(1)}/close", headers=team, json=body)
+        assert answer.status_code == 422, body
+    assert linkage.store.get(oid(1)).state == "pending"
+
+
+def test_a_team_lists_its_own_open_orders_the_dashboard_any_teams(
+    client: TestClient, linkage: Linkage, bearer: Bearer
+) -> None:
+    linkage.consume(
+        [event(n=1, team="team-A"), event(n=2, team="team-B", minutes=1), event(n=3, minutes=2)]
+    )
+    team_a = bearer("team:team-A")
+    mine = client.get("/v1/dispatches", headers=team_a).json()
+    assert mine["team"] == "team-A" and [o["id"] for o in mine["orders"]] == [oid(1), oid(3)]
+    assert (
+        client.get("/v1/dispatches", params={"team": "team-A"}, headers=team_a).status_code == 200
+    )
+    other = client.get("/v1/dispatches", params={"team": "team-B"}, headers=team_a)
+    assert other.status_code == 403 and "may not list team team-B" in other.json()["detail"]
+
+    dashboard = bearer("dashboard")
+    listed = client.get("/v1/dispatches", params={"team": "team-B"}, headers=dashboard).json()
+    assert [o["id"] for o in listed["orders"]] == [oid(2)]
+    assert listed["orders"][0] == linkage.store.get(oid(2)).model_dump(mode="json")
+    missing = client.get("/v1/dispatches", headers=dashboard)
+    assert missing.status_code == 400
+    assert missing.json()["detail"] == "query parameter `team` is required for role dashboard"
