@@ -114,6 +114,7 @@ class Worker:
         self.engines: dict[bytes, tuple[int, Engine]] = {}  # region -> (located partition, engine)
         self.masks = ClosedLoopMasks()  # false-alarm masks from the masks topic
         self.last_input = time.monotonic()
+        self.read_out_at = 0.0  # when the broker last said every assigned partition is read out
         self.counts: Counter[str] = Counter()  # records rejected, outside, located
 
     # -- locate -------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ record looks late merely because another partition ran ahead. A partition read t
 the broker says) claims the progress of what was appended `quiet_after` seconds before the newest
 record read (progress.py), so one without devices does not hold every watermark back. When no
 detection has arrived for `idle_release` seconds (progress markers are not input; rebalances and
-recoveries are a pause, not the end), every region is released to its latest event time
-(liveness at the end of a stream; what a replay's flush does).
+recoveries are a pause, not the end) and the broker has just said that every detection
+partition this worker reads is read to its end (a broker that does not answer, or records not yet
+fetched, are a pause too), every region is released to its latest event time (liveness at the end
+of a stream; what a replay's flush does).
 
 A table recovery that makes no progress for `stall_after` seconds ends the process with exit code
 75, for its supervisor to start it again (watchdog.py).
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 LOCATE_BATCH = 20_000  # detections per getmany at most
 INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
 WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
+READ_OUT_FRESH = 2.0  # seconds a "nothing left to read" from the broker counts for the idle release
 STALL_AFTER = 60.0  # seconds a table recovery may go without progress (watchdog.py)
 
 
@@ -170,6 +173,9 @@ async def run_locate(
                 except KafkaError as exc:
                     log.warning("%s: end offsets not known (%r); no partition is quiet", where, exc)
                     caught_up = set()
+                else:
+                    if caught_up >= {tp.partition for tp in consumer.assignment()}:
+                        worker.read_out_at = time.monotonic()  # the broker: nothing left to read
             if not batches:
                 if not consumer.assignment():  # in a rebalance: input paused, not ended
                     worker.last_input = now
@@ -348,8 +354,9 @@ def build_app(
     async def idle() -> None:
         if app.rebalancing:  # revoking, assigning or recovering: input paused, not ended
             worker.last_input = time.monotonic()
-        if time.monotonic() - worker.last_input < idle_release:
-            return
+        now = time.monotonic()
+        if now - worker.last_input < idle_release or now - worker.read_out_at > READ_OUT_FRESH:
+            return  # input came lately, or the broker has not said lately that none is left
         worker.load_all(state.data)
         events, touched = worker.release_idle()
         _publish(incidents, events)

@@ -173,16 +173,14 @@ def test_sensor_to_team_survives_kills_of_every_part(
     log("checked: no process died but those killed on purpose (and any restarted above)")
     assert mask_name, "no order to close before the faults"
 
-    got = _until(
-        lambda: supervise() or ((d := _dispatched(client)) >= expected and d),
-        240,
-        "every incident of the replay dispatched",
-        procs.log_tail,
-    )
+    deadline = time.monotonic() + 240
+    while not _dispatched(client) >= expected and time.monotonic() < deadline:
+        supervise()
+        time.sleep(1)
     time.sleep(5)  # anything wrong still on its way shows up too
     got = _dispatched(client)
     log(f"checked: orders in Redis for {len(got)} incidents, the replay opens {len(expected)}")
-    assert got == expected, (sorted(got - expected), sorted(expected - got))
+    assert got == expected, _why(kafka, topics, got, expected, events) + procs.log_tail()
     assert client.zcard(keys.ORDERS_BY_CREATED) == len(expected)  # no order twice
     log("checked: no incident has two orders")
     for incident in sorted(expected):
@@ -216,6 +214,27 @@ def test_sensor_to_team_survives_kills_of_every_part(
     log(f"checked: mask {mask_name}, made before the faults, still suppresses")
     with capsys.disabled():  # in the test run's output, pass or fail
         print("\n".join(["", "chaos run:", *log.lines]))
+
+
+def _why(
+    kafka: KafkaTestClient,
+    topics: Topics,
+    got: set[str],
+    expected: set[str],
+    replayed: list[dict[str, object]],
+) -> str:
+    """What differs, and where it went missing: on the incidents topic, or between it and Redis."""
+    raw = [orjson.loads(m.value) for m in kafka.read_all(topics.incidents)]
+    opened = {e["incident_id"] for e in raw if e["event"] == "opened"}
+    lines = [
+        f"orders for incidents the replay does not open: {sorted(got - expected)}",
+        f"incidents the replay opens without an order: {sorted(expected - got)}",
+        f"  of those, opened on the incidents topic: {sorted((expected - got) & opened)}",
+        f"incidents opened on the topic but not by the replay: {sorted(opened - expected)}",
+        f"events on the topic {len(raw)}, distinct {len({e['event_id'] for e in raw})}, "
+        f"replay {len(replayed)}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _close_false_alarm(client: redis.Redis, log: Timeline) -> str:
