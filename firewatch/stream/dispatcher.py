@@ -29,6 +29,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import redis
+
+from firewatch.linkage import keys
 from firewatch.linkage.consumer import UNREACHABLE, LinkageConsumer
 from firewatch.linkage.service import Linkage
 from firewatch.model import IncidentEvent
@@ -73,7 +76,23 @@ class Dispatcher:
         return events
 
     async def apply(self, consumer: Any, events: list[IncidentEvent]) -> None:
-        """Deliver to Redis, retrying until it answers; the partitions are paused meanwhile."""
+        """Deliver to Redis, retrying until it answers; the partitions are paused meanwhile. A
+        batch Redis refuses (a script error, not an outage) is delivered event by event, so that
+        only the event it refuses is skipped, said with its id."""
+        try:
+            await self._deliver(consumer, events)
+        except redis.ResponseError as exc:
+            log.error("dispatcher: Redis refused a batch of %d events (%s)", len(events), exc)
+            for event in events:
+                try:
+                    await self._deliver(consumer, [event])
+                except redis.ResponseError as one:
+                    self.counts["refused"] += 1
+                    log.error(
+                        "dispatcher: event %s refused by Redis, skipped: %s", event.event_id, one
+                    )
+
+    async def _deliver(self, consumer: Any, events: list[IncidentEvent]) -> None:
         retries = self.delivery.retries
         began = time.monotonic()
         task = asyncio.ensure_future(asyncio.to_thread(self.delivery.deliver, events))
@@ -124,7 +143,15 @@ class Dispatcher:
     async def escalate(self) -> None:
         while True:
             await asyncio.sleep(self.escalate_every)
-            done = await asyncio.to_thread(self.escalation.escalate)
+            try:
+                done = await asyncio.to_thread(self.escalation.escalate)
+            except redis.RedisError as exc:  # not an outage (the consumer retries those)
+                log.error(
+                    "dispatcher: escalation failed, trying again in %.0f s: %r",
+                    self.escalate_every,
+                    exc,
+                )
+                continue
             if done:
                 self.counts["escalations"] += len(done)
                 log.info("dispatcher: %d orders escalated", len(done))
@@ -140,6 +167,9 @@ class Dispatcher:
                 changes = await asyncio.to_thread(self.publisher.changes)
             except UNREACHABLE as exc:
                 log.debug("dispatcher: masks not read, Redis unreachable: %s", exc)
+                changes = {}
+            except (redis.RedisError, ValueError) as exc:  # e.g. a mask Redis holds is garbled
+                log.error("dispatcher: masks not read from Redis (%s): %r", keys.MASKS, exc)
                 changes = {}
             if changes:
                 try:
