@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from firewatch.api.ready import Probe
 from firewatch.model import AnyDetection
-from firewatch.stream.topics import KafkaError, Topics, ensure_topics, text_field
+from firewatch.stream.topics import KafkaError, Topics, ensure_topics
 
 REQUEST_TIMEOUT_MS = 10_000
 
@@ -48,8 +48,8 @@ class KafkaSink:
             self._producer = None
 
     async def send(self, lines: Sequence[bytes], detections: Sequence[AnyDetection]) -> None:
-        """Each record's JSON text as it came, keyed by its device_id; returns once the broker
-        has them all (acks=all)."""
+        """Each record's JSON text as it came, keyed by its device_id (from validation: the text
+        is not parsed again); returns once the broker has them all (acks=all)."""
         from aiokafka.errors import KafkaError as ClientError
 
         if self._producer is None:
@@ -57,8 +57,8 @@ class KafkaSink:
         topic = self.topics.detections
         try:
             sent = [
-                await self._producer.send(topic, line, key=text_field(line, "device_id"))
-                for line in lines
+                await self._producer.send(topic, line, key=d["device_id"].encode())
+                for line, d in zip(lines, detections, strict=True)
             ]
             await asyncio.gather(*sent)
         except ClientError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from firewatch.linkage.model import Order, OrderState, Resolution
 from firewatch.model import IncidentEvent, Severity
@@ -18,7 +19,28 @@ def epoch(at: datetime) -> str:
 
 
 def from_epoch(value: bytes | None) -> datetime | None:
-    return datetime.fromtimestamp(float(value), UTC) if value else None
+    return at(value) if value else None
+
+
+def at(value: bytes) -> datetime:
+    """A time field that is always there."""
+    return datetime.fromtimestamp(float(value), UTC)
+
+
+def text(h: dict[bytes, bytes]) -> dict[str, str]:
+    """A hash read from Redis, as text."""
+    return {k.decode(): v.decode() for k, v in h.items()}
+
+
+def place(s: dict[str, str]) -> dict[str, Any]:
+    """The grid cell and position fields an order and an incident record share (empty: None)."""
+    return {
+        "grid_id": s["grid_id"],
+        "grid_name": s.get("grid_name") or None,
+        **{level: s.get(level) or None for level in ("team", "village", "township", "district")},
+        "lat": float(s["lat"]),
+        "lon": float(s["lon"]),
+    }
 
 
 def levels(e: IncidentEvent) -> dict[str, str | None]:
@@ -53,7 +75,7 @@ def order_fields(
 
 
 def order(h: dict[bytes, bytes]) -> Order:
-    s = {k.decode(): v.decode() for k, v in h.items()}
+    s = text(h)
 
     def opt(name: str) -> str | None:
         return s.get(name) or None
@@ -63,15 +85,8 @@ def order(h: dict[bytes, bytes]) -> Order:
         incident_id=s["incident_id"],
         state=OrderState(s["state"]),
         severity=Severity(s["severity"]),
-        team=opt("team"),
-        grid_id=s["grid_id"],
-        grid_name=opt("grid_name"),
-        village=opt("village"),
-        township=opt("township"),
-        district=opt("district"),
-        lat=float(s["lat"]),
-        lon=float(s["lon"]),
-        created_at=datetime.fromtimestamp(float(h[b"created_at"]), UTC),
+        **place(s),
+        created_at=at(h[b"created_at"]),
         detected_at=from_epoch(h.get(b"detected_at")),
         acked_at=from_epoch(h.get(b"acked_at")),
         on_scene_at=from_epoch(h.get(b"on_scene_at")),

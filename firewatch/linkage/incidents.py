@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -191,39 +191,24 @@ def get(client: redis.Redis, incident_id: str) -> tuple[IncidentRecord | None, s
 
 
 def decode(h: dict[bytes, bytes]) -> IncidentRecord:
-    s = {k.decode(): v.decode() for k, v in h.items()}
-
-    def opt(name: str) -> str | None:
-        return s.get(name) or None
-
+    s = codec.text(h)
     return IncidentRecord(
         id=s["id"],
         status=IncidentStatus(s["status"]),
         severity=Severity(s["severity"]),
-        grid_id=s["grid_id"],
-        grid_name=opt("grid_name"),
-        team=opt("team"),
-        village=opt("village"),
-        township=opt("township"),
-        district=opt("district"),
-        lat=float(s["lat"]),
-        lon=float(s["lon"]),
-        first_seen=_time(h[b"first_seen"]),
-        last_seen=_time(h[b"last_seen"]),
+        **codec.place(s),
+        first_seen=codec.at(h[b"first_seen"]),
+        last_seen=codec.at(h[b"last_seen"]),
         detections=int(s["detections"]),
         sources=orjson.loads(s["sources"]),
         rule=s["rule"],
         evidence=orjson.loads(s["evidence"]),
         closed_at=codec.from_epoch(h.get(b"closed_at")),
-        recorded_at=_time(h[b"recorded_at"]),
-        updated_at=_time(h[b"updated_at"]),
+        recorded_at=codec.at(h[b"recorded_at"]),
+        updated_at=codec.at(h[b"updated_at"]),
         last_event=EventKind(s["last_event"]),
-        order_id=opt("order_id"),
+        order_id=s.get("order_id") or None,
     )
-
-
-def _time(value: bytes) -> datetime:
-    return datetime.fromtimestamp(float(value), UTC)
 
 
 def _walk(

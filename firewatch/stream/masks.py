@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from firewatch.engine.core import Engine
 from firewatch.linkage.store import DispatchStore
@@ -23,6 +23,7 @@ from firewatch.rules.model import Mask
 from firewatch.stream.topics import all_partitions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ClosedLoopMasks:
@@ -33,11 +34,7 @@ class ClosedLoopMasks:
         self.ready = asyncio.Event()  # the topic was read to its end once
 
     def update(self, changes: Mapping[str, Mask | None]) -> None:
-        for name, mask in changes.items():
-            if mask is None:
-                self.current.pop(name, None)
-            else:
-                self.current[name] = mask
+        apply_changes(self.current, changes)
 
     def apply(self, engine: Engine) -> None:
         """Make the engine's masks its rule masks plus the current closed-loop ones. Until the
@@ -53,6 +50,16 @@ class ClosedLoopMasks:
         for name, mask in self.current.items():
             if have.get(name) != mask:
                 engine.add_mask(mask)
+
+
+def apply_changes(current: dict[str, T], changes: Mapping[str, T | None]) -> None:
+    """Records of a compacted topic, applied to what it holds: a value sets, None (a tombstone)
+    removes."""
+    for name, value in changes.items():
+        if value is None:
+            current.pop(name, None)
+        else:
+            current[name] = value
 
 
 def decode(key: bytes | None, value: bytes | None, where: str) -> tuple[str, Mask | None] | None:
@@ -119,11 +126,7 @@ class MaskPublisher:
 
     def learn(self, records: Mapping[str, bytes | None]) -> None:
         """What the topic already holds (read from its start): only differences are sent."""
-        for name, value in records.items():
-            if value is None:
-                self.published.pop(name, None)
-            else:
-                self.published[name] = value
+        apply_changes(self.published, records)
 
     def changes(self) -> dict[str, bytes | None]:
         """Records to send (None: a tombstone) to make the topic equal Redis's masks; empty when
