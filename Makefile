@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT := out
 
-.PHONY: install demo test lint pytest bench clean
+.PHONY: install demo test lint pytest browser bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,11 @@ lint: install
 	$(VENV)/bin/ruff format --check firewatch tests benchmarks
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install browser
 	$(PY) -m pytest
+
+browser:  # Debian's chromium for the dashboard's browser test (installed when missing, as root)
+	bash scripts/browser.sh
 
 bench: install
 	$(PY) benchmarks/bench_geofence.py

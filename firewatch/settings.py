@@ -16,6 +16,7 @@ from firewatch.errors import FirewatchError
 _ENV = {
     "grid": "FIREWATCH_GRID",
     "grid_schema": "FIREWATCH_GRID_SCHEMA",
+    "cameras": "FIREWATCH_CAMERAS",
     "rules": "FIREWATCH_RULES",
     "cache_dir": "FIREWATCH_CACHE_DIR",
     "batch_size": "FIREWATCH_BATCH_SIZE",
@@ -40,6 +41,8 @@ _ENV = {
     "api_rate_limit": "FIREWATCH_API_RATE_LIMIT",
     "api_rate_window": "FIREWATCH_API_RATE_WINDOW",
     "api_ready_timeout": "FIREWATCH_API_READY_TIMEOUT",
+    "api_stream_max": "FIREWATCH_API_STREAM_MAX",
+    "api_stream_keepalive": "FIREWATCH_API_STREAM_KEEPALIVE",
 }
 
 
@@ -48,6 +51,9 @@ class Settings(BaseModel):
 
     grid: Path = Path("data/grids/qujiang.geojson")
     grid_schema: Path | None = None  # YAML: which GeoJSON properties give id, name, team, ...
+    # GeoJSON Points of the cameras (properties device_id, range_m), for the dashboard's map
+    # (GET /v1/cameras); None: no camera positions
+    cameras: Path | None = None
     rules: Path = Path("rules")
     cache_dir: Path | None = Path("var/cache")  # locate-index cache; None: no cache
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
@@ -79,6 +85,10 @@ class Settings(BaseModel):
     api_rate_window: Annotated[float, Field(ge=1, le=86400)] = 60.0
     # seconds /readyz waits for Redis and the Kafka broker
     api_ready_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    # GET /v1/stream: subscribers one API process serves at most (more answer 503), and seconds
+    # between keep-alive comments on a quiet stream (they find connections that died)
+    api_stream_max: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    api_stream_keepalive: Annotated[float, Field(gt=0, le=300)] = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

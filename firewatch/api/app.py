@@ -9,8 +9,21 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from firewatch.api import detections, dispatches, errors, health, report
+from firewatch.api import (
+    detections,
+    dispatches,
+    errors,
+    grid,
+    health,
+    incidents,
+    masks,
+    pages,
+    report,
+    session,
+    stream,
+)
 from firewatch.api.deps import ApiState
+from firewatch.api.fanout import Hub
 from firewatch.api.ingest import Intake
 from firewatch.api.ratelimit import RateLimiter
 from firewatch.api.ready import Probe, Readiness, redis_probe
@@ -19,7 +32,17 @@ from firewatch.clock import Clock
 from firewatch.linkage.service import Linkage
 from firewatch.settings import Settings
 
-ROUTERS = (health.router, dispatches.router, report.router, detections.router)
+ROUTERS = (
+    health.router,
+    session.router,
+    dispatches.router,
+    report.router,
+    detections.router,
+    stream.router,
+    incidents.router,
+    masks.router,
+    grid.router,
+)
 
 
 def create_app(
@@ -33,8 +56,11 @@ def create_app(
     """The API on `linkage`'s Redis (which also holds the tokens and the rate counters).
 
     `intake` takes POST /v1/detections (ingest.py: the engine, or Kafka); `probes` are what
-    /readyz asks (default: Redis alone). The intake is started and stopped with the app."""
+    /readyz asks (default: Redis alone). The intake and the change feed's reader (fanout.py)
+    are started and stopped with the app."""
     client = linkage.store.r
+    store = linkage.store
+    hub = Hub(store.feed_since, store.feed_last_id, max_subscribers=settings.api_stream_max)
     state = ApiState(
         settings=settings,
         linkage=linkage,
@@ -46,14 +72,17 @@ def create_app(
             probes if probes is not None else {"redis": redis_probe(client)},
             settings.api_ready_timeout,
         ),
+        hub=hub,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await intake.start()
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await intake.stop()
 
     app = FastAPI(
@@ -70,6 +99,7 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    pages.install(app)  # the dashboard at /, its files at /static/
     _with_detection_schemas(app)
     return app
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from firewatch.api.deps import LinkageDep, State
 from firewatch.api.tokens import Role, RoleKind
@@ -24,6 +24,17 @@ bearer = HTTPBearer(
     scheme_name="bearer",
     description="A token made by `firewatch token add --role R --name N`",
 )
+SESSION_COOKIE = "fw_session"
+# a browser's EventSource cannot send a header: POST /v1/session puts the bearer token in an
+# HttpOnly, SameSite=Strict cookie, which is accepted for reading (GET) only, so a page on
+# another site can never make a change with it
+session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="session",
+    description="Set by POST /v1/session; accepted on GET requests only (the event stream)",
+)
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True)
@@ -54,11 +65,17 @@ def _unauthorized(detail: str) -> HTTPException:
 
 def authenticate(
     api: State,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    cookie: Annotated[str | None, Depends(session_cookie)],
 ) -> Principal:
-    if credentials is None:
+    if credentials is not None:
+        token = credentials.credentials
+    elif cookie and request.method in SAFE_METHODS:
+        token = cookie
+    else:
         raise _unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
-    found = api.tokens.find(credentials.credentials)
+    found = api.tokens.find(token)
     if found is None:
         raise _unauthorized("unknown or revoked bearer token")
     digest, record = found
@@ -95,10 +112,18 @@ def require(*kinds: RoleKind) -> Callable[[Principal], Principal]:
 
 def team_scope(
     principal: Annotated[Principal, Depends(require("dashboard", "team"))],
-    team: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-) -> str:
-    """The team whose orders are asked for: a team token's own (403 for another), any for the
-    dashboard and admin (who must name it)."""
+    team: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="a team's id; a team token may give only its own (default: its own; "
+            "for the dashboard and admin: every team)",
+        ),
+    ] = None,
+) -> str | None:
+    """The team whose orders or incidents are asked for: a team token's own (403 for another);
+    for the dashboard and admin the one they name, or None when they name none (every team)."""
     own = principal.role.team
     if own is not None:
         if team is not None and team != own:
@@ -106,8 +131,6 @@ def team_scope(
                 403, f"token {principal.name!r} is for team {own}: it may not list team {team}"
             )
         return own
-    if team is None:
-        raise HTTPException(400, f"query parameter `team` is required for role {principal.role}")
     return team
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from firewatch.api.fanout import Hub
 from firewatch.api.ingest import Intake
 from firewatch.api.ratelimit import RateLimiter
 from firewatch.api.ready import Readiness
@@ -27,6 +28,7 @@ class ApiState:
     limiter: RateLimiter
     intake: Intake
     readiness: Readiness
+    hub: Hub  # the change feed's one reader, fanned out to GET /v1/stream
 
 
 def get_state(request: Request) -> ApiState:

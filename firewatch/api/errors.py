@@ -34,11 +34,15 @@ _HEADERS = {
 AUTH = (401, 403, 429, 503)  # what any route with a token may answer
 
 
-def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route: these status codes with ErrorOut bodies."""
+def responses(*codes: int, streaming: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: these status codes with ErrorOut bodies. `streaming`: the
+    route answers text/event-stream, but its errors are JSON all the same."""
     out: dict[int | str, dict[str, Any]] = {}
     for code in sorted(set(codes)):
         out[code] = {"model": ErrorOut, "description": _DESCRIPTIONS[code]}
+        if streaming:
+            ref = {"$ref": "#/components/schemas/ErrorOut"}
+            out[code]["content"] = {"application/json": {"schema": ref}}
         if code in _HEADERS:
             out[code]["headers"] = _HEADERS[code]
     return out

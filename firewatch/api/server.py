@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from firewatch.api.app import create_app
@@ -15,6 +17,8 @@ from firewatch.settings import Settings
 
 # a request must not wait for ever on Redis: a few retries, then 503 (the events are kept)
 DELIVERY_ATTEMPTS = 3
+# seconds uvicorn waits for responses to finish once it is told to stop, before cancelling them
+GRACEFUL_SHUTDOWN_S = 5
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -36,14 +40,42 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(settings, linkage, clock, intake, probes=probes)
 
 
-def serve(settings: Settings, log_level: str = "info") -> None:
-    import uvicorn
+class Server:
+    """uvicorn serving a firewatch app, which ends its event streams first when it shuts down:
+    uvicorn waits for open responses to finish, and an event stream never does by itself."""
 
-    uvicorn.run(
-        build_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=log_level,
-        proxy_headers=False,
-        server_header=False,
-    )
+    def __init__(self, app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
+        import uvicorn
+
+        hub = app.state.firewatch.hub
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+
+        class _Server(uvicorn.Server):
+            async def shutdown(self, sockets: Any = None) -> None:
+                hub.close()
+                await super().shutdown(sockets)
+
+        self.uvicorn = _Server(config)
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (or `stop`)."""
+        self.uvicorn.run()
+
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
+
+    @property
+    def started(self) -> bool:
+        return bool(self.uvicorn.started)
+
+
+def serve(settings: Settings, log_level: str = "info") -> None:
+    Server(build_app(settings), settings.api_host, settings.api_port, log_level).run()

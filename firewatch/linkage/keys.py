@@ -6,6 +6,11 @@ Orders
                                         `agg_layout`, `agg_buckets`; layout-1 orders: `buckets`)
     fw:order:{order_id}:log             stream: its timestamped transitions and notifications
     fw:orders:by_created                sorted set: order id by creation time (epoch s)
+    fw:orders:open                      sorted set: open (not closed) order id by creation time
+                                        (epoch s), every team's and none's: the dispatch board.
+                                        Added by CREATE, removed by the close in TRANSITION.
+                                        Orders created before it existed are not in it: the board
+                                        leaves them out (their team's list still has them)
     fw:incident:{incident_id}           string: the order id of an incident (idempotent dispatch)
     fw:team:{team}:open                 set: open order ids of a team (dispatch list)
     fw:sla                              sorted set: unacknowledged order id by SLA deadline
@@ -30,10 +35,14 @@ Running aggregates (linkage/aggregates.py)
                                         metrics per slot; bucket `all`, `y2026`, `m2026-04`,
                                         `d2026-04-04`. Layout 1 (the first) is fw:agg:{bucket}
     fw:agg:layouts                      set: the layouts new orders have been counted in
-Closed loop
-    fw:masks                            hash: mask name -> Mask JSON (false-alarm closures); the
-                                        order hash that made one names it in its field `mask`
+Suppression masks (the closed loop's, and cells muted by hand)
+    fw:masks                            hash: mask name -> Mask JSON (false-alarm closures, and
+                                        muted cells); the order hash that made a closed-loop mask
+                                        names it in its field `mask`
     fw:masks:version                    counter: bumped at every change, engines reload on change
+    fw:masks:by                         hash: mask name -> JSON {by, at, note}: who made a mask
+                                        by hand (`DispatchStore.add_mask`; none for the closed
+                                        loop's, whose order log says who closed it)
 """
 
 from __future__ import annotations
@@ -42,11 +51,13 @@ PREFIX = "fw:"
 NOTIFY_GROUP = "firewatch"
 
 ORDERS_BY_CREATED = PREFIX + "orders:by_created"
+ORDERS_OPEN = PREFIX + "orders:open"
 SLA = PREFIX + "sla"
 AGG_SLOTS = PREFIX + "agg:slots"
 AGG_LAYOUTS = PREFIX + "agg:layouts"
 MASKS = PREFIX + "masks"
 MASKS_VERSION = PREFIX + "masks:version"
+MASKS_BY = PREFIX + "masks:by"
 INCIDENTS_BY_FIRST_SEEN = PREFIX + "incidents:by_first_seen"
 FEED = PREFIX + "feed"
 

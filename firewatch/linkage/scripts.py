@@ -149,7 +149,8 @@ end
 )
 
 # ARGV[1]: a JSON array of orders to create, each {k: [incident key, order key, log key,
-# orders-by-created zset, sla zset, team open set ('' if none), slots hash, layouts set],
+# orders-by-created zset, sla zset, team open set ('' if none), slots hash, layouts set, open
+# orders zset (the dispatch board)],
 # f: [name, value, ...] (the order hash, with id, created_at, sla_deadline, responder among them),
 # m: {scopes, layout, buckets (that layout's keys), rows, bumps (metric offsets to count: issued,
 # dispatched, the detection-to-dispatch bin), streams, targets, maxlen, message},
@@ -186,6 +187,7 @@ local function create(k, f, meta, r)
   redis.call('SADD', k[8], meta.layout)
   redis.call('ZADD', k[4], o.created_at, o.id)
   redis.call('ZADD', k[5], o.sla_deadline, o.id)
+  redis.call('ZADD', k[9], o.created_at, o.id)
   if k[6] ~= '' then redis.call('SADD', k[6], o.id) end
   bump(k[2], meta.rows, meta.bumps)
   local detail = 'dispatched to ' .. o.responder
@@ -208,7 +210,8 @@ return out
 """
 )
 
-# KEYS: order key, log key, sla zset, team open set ('' if none), masks hash, masks version, feed.
+# KEYS: order key, log key, sla zset, team open set ('' if none), masks hash, masks version, feed,
+# open orders zset (the dispatch board: a close removes the order from it).
 # ARGV: action, at (epoch s), resolution, cause, note, meta JSON {rows, metrics, edges,
 # feed_maxlen}, mask name and Mask JSON ('' and '' unless a close makes a suppression mask), by
 # (who did it, '' when unnamed: recorded on the log entries, their text and the feed entries).
@@ -292,6 +295,7 @@ if action == 'close' then
              'cause', ARGV[4], 'note', ARGV[5], 'sla_deadline', '')
   redis.call('ZREM', KEYS[3], redis.call('HGET', okey, 'id'))
   if KEYS[4] ~= '' then redis.call('SREM', KEYS[4], redis.call('HGET', okey, 'id')) end
+  redis.call('ZREM', KEYS[8], redis.call('HGET', okey, 'id'))
   bump(okey, rows, {m.closed, m[ARGV[3]], m.to_close + bin(meta.edges, at - created)})
   local detail = ARGV[3]
   if ARGV[4] ~= '' then detail = detail .. ' (' .. ARGV[4] .. ')' end
@@ -378,3 +382,13 @@ end
 return {'ok', recorded}
 """
 )
+
+# KEYS: masks hash, masks version, masks-by hash. ARGV: mask name, Mask JSON, who made it (JSON
+# {by, at, note}). A mask made by hand (a muted cell): written with who made it and a new masks
+# version, unless a mask of that name exists (then nothing changes). Returns 1 added, 0 not.
+ADD_MASK = r"""
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+return 1
+"""

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import redis
+from pydantic import BaseModel, ConfigDict
 
 from firewatch.linkage import aggregates, codec, feed, inbox, incidents, keys, scripts
 from firewatch.linkage.inbox import Notification
@@ -30,6 +31,8 @@ from firewatch.linkage.model import (
     LogEntry,
     Order,
     OrderNotFound,
+    OrderState,
+    QueryError,
     Resolution,
 )
 from firewatch.model import EventKind, IncidentEvent, Severity
@@ -38,6 +41,7 @@ from firewatch.rules.model import Mask, RoutingRules
 STREAM_MAXLEN = 100_000  # notifications kept per target stream (approximate trim)
 MAX_ACTOR = 200  # characters of who did a transition
 CREATE_BATCH = 200  # orders created by one script call
+MAX_BOARD = 1000  # open orders the dispatch board returns at most
 _RANKS = {s.value: s.rank for s in Severity}
 _LAYOUT = {
     "rows": {str(n): width for n, width in aggregates.ROWS.items()},
@@ -47,6 +51,16 @@ _LAYOUT = {
         **{d: aggregates.INDEX[f"{d}:0"] for d in aggregates.DURATIONS},
     },
 }
+
+
+class MaskOrigin(BaseModel):
+    """Who made a mask by hand, when, and why (keys.MASKS_BY)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    by: str  # `admin:<token name>`, as an order's log names who acted
+    at: datetime
+    note: str | None = None
 
 
 def order_id(incident_id: str) -> str:
@@ -76,6 +90,7 @@ class DispatchStore:
         self._transition = client.register_script(scripts.TRANSITION)
         self._escalate = client.register_script(scripts.ESCALATE)
         self._incident = client.register_script(scripts.INCIDENT)
+        self._add_mask = client.register_script(scripts.ADD_MASK)
 
     # -- dispatch ---------------------------------------------------------------------------------
     def dispatch(self, events: Sequence[IncidentEvent], now: datetime) -> DispatchCounts:
@@ -177,6 +192,7 @@ class DispatchStore:
                 team_key,
                 keys.AGG_SLOTS,
                 keys.AGG_LAYOUTS,
+                keys.ORDERS_OPEN,
             ],
             "f": [x for pair in fields.items() for x in pair],
             "m": meta,
@@ -258,6 +274,7 @@ class DispatchStore:
                 keys.MASKS,
                 keys.MASKS_VERSION,
                 keys.FEED,
+                keys.ORDERS_OPEN,
             ],
             args=[
                 action.value,
@@ -332,6 +349,17 @@ class DispatchStore:
         ids = sorted(m.decode() for m in self.r.smembers(keys.team_open(team)))
         return sorted(self.get_many(ids), key=lambda o: o.created_at)
 
+    def board(self, limit: int = 200) -> list[Order]:
+        """The dispatch board: every team's open orders (and those of no team), newest first,
+        at most `limit` (1..MAX_BOARD) of them. Costs one index read and `limit` hash reads.
+        Orders created before the index (keys.ORDERS_OPEN) existed are not on it; their team's
+        `open_orders` still lists them."""
+        if not 1 <= limit <= MAX_BOARD:
+            raise QueryError(f"dispatch board: limit must be 1..{MAX_BOARD}, not {limit}")
+        ids = self.r.zrevrange(keys.ORDERS_OPEN, 0, limit - 1)
+        orders = self.get_many(m.decode() for m in ids)
+        return [o for o in orders if o.state is not OrderState.CLOSED]  # closed meanwhile
+
     def log(self, oid: str) -> list[LogEntry]:
         return [
             LogEntry(
@@ -399,12 +427,29 @@ class DispatchStore:
     def ack_inbox(self, target: str, ids: Sequence[str]) -> int:
         return inbox.ack(self.r, target, ids)
 
-    # -- closed loop: suppression masks (made by TRANSITION with the close) ----------------------
+    # -- suppression masks: the closed loop's (made by TRANSITION with the close), muted cells --
+    def add_mask(self, mask: Mask, origin: MaskOrigin) -> bool:
+        """Store a mask made by hand (a muted cell) with who made it, and bump the masks version
+        so every engine applies it (MaskSync, the dispatcher's MaskPublisher). False, and nothing
+        changed, when a mask of that name exists."""
+        return bool(
+            self._add_mask(
+                keys=[keys.MASKS, keys.MASKS_VERSION, keys.MASKS_BY],
+                args=[mask.name, mask.model_dump_json(exclude_none=True), origin.model_dump_json()],
+            )
+        )
+
     def remove_mask(self, name: str) -> bool:
         pipe = self.r.pipeline(transaction=True)
         pipe.hdel(keys.MASKS, name)
+        pipe.hdel(keys.MASKS_BY, name)
         pipe.incr(keys.MASKS_VERSION)
         return bool(pipe.execute()[0])
+
+    def mask_origins(self) -> dict[str, MaskOrigin]:
+        """Who made each mask made by hand (add_mask), by mask name."""
+        got = self.r.hgetall(keys.MASKS_BY)
+        return {k.decode(): MaskOrigin.model_validate_json(v) for k, v in got.items()}
 
     def masks(self) -> list[Mask]:
         return [Mask.model_validate_json(v) for _, v in sorted(self.r.hgetall(keys.MASKS).items())]

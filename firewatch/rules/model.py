@@ -123,6 +123,7 @@ class MaskReason(StrEnum):
     KNOWN_HEAT_SOURCE = "known_heat_source"
     INDUSTRIAL_SITE = "industrial_site"
     OTHER = "other"
+    MUTED = "muted"  # a grid cell muted for a while by an operator (POST /v1/masks)
 
 
 class Circle(_Rule):

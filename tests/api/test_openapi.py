@@ -19,6 +19,7 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
         "scheme": "bearer",
         "description": "A token made by `firewatch token add --role R --name N`",
     }
+    assert doc["components"]["securitySchemes"]["session"]["in"] == "cookie"
     # every route of every router the app includes (FastAPI keeps included routers as such)
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     assert {r.path for r in routes} == {
@@ -31,6 +32,15 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
         "/v1/dispatches/{order_id}/close",
         "/v1/report",
         "/v1/detections",
+        "/v1/incidents",
+        "/v1/incidents/{incident_id}",
+        "/v1/masks",
+        "/v1/masks/{name}",
+        "/v1/grid",
+        "/v1/cameras",
+        "/v1/whoami",
+        "/v1/session",
+        "/v1/stream",
     }
     assert set(doc["paths"]) == {r.path for r in routes}
     schemas = doc["components"]["schemas"]
@@ -38,12 +48,21 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
         for method in route.methods:
             op = doc["paths"][route.path][method.lower()]
             where = f"{method} {route.path}"
-            ok = op["responses"]["200"]["content"]["application/json"]["schema"]
-            assert ok["$ref"].removeprefix("#/components/schemas/") in schemas, where
+            if route.path == "/v1/session":
+                assert "content" not in op["responses"]["204"], where
+            elif route.path == "/v1/stream":
+                assert "text/event-stream" in op["responses"]["200"]["content"], where
+            else:
+                success = "201" if "201" in op["responses"] else "200"  # POST /v1/masks: 201
+                ok = op["responses"][success]["content"]["application/json"]["schema"]
+                assert ok["$ref"].removeprefix("#/components/schemas/") in schemas, where
+            if route.path == "/v1/session" and method == "DELETE":
+                continue  # dropping the cookie needs no token
             if route.path in OPEN:
                 assert "security" not in op, where
                 continue
-            assert op["security"] == [{"bearer": []}], where
+            # the session cookie is accepted on GET only (auth.py), as its description says
+            assert op["security"] == [{"bearer": []}, {"session": []}], where
             for code in ("401", "403", "429", "503"):
                 error = op["responses"][code]["content"]["application/json"]["schema"]
                 assert error == {"$ref": "#/components/schemas/ErrorOut"}, where
@@ -67,3 +86,14 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
     }
     params = {p["name"] for p in paths["/v1/report"]["get"]["parameters"]}
     assert params == {"from", "to", "by"}
+    listing = paths["/v1/incidents"]["get"]
+    assert "400" in listing["responses"] and "text/csv" in listing["responses"]["200"]["content"]
+    assert {p["name"] for p in listing["parameters"]} == {
+        *("status", "severity", "team", "village", "township", "district", "since", "until"),
+        *("limit", "cursor", "format"),
+    }
+    assert "404" in paths["/v1/incidents/{incident_id}"]["get"]["responses"]
+    assert {"404", "409"} <= set(paths["/v1/masks"]["post"]["responses"])
+    assert "404" in paths["/v1/masks/{name}"]["delete"]["responses"]
+    mute = paths["/v1/masks"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert mute == {"$ref": "#/components/schemas/MuteIn"}

@@ -1,0 +1,125 @@
+// The map: the forest grid (GET /v1/grid) and the cameras (GET /v1/cameras) drawn from GeoJSON
+// with Leaflet and no tile layer; live incidents as circles coloured by severity, outlined by
+// their order's state; muted cells greyed. Clicking a cell selects it (for muting).
+
+import { ago, clockTime } from "./api.js";
+import { h, place, plural, rank, STATE_LABELS } from "./dom.js";
+
+const COLOURS = { low: "#f2c500", moderate: "#ef6c00", high: "#c62828", critical: "#6a0010" };
+const OUTLINES = { pending: "#000000", acknowledged: "#1565c0", on_scene: "#2e7d32" };
+
+export function orderState(inc, orders) {
+  const order = inc.order_id ? orders.get(inc.order_id) : null;
+  if (order) return order.state;
+  return inc.order_id ? "closed" : "none";
+}
+
+export function createMap(el, { onCell }) {
+  const L = window.L;
+  const map = L.map(el, { zoomSnap: 0.25, preferCanvas: false }).setView([0, 0], 2);
+  const canvas = L.canvas({ padding: 0.2 });
+  let grid = null;
+  let muted = new Set();
+  const markers = new Map();
+
+  function cellStyle(feature) {
+    const isMuted = muted.has(feature.properties.grid_id);
+    return {
+      color: "#6b8f71",
+      weight: 0.6,
+      fillColor: isMuted ? "#9e9e9e" : "#dfeedd",
+      fillOpacity: isMuted ? 0.7 : 0.35,
+    };
+  }
+
+  return {
+    setGrid(fc) {
+      grid = L.geoJSON(fc, {
+        renderer: canvas,
+        style: cellStyle,
+        onEachFeature(feature, layer) {
+          const p = feature.properties;
+          layer.bindTooltip(`${p.grid_id} ${p.name || ""} · ${p.team || "no team"}`, { sticky: true });
+          layer.on("click", () => onCell(p.grid_id));
+        },
+      }).addTo(map);
+      if (fc.features && fc.features.length) map.fitBounds(grid.getBounds(), { padding: [8, 8] });
+      el.dataset.cells = String(fc.features ? fc.features.length : 0);
+    },
+
+    setCameras(fc) {
+      L.geoJSON(fc, {
+        pointToLayer: (f, latlng) =>
+          L.circleMarker(latlng, {
+            renderer: canvas,
+            radius: 3,
+            color: "#0d2f5e",
+            weight: 1,
+            fillColor: "#5c8fd6",
+            fillOpacity: 1,
+          }).bindTooltip(`camera ${f.properties.device_id}`),
+      }).addTo(map);
+      el.dataset.cameras = String(fc.features ? fc.features.length : 0);
+    },
+
+    setMasks(masks) {
+      muted = new Set(masks.filter((m) => m.active !== false && m.grid_id).map((m) => m.grid_id));
+      if (grid) grid.setStyle(cellStyle);
+    },
+
+    render(state) {
+      for (const [id, marker] of markers) {
+        if (!state.incidents.has(id)) {
+          marker.remove();
+          markers.delete(id);
+        }
+      }
+      const sorted = [...state.incidents.values()].sort((a, b) => rank(a.severity) - rank(b.severity));
+      for (const inc of sorted) {
+        const orderSt = orderState(inc, state.orders);
+        const style = {
+          radius: 6 + 2 * Math.max(0, rank(inc.severity)),
+          fillColor: COLOURS[inc.severity] || "#888",
+          fillOpacity: orderSt === "closed" ? 0.4 : 0.9,
+          color: OUTLINES[orderSt] || "#616161",
+          weight: orderSt === "pending" ? 3 : 2,
+          dashArray: orderSt === "pending" ? "4 3" : null,
+        };
+        let marker = markers.get(inc.id);
+        if (!marker) {
+          marker = L.circleMarker([inc.lat, inc.lon], style).addTo(map);
+          marker.bindPopup(() => popup(state.incidents.get(inc.id) || inc, state));
+          markers.set(inc.id, marker);
+        } else {
+          marker.setLatLng([inc.lat, inc.lon]).setStyle(style);
+        }
+        marker.bringToFront();
+        const path = marker.getElement();
+        if (path) {
+          path.setAttribute("data-testid", "map-incident");
+          path.setAttribute("data-incident", inc.id);
+          path.setAttribute("data-severity", inc.severity);
+          path.setAttribute("data-state", orderSt);
+        }
+      }
+    },
+
+    focus(id) {
+      const marker = markers.get(id);
+      if (!marker) return;
+      map.setView(marker.getLatLng(), Math.max(map.getZoom(), 13));
+      marker.openPopup();
+    },
+  };
+}
+
+function popup(inc, state) {
+  return h(
+    "div",
+    { class: "popup" },
+    h("strong", {}, `${inc.severity} · ${place(inc)}`),
+    h("div", {}, `team ${inc.team || "none"} · ${STATE_LABELS[orderState(inc, state.orders)]}`),
+    h("div", {}, `first seen ${clockTime(inc.first_seen)} (${ago(inc.first_seen)})`),
+    inc.detections ? h("div", {}, `${plural(inc.detections, "detection")} · rule ${inc.rule}`) : null,
+  );
+}
