@@ -109,23 +109,27 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from firewatch.sim.season import season_main
+    from firewatch.sim.demo import DemoSeason, season_main
 
     args.out.mkdir(parents=True, exist_ok=True)
-    print(
-        season_main(
-            args.grid,
-            args.rules,
-            args.redis_url,
-            args.redis_dir,
-            args.out,
-            args.seed,
-            args.days,
-            args.fires,
-            args.sensors,
-        )
+    demo = DemoSeason(
+        args.grid,
+        args.rules,
+        args.redis_url,
+        args.redis_dir,
+        args.out,
+        args.seed,
+        args.days,
+        args.fires,
+        args.sensors,
     )
-    return 0
+    if args.no_serve:
+        print(season_main(demo))
+        return 0
+    from firewatch.sim.serve import Serving, serve_main
+
+    serving = Serving(args.host, args.port, args.speed, args.exit_after_season, args.loglevel)
+    return serve_main(demo, serving, lambda text: print(text, flush=True))
 
 
 def _kafka_settings(args: argparse.Namespace) -> Settings:
@@ -343,23 +347,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fires", type=int, default=5)
     p.set_defaults(func=_simulate)
 
-    from firewatch.sim import season
+    from firewatch.sim import demo
 
-    p = sub.add_parser("demo", help="a simulated Qujiang fire season, end to end on Redis")
+    p = sub.add_parser(
+        "demo",
+        help="a simulated Qujiang fire season, end to end on Redis, played in accelerated time "
+        "while the API serves the dashboard (--no-serve: as fast as possible, print only)",
+    )
     p.add_argument("--grid", type=Path, default=Path("data/grids/qujiang.geojson"))
     p.add_argument("--rules", type=Path, default=Path("rules"))
     p.add_argument("--redis-url", help="an EMPTY Redis database to use (default: embedded)")
     p.add_argument(
         "--redis-dir",
         type=Path,
-        default=season.DEMO_REDIS_DIR,
+        default=demo.DEMO_REDIS_DIR,
         help="the demo's own embedded Redis folder, emptied at every run",
     )
     p.add_argument("--out", type=Path, default=Path("out"))
-    p.add_argument("--seed", type=int, default=season.DEMO_SEED)
-    p.add_argument("--days", type=float, default=season.DEMO_DAYS)
-    p.add_argument("--fires", type=int, default=season.DEMO_FIRES)
-    p.add_argument("--sensors", type=int, default=season.DEMO_SENSORS)
+    p.add_argument("--seed", type=int, default=demo.DEMO_SEED)
+    p.add_argument("--days", type=float, default=demo.DEMO_DAYS)
+    p.add_argument("--fires", type=int, default=demo.DEMO_FIRES)
+    p.add_argument("--sensors", type=int, default=demo.DEMO_SENSORS)
+    p.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="no API: run the season as fast as possible and print the report",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    p.add_argument("--port", type=int, default=8000, help="its port (0: any free port)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=demo.DEMO_SPEED,
+        help="simulated seconds per wall second (1440: the 10-day season in 10 minutes)",
+    )
+    p.add_argument(
+        "--exit-after-season",
+        action="store_true",
+        help="stop serving once the season is over (default: serve until Ctrl-C)",
+    )
+    p.add_argument("--loglevel", default="warning", help="uvicorn's log level (info: requests)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("produce", help="publish JSONL or FIRMS CSV files to the detections topic")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypedDict
+from typing import BinaryIO, TypedDict
 
 import numpy as np
 from typing_extensions import Unpack
@@ -35,7 +35,7 @@ from firewatch.sim.signals import Recorder, Seen, burn, false_signal, static_sou
 from firewatch.sim.summary import NoiseEvent, SimFire, SimSummary, StaticSite
 from firewatch.sim.timefmt import Stamps
 from firewatch.sim.transport import Delivery, deliver
-from firewatch.sim.world import World, make_world, read_grid
+from firewatch.sim.world import SimGrid, World, make_world, read_grid
 
 __all__ = [
     "START",
@@ -63,9 +63,20 @@ class SimStream:
         """The JSONL lines in arrival order (bytes, no newline)."""
         return self.delivery.lines()
 
+    def write(self, out: BinaryIO) -> None:
+        """Write the lines to `out`, one record per line ("\\n" endings)."""
+        batch: list[bytes] = []
+        for line in self.lines():
+            batch.append(line)
+            if len(batch) == 65_536:
+                out.write(b"\n".join(batch) + b"\n")
+                batch = []
+        if batch:
+            out.write(b"\n".join(batch) + b"\n")
+
 
 def build_stream(
-    grid_path: Path,
+    grid: Path | SimGrid,
     *,
     seed: int = 1,
     start: datetime = START,
@@ -74,7 +85,10 @@ def build_stream(
     cameras: int = 24,
     fires: int = 5,
 ) -> SimStream:
-    """Plan the whole stream; its lines are formatted only when iterated."""
+    """Plan the whole stream; its lines are formatted only when iterated.
+
+    `grid` is a GeoJSON grid file, or a grid `read_grid` already read (a season of many
+    episodes reads its grid once)."""
     if seed < 0 or hours <= 0 or min(sensors, cameras, fires) < 0:
         raise FirewatchError(
             "simulate needs seed >= 0, hours > 0 and sensors, cameras, fires >= 0 "
@@ -89,7 +103,8 @@ def build_stream(
     stamps = Stamps(start)
     start_s = int(start.timestamp())
     end_s = start_s + round(hours * 3600)
-    world = make_world(read_grid(grid_path), sensors, cameras, rng(1), CEMENT_WORKS)
+    sim_grid = read_grid(grid) if isinstance(grid, Path) else grid
+    world = make_world(sim_grid, sensors, cameras, rng(1), CEMENT_WORKS)
     bulk = normal_readings(world.phase, start_s, int(hours * 6 + 1e-9), stamps, rng(2))
     passes = satellite_passes(stamps, start_s, end_s, rng(3))
     planned = plan_fires(world, passes, fires, start_s, end_s, rng(4))
@@ -131,24 +146,17 @@ class StreamOptions(TypedDict, total=False):
     fires: int
 
 
-def simulate(grid_path: Path, **options: Unpack[StreamOptions]) -> Iterator[bytes]:
+def simulate(grid: Path | SimGrid, **options: Unpack[StreamOptions]) -> Iterator[bytes]:
     """The stream's JSONL lines in arrival order (bytes, no trailing newline)."""
-    return build_stream(grid_path, **options).lines()
+    return build_stream(grid, **options).lines()
 
 
-def write_stream(path: Path, grid_path: Path, **options: Unpack[StreamOptions]) -> SimSummary:
+def write_stream(path: Path, grid: Path | SimGrid, **options: Unpack[StreamOptions]) -> SimSummary:
     """Write the stream to `path`, one record per line ("\\n" endings), and return its summary."""
-    stream = build_stream(grid_path, **options)
+    stream = build_stream(grid, **options)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
-        batch: list[bytes] = []
-        for line in stream.lines():
-            batch.append(line)
-            if len(batch) == 65_536:
-                out.write(b"\n".join(batch) + b"\n")
-                batch = []
-        if batch:
-            out.write(b"\n".join(batch) + b"\n")
+        stream.write(out)
     return stream.summary
 
 

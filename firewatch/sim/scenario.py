@@ -17,19 +17,29 @@ other, so no noise event can corroborate another or join a fire.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import shapely
 
 from firewatch.errors import FirewatchError
+from firewatch.sim import draws
 from firewatch.sim.sensors import SensorBulk
 from firewatch.sim.timefmt import DAY_S, Stamps
-from firewatch.sim.world import CAMERA_RANGE_KM, FloatArray, World
+from firewatch.sim.world import (
+    CAMERA_RANGE_KM,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    SimGrid,
+    World,
+)
 
 KINDS = ("full", "quiet", "cameras", "full", "remote")
 SATELLITE_SEEN = frozenset({"full", "remote"})
 HOUR = 3600
 MINUTE = 60
+PLACE_TRIES = 1000  # tries at each relax level of a fire's place (see _fire_place)
 
 # (satellite, instrument, device id, local pass time hh, mm)
 PASS_TIMES = (
@@ -163,53 +173,166 @@ def _fire_place(
 ) -> tuple[float, float, int, int]:
     """A place for a fire of `kind`: (x, y, cell, the sensor beside it or -1).
 
-    The first 1,000 tries ask for everything (spacing, a camera in range, 2 km inside the grid,
-    the kind's sensor layout), the next 1,000 only 4 km between fires, the last any cell.
+    The first PLACE_TRIES tries ask for everything (spacing, a camera in range, 2 km inside the
+    grid, the kind's sensor layout), the next PLACE_TRIES only 4 km between fires, the last any
+    cell. The tries are those of a loop drawing one try at a time, so that a seed gives the same
+    places whatever the speed-up; they are made and tested in growing chunks, as arrays
+    (draws.py), and one try of each chunk is drawn for real to check the arrays and to leave the
+    generator where the loop would (if it differs, the tries are drawn one by one).
     """
-    grid, sensors = world.grid, world.sensors
+    sensors = world.sensors
     tree = shapely.STRtree(shapely.points(sensors.xy)) if len(sensors.xy) else None
-    high = np.flatnonzero([r == "high" for r in grid.risks])
-    pool = high if high.size else np.arange(len(grid.ids))
-    for attempt in range(3000):
-        relax = attempt // 1000
-        sensor = -1
-        if kind in ("full", "quiet") and tree is not None:
-            sensor = int(rng.integers(len(sensors.xy)))
-            x, y = _around(sensors.xy[sensor], (0.2, 0.6 if kind == "full" else 0.5), rng)
-        else:
-            x, y = grid.centers[int(rng.choice(pool))] + rng.uniform(-0.4, 0.4, size=2)
-        cell = grid.locate(x, y)
-        if cell is not None and (
-            relax == 2 or _fits(kind, world, fires, tree, x, y, sensor, relax)
-        ):
-            return float(x), float(y), cell, sensor
+    tries: _Tries = (
+        _NearSensor(sensors.xy, (0.2, 0.6 if kind == "full" else 0.5))
+        if kind in ("full", "quiet") and tree is not None
+        else _NearCell.of(world.grid)
+    )
+    tried, chunk, at_once = 0, 64, True
+    while tried < 3 * PLACE_TRIES:
+        n = min(chunk, 3 * PLACE_TRIES - tried)
+        before = rng.bit_generator.state
+        drawn = draws.rounds(rng, n, tries.bound) if at_once else None
+        x, y, sensor = tries.at_once(drawn) if drawn else tries.one_by_one(n, rng)
+        relax = np.arange(tried, tried + n) // PLACE_TRIES
+        ok, cell = _fitting(kind, world, fires, tree, (x, y, sensor), relax)
+        last = int(ok.argmax()) if ok.any() else n - 1  # the try the loop would stop after
+        if drawn:  # draw it for real: the generator is then where the loop would leave it
+            draws.seek(rng, drawn, last)
+            real_x, real_y, real_sensor = tries.one_by_one(1, rng)
+            if (real_x[0], real_y[0], real_sensor[0]) != (x[last], y[last], sensor[last]):
+                rng.bit_generator.state, at_once = before, False  # not this numpy: one by one
+                continue
+        elif last < n - 1:
+            rng.bit_generator.state = before
+            tries.one_by_one(last + 1, rng)
+        if ok[last]:
+            return float(x[last]), float(y[last]), int(cell[last]), int(sensor[last])
+        tried += n
+        chunk = min(2 * chunk, 1024)
     raise FirewatchError("simulate: found no place for a fire inside the grid")
 
 
-def _fits(
+Places = tuple[FloatArray, FloatArray, IntArray]  # x, y (km) and the sensor beside, or -1
+
+
+class _Tries(Protocol):
+    """Where a fire's tries are drawn: one by one, or the same from draws.rounds."""
+
+    @property
+    def bound(self) -> int:
+        """The try's integer draw is rng.integers(bound)."""
+        ...
+
+    def one_by_one(self, n: int, rng: np.random.Generator) -> Places: ...
+
+    def at_once(self, drawn: draws.Rounds) -> Places: ...
+
+
+@dataclass(frozen=True)
+class _NearSensor:
+    """0.2 km to `reach` from a random sensor, in a random direction."""
+
+    xy: FloatArray
+    reach: tuple[float, float]
+
+    @property
+    def bound(self) -> int:
+        return len(self.xy)
+
+    def one_by_one(self, n: int, rng: np.random.Generator) -> Places:
+        x, y, sensor = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+        for i in range(n):
+            sensor[i] = s = int(rng.integers(len(self.xy)))
+            x[i], y[i] = _around(self.xy[s], self.reach, rng)
+        return x, y, sensor
+
+    def at_once(self, drawn: draws.Rounds) -> Places:
+        lo, hi = self.reach
+        angle, dist = 2 * np.pi * drawn.u1, lo + (hi - lo) * drawn.u2  # as rng.uniform does
+        center = self.xy[drawn.ints]
+        return center[:, 0] + dist * np.cos(angle), center[:, 1] + dist * np.sin(angle), drawn.ints
+
+
+@dataclass(frozen=True)
+class _NearCell:
+    """Within 0.4 km (each way) of a random high-risk cell's centre (any cell if none is high)."""
+
+    centers: FloatArray
+    pool: IntArray
+
+    @classmethod
+    def of(cls, grid: SimGrid) -> _NearCell:
+        high = np.flatnonzero([r == "high" for r in grid.risks])
+        return cls(grid.centers, high if high.size else np.arange(len(grid.ids)))
+
+    @property
+    def bound(self) -> int:
+        return len(self.pool)
+
+    def one_by_one(self, n: int, rng: np.random.Generator) -> Places:
+        x, y = np.empty(n), np.empty(n)
+        for i in range(n):
+            x[i], y[i] = self.centers[int(rng.choice(self.pool))] + rng.uniform(-0.4, 0.4, 2)
+        return x, y, np.full(n, -1, dtype=np.int64)
+
+    def at_once(self, drawn: draws.Rounds) -> Places:
+        center = self.centers[self.pool[drawn.ints]]  # rng.choice(pool) is pool[integers(len)]
+        x = center[:, 0] + (-0.4 + (0.4 - -0.4) * drawn.u1)
+        y = center[:, 1] + (-0.4 + (0.4 - -0.4) * drawn.u2)
+        return x, y, np.full(len(drawn), -1, dtype=np.int64)
+
+
+def _fitting(
     kind: str,
     world: World,
     fires: list[Fire],
     tree: shapely.STRtree | None,
-    x: float,
-    y: float,
-    sensor: int,
-    relax: int,
-) -> bool:
-    if any(np.hypot(x - f.x, y - f.y) < (8.0 if relax == 0 else 4.0) for f in fires):
-        return False
-    if relax:
-        return True
-    near = (
-        [] if tree is None else tree.query(shapely.points(x, y), "dwithin", distance=2.0).tolist()
-    )
-    if (kind == "quiet" and near != [sensor]) or (kind == "remote" and near):
-        return False
+    places: Places,
+    relax: IntArray,
+) -> tuple[BoolArray, IntArray]:
+    """Which places meet the rules of their relax level, and their cells (-1: none).
+
+    Relax 0: all rules; 1: 4 km from other fires; 2: in a cell. Each rule is tested only on the
+    places that passed the ones before it, cheapest first."""
+    x, y, sensor = places
+    ok = np.ones(len(x), dtype=bool)
+    if fires:
+        fx, fy = np.array([[f.x, f.y] for f in fires]).T
+        nearest = np.hypot(x[:, None] - fx[None, :], y[:, None] - fy[None, :]).min(axis=1)
+        ok = (relax == 2) | (nearest >= np.where(relax == 0, 8.0, 4.0))
+    cell = np.full(len(x), -1, dtype=np.int64)
+    todo = np.flatnonzero(ok)
+    cell[todo] = world.grid.locate_all(x[todo], y[todo])
+    ok &= cell >= 0
+    todo = np.flatnonzero(ok & (relax == 0))
+    if todo.size:
+        ok[todo] = _strict(kind, world, tree, x[todo], y[todo], sensor[todo])
+    return ok, cell
+
+
+def _strict(
+    kind: str,
+    world: World,
+    tree: shapely.STRtree | None,
+    x: FloatArray,
+    y: FloatArray,
+    sensor: IntArray,
+) -> BoolArray:
+    """The rules of relax level 0 besides spacing: sensors, a camera, the static site, margin."""
+    ok = np.ones(len(x), dtype=bool)
+    if kind in ("quiet", "remote"):  # sensors within 2 km: none, or exactly the fire's own
+        none = np.zeros((2, 0), dtype=np.int64)
+        point, near = none if tree is None else tree.query(shapely.points(x, y), "dwithin", 2.0)
+        count = np.bincount(point, minlength=len(x))
+        own = np.bincount(point, weights=near == sensor[point], minlength=len(x))
+        ok = count == 0 if kind == "remote" else (count == 1) & (own == 1)
     cams = world.cameras.xy
-    if len(cams) and np.hypot(cams[:, 0] - x, cams[:, 1] - y).min() > CAMERA_RANGE_KM - 1:
-        return False
-    far_from_static = np.hypot(x - world.static_xy[0], y - world.static_xy[1]) >= 6.0
-    return bool(far_from_static and world.grid.well_inside(x, y))
+    if len(cams):
+        camera = np.hypot(x[:, None] - cams[None, :, 0], y[:, None] - cams[None, :, 1]).min(axis=1)
+        ok &= camera <= CAMERA_RANGE_KM - 1
+    sx, sy = world.static_xy
+    ok &= np.hypot(x - sx, y - sy) >= 6.0
+    return ok & world.grid.well_inside_all(x, y)
 
 
 def _around(

@@ -6,50 +6,45 @@ One in-process pipeline that calls the one implementation of each step:
         --> dispatch orders in Redis <-- TeamSimulator (ack / arrive / close) and escalation
         false-alarm closures --MaskSync--> suppression masks in the engine (the closed loop)
 
-A FakeClock follows event time. Before an incident event is delivered, simulated time moves to
+Simulated time follows event time. Before an incident event is delivered, it moves to
 max(now, the event's observed_at); after each batch it moves to the batch's watermark (latest
 observed_at minus the engine's grace period), so teams act and masks reach the engine while the
-stream is quiet too. Time never ticks: it jumps to the earliest of the target, the next team
-action and the next SLA deadline, runs what is due there, and jumps again. After the stream the
-season runs on for three days so late closures and escalations play out.
+stream is quiet too. It moves to the earliest of the target, the next team action and the next
+SLA deadline, runs what is due there, and moves again: on a FakeClock by jumps (as fast as the
+machine goes, the same figures at every run), on a PacedClock by waiting until the time comes
+(`firewatch demo` while it serves the dashboard: everything happens at its simulated time, a few
+milliseconds of wall clock later, so the figures may differ a little from run to run). After the
+stream the season runs on for three days so late closures and escalations play out.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from firewatch.clock import FakeClock
+from firewatch.clock import Clock, FakeClock, PacedClock
 from firewatch.engine.core import Engine
 from firewatch.errors import FirewatchError
 from firewatch.ingest.files import read_batches
 from firewatch.linkage.consumer import LinkageConsumer, MaskSync
 from firewatch.linkage.report import Report, Row
-from firewatch.linkage.server import connect
 from firewatch.linkage.service import Linkage
 from firewatch.linkage.store import DispatchCounts, order_id
 from firewatch.model import EventKind, IncidentEvent
 from firewatch.rules.model import RoutingRules
-from firewatch.runtime import open_engine
-from firewatch.settings import Settings
 from firewatch.sim.teams import TeamSimulator
-from firewatch.simulate import START, SimSummary, write_stream
+from firewatch.sim.world import read_grid
+from firewatch.simulate import START, SimSummary, build_stream
 
 TAIL = timedelta(days=3)  # simulated time after the last event: late closures, escalations
 LOOP_MASK_PREFIX = "false-alarm-"  # names of masks made by false-alarm closures (Linkage.mask_for)
 EPISODE_FIRES = 40  # the season is simulated in episodes of this many fires (write_season)
-# `firewatch demo` / `make demo`: 268 warnings in 20-29 s here, most of it escalation steps.
-DEMO_SEED, DEMO_DAYS, DEMO_FIRES, DEMO_SENSORS = 1, 10.0, 330, 30
-DEMO_BATCH_SIZE = 500  # about 2 h of the demo stream: masks reach the engine within a batch
-DEMO_REDIS_DIR = Path("var/demo-redis")  # the demo's own embedded Redis, emptied at every run
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -114,7 +109,8 @@ class _Season:
     linkage: Linkage
     consumer: LinkageConsumer
     teams: TeamSimulator
-    clock: FakeClock
+    clock: Clock
+    move: Callable[[datetime], object]  # FakeClock.set (a jump) or PacedClock.wait_until
     masks: MaskSync
     escalations: int = 0
     opened: list[str] = field(default_factory=list)
@@ -131,8 +127,13 @@ class _Season:
             group.append(e)
         self._send(group)
 
+    def reach(self, t: datetime) -> None:
+        """Simulated time moves on to t (it is there or later when this returns)."""
+        if t > self.clock.now():
+            self.move(t)
+
     def advance_to(self, t: datetime) -> None:
-        """Jump to t through every team action and SLA deadline before it; never tick."""
+        """Move to t through every team action and SLA deadline before it; never tick."""
         store = self.linkage.store
         stale = False  # a deadline escalation cannot move (not a pending order): skip it
         while True:
@@ -140,9 +141,9 @@ class _Season:
             if stale and deadline is not None and deadline <= self.clock.now():
                 deadline = None
             nxt = min(s for s in (t, action, deadline) if s is not None)
+            self.reach(nxt)
             now = max(self.clock.now(), nxt)
-            self.clock.set(now)
-            self.teams.run_until(now, self.clock)
+            self.teams.run_until(now, self.reach)
             if deadline is not None and deadline <= now:
                 escalated = self.consumer.escalate()
                 self.escalations += len(escalated)
@@ -166,10 +167,17 @@ def run_season(
     routing: RoutingRules,
     seed: int,
     batch_size: int = 5000,
+    pace: PacedClock | None = None,
 ) -> SeasonResult:
-    """Run `stream` through the engine, the linkage queue and simulated teams (see the module)."""
+    """Run `stream` through the engine, the linkage queue and simulated teams (see the module):
+    on a FakeClock, or at the pace of `pace`, which must start before the stream."""
     started = time.perf_counter()
-    clock = FakeClock(_EPOCH)
+    clock: Clock
+    if pace is None:
+        clock = fake = FakeClock(_EPOCH)
+        move: Callable[[datetime], object] = fake.set
+    else:
+        clock, move = pace, pace.wait_until
     linkage = Linkage(client, routing, clock)
     season = _Season(
         engine=engine,
@@ -177,6 +185,7 @@ def run_season(
         consumer=LinkageConsumer(linkage),
         teams=TeamSimulator(linkage, seed),
         clock=clock,
+        move=move,
         masks=MaskSync(linkage.store, engine),
     )
     grace = engine.rules.incidents.grace
@@ -228,112 +237,34 @@ def write_season(
 ) -> list[SimSummary]:
     """The season's stream: consecutive episodes of up to EPISODE_FIRES fires, in one file.
 
-    The simulator keeps fires 4-8 km apart whatever their times, so one call places about 50
-    fires cheaply and then spends about 0.1 s on each further fire looking for room (600 fires:
-    35 s). A season is therefore written as ceil(fires / EPISODE_FIRES) episodes of equal length,
-    episode k with seed `seed * 1000 + k`: its own fires, noise and device layout (the sensors
-    are redeployed between episodes, a simplification of the demo).
+    The simulator keeps fires 4-8 km apart whatever their times, so one call has room for only a
+    few dozen fires in the Qujiang grid, the rest placed anywhere after thousands of tries. A
+    season is therefore written as ceil(fires / EPISODE_FIRES) episodes of equal length, episode
+    k with seed `seed * 1000 + k`: its own fires, noise and device layout (the sensors are
+    redeployed between episodes, a simplification of the demo). The grid is read once. The demo
+    season (330 fires, 59,712 lines) takes about 3 s.
     """
     if days <= 0 or fires < 0:
         raise FirewatchError(f"a season needs days > 0 and fires >= 0 (got {days}, {fires})")
     episodes = max(1, math.ceil(fires / EPISODE_FIRES))
     hours = days * 24 / episodes
+    sim_grid = read_grid(grid)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
     summaries = []
     with path.open("wb") as out:
         for k in range(episodes):
-            summaries.append(
-                write_stream(
-                    part,
-                    grid,
-                    seed=seed * 1000 + k,
-                    start=start + timedelta(hours=k * hours),
-                    hours=hours,
-                    sensors=sensors,
-                    cameras=cameras,
-                    fires=fires * (k + 1) // episodes - fires * k // episodes,
-                )
+            stream = build_stream(
+                sim_grid,
+                seed=seed * 1000 + k,
+                start=start + timedelta(hours=k * hours),
+                hours=hours,
+                sensors=sensors,
+                cameras=cameras,
+                fires=fires * (k + 1) // episodes - fires * k // episodes,
             )
-            out.write(part.read_bytes())
-    part.unlink()
+            stream.write(out)
+            summaries.append(stream.summary)
     return summaries
-
-
-def season_main(
-    grid: Path,
-    rules_dir: Path,
-    redis_url: str | None,
-    redis_dir: Path,
-    out_dir: Path,
-    seed: int,
-    days: float,
-    fires: int,
-    sensors: int,
-) -> str:
-    """`firewatch demo`: simulate a season, run it end to end, return the rendered result.
-
-    Redis: with no URL, the embedded server of `redis_dir`, which must be the demo's own
-    (DEMO_REDIS_DIR): its database is emptied (FLUSHDB) first, so the demo can be run again.
-    With a URL, the database must be empty: the demo never deletes data it did not make.
-    """
-    if redis_url is None and redis_dir.resolve() == Settings().redis_dir.resolve():
-        raise FirewatchError(
-            f"{redis_dir} is the dispatch queue's own Redis folder, and the demo empties the "
-            f"database it uses: give the demo its own folder, e.g. {DEMO_REDIS_DIR}"
-        )
-    stream = out_dir / "season.jsonl"
-    t0 = time.perf_counter()
-    episodes = write_season(stream, grid, seed=seed, days=days, fires=fires, sensors=sensors)
-    t1 = time.perf_counter()
-    engine = open_engine(Settings(grid=grid, rules=rules_dir))
-    routing = engine.rules.routing
-    if routing is None:
-        raise FirewatchError(f"{rules_dir}: no `routing` section: the linkage queue needs one")
-    client = connect(redis_url, redis_dir)
-    where = _fresh_database(client, redis_url, redis_dir)
-    t2 = time.perf_counter()
-    result = run_season(stream, engine, client, routing, seed, DEMO_BATCH_SIZE)
-    t3 = time.perf_counter()
-    lines = sum(e.lines for e in episodes)
-    return "\n".join(
-        [
-            f"season: {days:g} days from {START:%Y-%m-%d}, {fires} fires, {sensors} sensors, "
-            f"seed {seed}: {stream} ({lines:,} lines, simulated in {len(episodes)} episodes)",
-            f"redis:  {where}",
-            f"time:   simulate {t1 - t0:.1f} s, engine and Redis set-up {t2 - t1:.1f} s, "
-            f"season {t3 - t2:.1f} s",
-            "",
-            result.render(),
-        ]
-    )
-
-
-def _fresh_database(client: redis.Redis, url: str | None, redis_dir: Path) -> str:
-    if url is None:
-        client.flushdb()
-        return (
-            f"the demo's own embedded server in {redis_dir}, emptied (FLUSHDB) before this run; "
-            f"inspect it with FIREWATCH_REDIS_DIR={redis_dir}"
-        )
-    r: Any = client  # redis-py's return types are unions of its sync and async clients
-    size = int(r.dbsize())
-    shown = _without_password(url)
-    if size:
-        raise FirewatchError(
-            f"the demo needs an empty Redis database and {shown} holds {size:,} keys: give an "
-            f"empty one (e.g. a spare database number, redis://host:6379/15) or leave out the "
-            f"URL to use the demo's own embedded server in {DEMO_REDIS_DIR}"
-        )
-    return f"{shown} (an empty database)"
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _pct(x: float | None) -> str:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from firewatch.clock import FakeClock
 from firewatch.linkage.model import Action, InvalidTransition, Resolution
 from firewatch.linkage.service import Linkage
 
@@ -140,12 +140,14 @@ class TeamSimulator:
     def next_action_time(self) -> datetime | None:
         return self._queue[0][0] if self._queue else None
 
-    def run_until(self, t: datetime, clock: FakeClock) -> int:
-        """Carry out every action due at or before t, in time order; returns how many."""
+    def run_until(self, t: datetime, reach: Callable[[datetime], object]) -> int:
+        """Carry out every action due at or before t, in time order, each once `reach(its time)`
+        returned (the season's reach: simulated time is there or later, by a jump or a wait);
+        returns how many."""
         n = 0
         while self._queue and self._queue[0][0] <= t:
             step = heapq.heappop(self._queue)[3]
-            clock.set(max(clock.now(), step.at))
+            reach(step.at)
             self.done.append(self._perform(step))
             n += 1
         return n

@@ -23,6 +23,7 @@ from firewatch.sim.hierarchy import lloyd
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 
 SENSOR_WEIGHT = {"low": 1.0, "medium": 2.0, "high": 4.0}  # sensors per cell, relative
 CAMERA_RANGE_KM = 8.0
@@ -44,12 +45,24 @@ class SimGrid:
 
     def locate(self, x: float, y: float) -> int | None:
         """The index of the cell holding the km point (x, y), if any."""
-        lon, lat = self.to_deg(np.array([x]), np.array([y]))
-        hits = self.tree.query(shapely.points(lon[0], lat[0]), predicate="intersects")
-        return int(hits.min()) if hits.size else None
+        cell = int(self.locate_all(np.array([x]), np.array([y]))[0])
+        return None if cell < 0 else cell
+
+    def locate_all(self, x: FloatArray, y: FloatArray) -> IntArray:
+        """The cell holding each km point, -1 where none; the first in grid order on a border."""
+        lon, lat = self.to_deg(x, y)
+        point, cell = self.tree.query(shapely.points(lon, lat), predicate="intersects")
+        first = np.full(len(lon), len(self.ids), dtype=np.int64)
+        np.minimum.at(first, point, cell)
+        first[first == len(self.ids)] = -1
+        return first
 
     def well_inside(self, x: float, y: float) -> bool:
         return bool(shapely.contains_xy(self.inner, x, y))
+
+    def well_inside_all(self, x: FloatArray, y: FloatArray) -> BoolArray:
+        inside: BoolArray = shapely.contains_xy(self.inner, x, y)
+        return inside
 
     def to_deg(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         lon, lat = self.frame.to_deg(x, y)

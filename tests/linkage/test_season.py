@@ -168,7 +168,7 @@ def test_teams_act_in_simulated_time_and_a_refused_action_is_counted(
     teams.on_dispatched([oid(n) for n in numbers], clock.now())
     teams.on_dispatched([oid(numbers[0])], clock.now())  # a redelivery plans nothing new
 
-    done = teams.run_until(T0 + timedelta(days=1), clock)
+    done = teams.run_until(T0 + timedelta(days=1), clock.set)
 
     assert done == len(teams.done) == sum(len(teams.plan(oid(n), "team-A", T0)) for n in numbers)
     assert [d.step.at for d in teams.done] == sorted(d.step.at for d in teams.done)

@@ -1,0 +1,194 @@
+"""`firewatch demo`: print-only (--no-serve), and served while the season plays in paced time.
+
+The served runs are real processes on a free port (--port 0), with their own embedded Redis, as a
+user starts them; each reads the links the demo prints and uses their tokens."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from firewatch.cli import main
+from firewatch.simulate import START
+
+ROOT = Path(__file__).resolve().parents[2]
+# a short season: one day, ten fires (one episode), played at thousands of times the wall clock
+GRID, RULES = ROOT / "data/grids/qujiang.geojson", ROOT / "rules"
+SHORT = ["--grid", str(GRID), "--rules", str(RULES), "--days", "1", "--fires", "10"]
+LINK = re.compile(r"^  (dashboard|team|admin) +(http://[^#\s]+)#token=(\S+)")
+PAGE_UP_S = 20  # the brief: the page is up within 20 s
+
+
+def test_no_serve_prints_the_season_report_and_the_same_figures_every_time(
+    tmp_path: Path,
+    embedded_redis_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the locate-index cache (var/cache) goes here
+    args = ["demo", "--no-serve", *SHORT, "--redis-dir", str(embedded_redis_dir)]
+    runs = []
+    for _ in range(2):
+        assert main([*args, "--out", str(tmp_path / "out")]) == 0
+        runs.append(capsys.readouterr().out.splitlines())
+    first, again = runs
+    assert first[0].startswith("season: 1 days from 2026-04-04, 10 fires, 30 sensors, seed 1:")
+    assert first[1].startswith(f"redis:  the demo's own embedded server in {embedded_redis_dir}")
+    assert first[2].startswith("time:   simulate ")
+    # the figures of seed 1 since the season was first simulated (a change to the simulator that
+    # moves them must say why)
+    assert first[4] == (
+        "10 warnings issued, 9 acknowledged (90.0% response rate), 9 closed (90.0%), "
+        "1 escalated, p50 time to acknowledge 5 min"
+    )
+    assert any(line.startswith("dispatch report, all time") for line in first)
+    assert [x for x in first if not x.startswith("time:")] == [
+        x for x in again if not x.startswith("time:")
+    ]
+    assert not any("http://" in line for line in first)
+
+
+@dataclass
+class Demo:
+    """A `firewatch demo` process and the lines it has printed."""
+
+    process: subprocess.Popen[str]
+    reader: threading.Thread
+    lines: queue.Queue[str]
+    seen: list[str]
+
+    @classmethod
+    def start(cls, tmp_path: Path, redis_dir: Path, *flags: str) -> Demo:
+        command = [sys.executable, "-m", "firewatch", "demo", *SHORT, "--port", "0"]
+        command += ["--redis-dir", str(redis_dir), "--out", str(tmp_path / "out"), *flags]
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,  # the locate-index cache (var/cache) goes here
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.put(line.rstrip("\n"))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        return cls(process, reader, lines, [])
+
+    def until(self, pattern: str, deadline: float) -> str:
+        """The first line (from now on) that matches `pattern`, printed before `deadline`."""
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                printed = "\n".join(self.seen)
+                raise AssertionError(f"no {pattern!r} in time; printed:\n{printed}") from None
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+    def links(self, deadline: float) -> dict[str, tuple[str, str]]:
+        """label -> (the page's URL, its token), from the printed links."""
+        found = {}
+        while len(found) < 3:
+            match = LINK.match(self.until(LINK.pattern, deadline))
+            assert match is not None
+            found[match[1]] = (match[2], match[3])
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.reader.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def get(url: str, token: str | None = None) -> httpx.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return httpx.get(url, headers=headers, timeout=10)
+
+
+def test_the_demo_serves_the_api_while_the_season_plays_and_stops_on_ctrl_c(
+    tmp_path: Path, embedded_redis_dir: Path
+) -> None:
+    started = time.monotonic()
+    demo = Demo.start(tmp_path, embedded_redis_dir, "--speed", "1440")
+    try:
+        links = demo.links(started + PAGE_UP_S)
+        base = links["dashboard"][0]
+        assert {url for url, _ in links.values()} == {base}
+        assert get(f"{base}healthz").status_code == 200
+        assert time.monotonic() - started < PAGE_UP_S
+        demo.until("playing the season at 1440x", time.monotonic() + 5)
+
+        dashboard, team, admin = (links[k][1] for k in ("dashboard", "team", "admin"))
+        assert get(f"{base}v1/report", dashboard).status_code == 200
+        who = {k: get(f"{base}v1/whoami", token).json() for k, (_, token) in links.items()}
+        assert who["dashboard"]["role"] == "dashboard" and who["admin"]["role"] == "admin"
+        assert who["team"]["role"] == f"team:{who['team']['team']}"
+        assert {w["rate"] for w in who.values()} == {1440.0}
+        answer = get(f"{base}v1/dispatches?team={who['team']['team']}", team)
+        assert answer.status_code == 200
+        assert get(f"{base}v1/report").status_code == 401  # a token is needed
+
+        # simulated time runs at 1440x from the season's start: a day a minute
+        assert START <= datetime.fromisoformat(who["admin"]["now"]) < START + timedelta(days=1)
+        detection = {
+            "source": "camera",
+            "device_id": "CAM-01",
+            "observed_at": (START + timedelta(minutes=1)).isoformat(),
+            "lat": 28.98,
+            "lon": 118.97,
+            "confidence": 0.9,
+            "label": "flame",
+        }
+        refused = httpx.post(
+            f"{base}v1/detections",
+            json=[detection],
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=10,
+        )
+        assert refused.status_code == 403 and "firewatch api" in refused.json()["detail"]
+
+        demo.process.send_signal(signal.SIGINT)
+        assert demo.process.wait(timeout=20) == 0
+        demo.until("stopping \\(Ctrl-C or SIGTERM\\)", time.monotonic() + 5)
+        demo.until("stopped; the demo's Redis keeps running", time.monotonic() + 5)
+        with pytest.raises(httpx.TransportError):
+            get(f"{base}healthz")
+    finally:
+        demo.stop()
+
+
+def test_the_demo_prints_the_report_when_the_season_is_over_and_can_exit_then(
+    tmp_path: Path, embedded_redis_dir: Path
+) -> None:
+    started = time.monotonic()
+    demo = Demo.start(tmp_path, embedded_redis_dir, "--speed", "100000", "--exit-after-season")
+    try:
+        links = demo.links(started + PAGE_UP_S)
+        base, token = links["dashboard"]
+        assert get(f"{base}v1/report", token).status_code == 200
+        headline = demo.until("warnings issued", time.monotonic() + 40)
+        assert headline.startswith("10 warnings issued")
+        demo.until("dispatch report, all time", time.monotonic() + 5)
+        assert demo.process.wait(timeout=20) == 0
+    finally:
+        demo.stop()
