@@ -9,7 +9,7 @@ the token's name and role only.
 
 # No `from __future__ import annotations` here: FastAPI reads the dependencies of the closures
 # below from their annotations, which name local variables.
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -94,11 +94,11 @@ def authenticate(
 Caller = Annotated[Principal, Depends(authenticate)]
 
 
-def require(*kinds: RoleKind) -> Callable[[Principal], Principal]:
+def require(*kinds: RoleKind) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting tokens whose role is one of `kinds`, or admin; 403 otherwise."""
     allowed = sorted({"admin", *kinds})
 
-    def check(principal: Caller) -> Principal:
+    async def check(principal: Caller) -> Principal:
         if principal.role.kind not in allowed:
             raise HTTPException(
                 403,
@@ -110,7 +110,7 @@ def require(*kinds: RoleKind) -> Callable[[Principal], Principal]:
     return check
 
 
-def team_scope(
+async def team_scope(
     principal: Annotated[Principal, Depends(require("dashboard", "team"))],
     team: Annotated[
         str | None,

@@ -1,5 +1,8 @@
 """The handles routes depend on, injected through FastAPI's `Depends`: no module globals.
 
+Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` in its thread pool, and
+each such hop cost more than the work (benchmarks/README.md, API: the ack route).
+
 `create_app` puts one ApiState on `app.state.firewatch`; routes ask for what they use."""
 
 from __future__ import annotations
@@ -31,22 +34,22 @@ class ApiState:
     hub: Hub  # the change feed's one reader, fanned out to GET /v1/stream
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     return cast(ApiState, request.app.state.firewatch)
 
 
 State = Annotated[ApiState, Depends(get_state)]
 
 
-def get_linkage(api: State) -> Linkage:
+async def get_linkage(api: State) -> Linkage:
     return api.linkage
 
 
-def get_clock(api: State) -> Clock:
+async def get_clock(api: State) -> Clock:
     return api.clock
 
 
-def get_intake(api: State) -> Intake:
+async def get_intake(api: State) -> Intake:
     return api.intake
 
 

@@ -24,9 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import redis
+from fastapi.sse import format_sse_event
 
 from firewatch.linkage.feed import START, Entry, parse_id
 from firewatch.linkage.model import FeedGap
@@ -43,19 +45,27 @@ RETRY_MAX = 10.0  # seconds between reads at most while Redis does not answer
 
 @dataclass(frozen=True)
 class Frame:
-    """A feed entry ready to send: its id, its kind (`incident` | `order`), its JSON, and the
-    team of its incident's cell (a team's token sees its own team's changes only)."""
+    """A feed entry ready to send: its id, the team of its incident's cell (a team's token sees
+    its own team's changes only), and its server-sent event as bytes, encoded once for every
+    subscriber: `id`, `event` (`incident` | `order`) and `data` (the entry's fields as JSON)."""
 
     id: str
-    kind: str
-    data: str
     team: str
+    wire: bytes
 
     @classmethod
     def of(cls, entry: Entry) -> Frame:
         entry_id, fields = entry
-        kind = fields.get("kind") or "change"
-        return cls(entry_id, kind, orjson.dumps(fields).decode(), fields.get("team", ""))
+        data = orjson.dumps(fields).decode()
+        event = fields.get("kind") or "change"
+        return cls(entry_id, fields.get("team", ""), sse(data=data, event=event, id=entry_id))
+
+
+def sse(
+    *, data: str | None = None, event: str | None = None, id: str | None = None, **extra: Any
+) -> bytes:
+    """One server-sent event in wire format (fastapi.sse's encoder: one place that escapes)."""
+    return format_sse_event(data_str=data, event=event, id=id, **extra)
 
 
 class Reset(Exception):
