@@ -63,7 +63,7 @@ def arrive(ref: Writable, linkage: LinkageDep) -> TransitionOut:
 @router.post(
     "/{order_id}/close",
     summary="Close an order with its outcome (a false alarm with a closed-loop cause masks it)",
-    responses=_CHANGE,
+    responses=responses(*AUTH, 400, 404, 409),  # 400: a body that is not JSON (FastAPI's own)
 )
 def close(ref: Writable, body: CloseIn, linkage: LinkageDep) -> TransitionOut:
     order, changed = linkage.close(
