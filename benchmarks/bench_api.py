@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import random
 import re
 import socket
 import subprocess
@@ -46,6 +47,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_linkage import opened as linkage_opened  # noqa: E402
 from machine import describe, write_section  # noqa: E402
 
 from firewatch.api.tokens import TokenStore  # noqa: E402
@@ -55,7 +57,7 @@ from firewatch.linkage.consumer import LinkageConsumer  # noqa: E402
 from firewatch.linkage.server import RedisProcess  # noqa: E402
 from firewatch.linkage.service import Linkage  # noqa: E402
 from firewatch.linkage.store import order_id  # noqa: E402
-from firewatch.model import EventKind, IncidentEvent, Severity  # noqa: E402
+from firewatch.model import IncidentEvent, Severity  # noqa: E402
 from firewatch.rules import load_rules  # noqa: E402
 from firewatch.runtime import open_engine  # noqa: E402
 from firewatch.settings import Settings  # noqa: E402
@@ -125,26 +127,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def opened(n: str, at: datetime) -> IncidentEvent:
-    return IncidentEvent(
-        event=EventKind.OPENED,
-        event_id=f"inc-{n}/0",
-        incident_id=f"inc-{n}",
-        observed_at=at,
-        severity=Severity.MODERATE,
-        grid_id="QJ-1",
-        grid_name=None,
-        team=TEAM,
-        village="T00-V00",
-        township="T00",
-        district="衢江区",
-        lat=28.9,
-        lon=118.9,
-        sources={"sensor": 1, "camera": 1, "satellite": 0},
-        detections=2,
-        first_seen=at,
-        last_seen=at,
-        rule="camera.confident",
-        evidence=["a", "b"],
+    """bench_linkage's `opened` event, for incident `inc-<n>` in TEAM's cell."""
+    event = linkage_opened(0, random.Random(0), at)
+    return event.model_copy(
+        update={
+            "event_id": f"inc-{n}/0",
+            "incident_id": f"inc-{n}",
+            "severity": Severity.MODERATE,
+            "grid_id": "QJ-1",
+            "team": TEAM,
+            "village": "T00-V00",
+            "township": "T00",
+        }
     )
 
 

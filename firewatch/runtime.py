@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from firewatch.clock import Clock, SystemClock
 from firewatch.engine.core import Engine
 from firewatch.errors import FirewatchError
-from firewatch.geo.grid import GridSchema, load_grid
+from firewatch.geo.grid import Grid, GridSchema, load_grid
 from firewatch.geo.index import load_index
 from firewatch.rules import load_rules
 from firewatch.settings import Settings
@@ -25,10 +25,15 @@ def open_engine(settings: Settings) -> Engine:
     return engine_factory(settings)()
 
 
+def open_grid(settings: Settings) -> Grid:
+    """The forest grid of the settings (FIREWATCH_GRID, read with FIREWATCH_GRID_SCHEMA)."""
+    schema = GridSchema.from_yaml(settings.grid_schema) if settings.grid_schema else GridSchema()
+    return load_grid(settings.grid, schema)
+
+
 def engine_factory(settings: Settings) -> Callable[[], Engine]:
     """Load the grid, its index and the rules once; each call makes a fresh Engine on them."""
-    schema = GridSchema.from_yaml(settings.grid_schema) if settings.grid_schema else GridSchema()
-    grid = load_grid(settings.grid, schema)
+    grid = open_grid(settings)
     for repair in grid.repairs:
         log.warning("grid repair: %s", repair)
     index = load_index(grid, settings.cache_dir)

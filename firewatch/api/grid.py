@@ -1,6 +1,6 @@
 """GET /v1/grid and GET /v1/cameras: the map's layers, as GeoJSON FeatureCollections.
 
-The grid comes from `settings.grid` through the project's loader (geo/grid.py `load_grid`, as the
+The grid comes from `settings.grid` through `runtime.open_grid` (geo/grid.py `load_grid`, as the
 engine loads it), on the first request that needs it (so building the app stays cheap), and is
 kept with its answer: the cells' geometries simplified (SIMPLIFY degrees, topology preserved,
 positions rounded to 6 decimals) and serialised once, and gzipped once for the clients that take
@@ -27,7 +27,8 @@ from firewatch.api.deps import State
 from firewatch.api.errors import AUTH, responses
 from firewatch.api.schemas import CamerasOut, GridOut
 from firewatch.errors import FirewatchError, GridError
-from firewatch.geo.grid import Grid, GridSchema, load_grid
+from firewatch.geo.grid import Grid
+from firewatch.runtime import open_grid
 from firewatch.settings import Settings
 
 router = APIRouter(tags=["map"])
@@ -61,10 +62,8 @@ class Layers:
     def grid(self) -> Grid:
         with self._lock:
             if self._grid is None:
-                s = self.settings
                 try:
-                    schema = GridSchema.from_yaml(s.grid_schema) if s.grid_schema else GridSchema()
-                    self._grid = load_grid(s.grid, schema)
+                    self._grid = open_grid(self.settings)
                 except GridError as exc:
                     raise LayerError(f"the grid (FIREWATCH_GRID): {exc}") from None
                 self._index = {c.id: c.index for c in self._grid.cells}

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from firewatch.api import grid
-from firewatch.geo.grid import Grid, load_grid
+from firewatch.geo.grid import Grid
+from firewatch.runtime import open_grid
 from firewatch.settings import Settings
 
 from .conftest import Bearer
@@ -28,11 +29,11 @@ def test_the_grid_is_geojson_loaded_once_on_first_request(
 ) -> None:
     loads: list[Path] = []
 
-    def counting(path: Path, *args: Any) -> Grid:
-        loads.append(path)
-        return load_grid(path, *args)
+    def counting(settings: Settings) -> Grid:
+        loads.append(settings.grid)
+        return open_grid(settings)
 
-    monkeypatch.setattr(grid, "load_grid", counting)
+    monkeypatch.setattr(grid, "open_grid", counting)
     with TestClient(make_app()) as client:
         assert loads == []  # building and starting the app loads no grid
         answer = client.get("/v1/grid", headers=bearer("dashboard"))

@@ -20,6 +20,8 @@ import httpx2 as httpx
 import pytest
 
 from firewatch.cli import main
+from firewatch.linkage import keys
+from firewatch.linkage.server import connect
 from firewatch.simulate import START
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +30,22 @@ GRID, RULES = ROOT / "data/grids/qujiang.geojson", ROOT / "rules"
 SHORT = ["--grid", str(GRID), "--rules", str(RULES), "--days", "1", "--fires", "10"]
 LINK = re.compile(r"^  (dashboard|team|admin) +(http://[^#\s]+)#token=(\S+)")
 PAGE_UP_S = 20  # the brief: the page is up within 20 s
+
+
+def headline_from_redis(folder: Path) -> str:
+    """The report's headline as the orders the season left in Redis say it (raw keys: every
+    order hash by fw:orders:by_created), up to the time to acknowledge."""
+    r = connect(None, folder)
+    ids = [i.decode() for i in r.zrange(keys.ORDERS_BY_CREATED, 0, -1)]
+    orders = [r.hgetall(keys.order(i)) for i in ids]
+    n = len(orders)
+    acked = sum(1 for o in orders if o.get(b"acked_at"))
+    closed = sum(1 for o in orders if o[b"state"] == b"closed")
+    escalated = sum(1 for o in orders if int(o.get(b"escalations", b"0")) > 0)
+    return (
+        f"{n} warnings issued, {acked} acknowledged ({acked / n:.1%} response rate), "
+        f"{closed} closed ({closed / n:.1%}), {escalated} escalated, "
+    )
 
 
 def test_no_serve_prints_the_season_report_and_the_same_figures_every_time(
@@ -52,6 +70,7 @@ def test_no_serve_prints_the_season_report_and_the_same_figures_every_time(
         "10 warnings issued, 9 acknowledged (90.0% response rate), 9 closed (90.0%), "
         "1 escalated, p50 time to acknowledge 5 min"
     )
+    assert first[4].startswith(headline_from_redis(embedded_redis_dir))
     assert any(line.startswith("dispatch report, all time") for line in first)
     assert [x for x in first if not x.startswith("time:")] == [
         x for x in again if not x.startswith("time:")
