@@ -250,7 +250,7 @@ def bench_ack(api: Api, linkage: Linkage, tokens: TokenStore, args: Any) -> dict
         start = time.perf_counter()
         for order in part:
             t = time.perf_counter()
-            linkage.ack(order, by=f"team:{TEAM}")
+            linkage.ack(order, by=f"team:{TEAM}", team=TEAM)
             singles.append(time.perf_counter() - t)
         rates.append(len(part) / (time.perf_counter() - start))
     return {
@@ -661,8 +661,9 @@ against it) and so is the cap on stream subscribers (FIREWATCH_API_STREAM_MAX=10
 Baselines in the same run: the same ack through `Linkage.ack` in-process, one at a time; the same
 batches through validation and the engine in-process (without HTTP, and without delivering the
 incident events to Redis, which the API also does), both best of 3; one stream subscriber. The
-machine is shared with other work (on 2026-12-02 four runs gave the ack 213 to 394 req/s and
-ingest 33,000 to 47,000/s): compare figures within a run. Stream latency: a
+machine is shared with other work and its speed varies by 2x from hour to hour (on 2026-12-03
+GET /healthz alone answered 1,443 to 3,493 req/s, and the ack 591 to 1,285 req/s, with the same
+code): compare figures within a run. Stream latency: a
 subscriber's receipt of an incident's `opened` event minus the time the writer called the
 LinkageConsumer for it ({args.events} incidents a run at {args.rate:g}/s, each also an order
 `created` event; clocks of one machine); subscribers come from two load processes.
@@ -680,31 +681,32 @@ Machine: {machine()}
 
 
 ACK_NOTE = """Where the ack's time goes: the API process is CPU-bound, about {ms:.1f} ms of CPU per
-ack, against the floors above (the framework alone, then with the token checked). The ack route
-runs three sync functions in the thread pool (authenticate, order_scope's check, the handler) and
-makes five Redis round trips: the token's two reads, the rate-limit script, the order read of the
-team check and the transition script; the change-feed hub then reads the ack's feed entry. A
-py-spy profile (2026-12-02, same machine) finds the pool's threads mostly in Redis replies: the
-transition script 24% of their samples, the token reads 22%, the order read 15%, the hub's feed
-reads 13%, the rate-limit script 11%. The framework alone is below the target on this machine: in
-a separate run a bare ASGI app on uvicorn answered 5,680 req/s, a FastAPI `async def` route 3,297
-and a FastAPI `def` route 1,622 (with httptools and uvloop, i.e. uvicorn[standard], not installed
-here: 9,826, 5,508 and 2,290; the firewatch ack did not change with them: 245 req/s). 2,000
-acks/s from one process needs fewer round trips per ack (the token and rate limit in one script,
-the team check inside the transition script) and the route off the thread pool, or more API
-processes.
+ack, against the floors above (the framework alone, then with the token checked). Since
+2026-12-03 the ack route runs on the event loop (no thread pool) and makes one Redis round trip
+for the token and its rate limit (api/gate.py: one script) and one for the transition, whose
+script also checks the team and answers with the order (linkage/transitions.py); the change-feed
+hub reads the feed on the asyncio client too; uvicorn runs on uvloop and httptools, redis-py
+parses with hiredis. Before (2026-12-02: five round trips, three thread-pool hops) this
+benchmark measured 213 to 394 req/s. What is left, measured in-process on 2026-12-03 (the app
+called as ASGI, 32 concurrent acks, CPU time of the process, three runs each): through FastAPI
+735 to 1,249 us of CPU per ack; the same gate, transition and response serialisation called
+directly, without FastAPI's routing, dependencies and response handling, 329 to 586 us. So about
+half of an ack is the framework's per-request work and a third redis-py's (packing, pool,
+timeouts); 2,000 acks/s would need under 0.5 ms in all, HTTP parsing included, which one process
+of this stack does not reach on this machine. The route and the gate are safe to run in several
+API processes (the rate limit and the change feed are in Redis): that is the way to more acks/s.
 """
 STREAM_NOTE = """Where the stream's time goes: each incident costs the API about {per:.2f} ms of
 CPU per subscriber (its two frames, written in one write), and one event loop writes it to every
 connection in turn. At {subscribers:,} subscribers that is {whole:.0f} ms of CPU per incident (the
-API at {cpu:.0%} of its core), yet p99 was {p99:.0f} ms: the rest of the tail is outside the API's
-CPU, not separated here: likely the two load processes reading their connections on CPU 1,
-which they share with Redis, the writer and other work on the machine. So these latencies are an
-upper bound; splitting them needs the server's own send times. The route writes the hub's
-pre-encoded frames through a plain StreamingResponse since 2026-12-02 20:05; with FastAPI's
-EventSourceResponse before (two tasks, two memory streams and an anyio timer per frame and
-subscriber: 30% of the process in its keep-alive inserter, by py-spy) this benchmark measured
-p99 542 to 865 ms at 1,000 subscribers and 9.3 s at 2,000, at 1 incident/s.
+API at {cpu:.0%} of its core; p99 {p99:.0f} ms). The rest of a tail is outside the API's CPU: the
+two load processes reading their connections on CPU 1, which they share with Redis and the
+writer. Since 2026-12-03 (uvloop and httptools; the hub reads the feed on the asyncio client)
+the per-subscriber cost is about half of what it was (0.16 ms on 2026-12-02, when 1,000
+subscribers gave p99 594 ms). The route writes the hub's pre-encoded frames through a plain
+StreamingResponse; with FastAPI's EventSourceResponse (two tasks, two memory streams and an anyio
+timer per frame and subscriber) this benchmark measured p99 542 to 865 ms at 1,000 subscribers
+and 9.3 s at 2,000, at 1 incident/s.
 """
 
 

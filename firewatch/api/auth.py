@@ -1,7 +1,7 @@
 """Bearer-token auth and role checks, as FastAPI dependencies.
 
-`authenticate` finds the token (tokens.py: by its sha256, confirmed in constant time) and counts
-the request against its rate limit; `require(...)` makes a dependency that admits the given roles
+`authenticate` finds the token and counts the request against its rate limit (gate.py: one
+round trip); `require(...)` makes a dependency that admits the given roles
 and `admin`; `team_scope` and `order_scope` keep a `team:<id>` token to its own team's orders,
 refusing another team's before anything changes. Tokens are never logged or echoed: messages name
 the token's name and role only.
@@ -9,7 +9,7 @@ the token's name and role only.
 
 # No `from __future__ import annotations` here: FastAPI reads the dependencies of the closures
 # below from their annotations, which name local variables.
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -53,21 +53,35 @@ class Principal:
 
 @dataclass(frozen=True)
 class OrderRef:
-    """An order the caller may act on (checked by order_scope), and who the caller is."""
+    """An order in the path, and who asks for it (order_scope, order_change)."""
 
     id: str
     principal: Principal
+
+    @property
+    def team(self) -> str | None:
+        """The caller's team, for a team token: its only orders."""
+        return self.principal.role.team
+
+    def forbidden(self, owner: str) -> HTTPException:
+        """403 for a team token asking for another team's (`owner`'s) order."""
+        return HTTPException(
+            403,
+            f"order {self.id} belongs to team {owner or '(none)'}: token "
+            f"{self.principal.name!r} is for team {self.team}",
+        )
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(
-    api: State,
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    cookie: Annotated[str | None, Depends(session_cookie)],
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+Cookie = Annotated[str | None, Depends(session_cookie)]
+
+
+async def authenticate(
+    api: State, request: Request, credentials: Credentials, cookie: Cookie
 ) -> Principal:
     if credentials is not None:
         token = credentials.credentials
@@ -75,13 +89,12 @@ def authenticate(
         token = cookie
     else:
         raise _unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
-    found = api.tokens.find(token)
-    if found is None:
+    admitted = await api.gate.admit(token, api.clock.now())
+    if admitted is None:
         raise _unauthorized("unknown or revoked bearer token")
-    digest, record = found
-    verdict = api.limiter.hit(digest, api.clock.now())
+    record, verdict = admitted.record, admitted.verdict
     if not verdict.allowed:
-        limiter = api.limiter
+        limiter = api.gate.limiter
         raise HTTPException(
             429,
             f"token {record.name!r}: more than {limiter.limit} requests in "
@@ -99,15 +112,19 @@ def require(*kinds: RoleKind) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = sorted({"admin", *kinds})
 
     async def check(principal: Caller) -> Principal:
-        if principal.role.kind not in allowed:
-            raise HTTPException(
-                403,
-                f"token {principal.name!r} has role {principal.role}: this needs "
-                f"{' or '.join('team:<id>' if k == 'team' else k for k in allowed)}",
-            )
-        return principal
+        return _admit(principal, allowed)
 
     return check
+
+
+def _admit(principal: Principal, allowed: Sequence[str]) -> Principal:
+    if principal.role.kind not in allowed:
+        raise HTTPException(
+            403,
+            f"token {principal.name!r} has role {principal.role}: this needs "
+            f"{' or '.join('team:<id>' if k == 'team' else k for k in allowed)}",
+        )
+    return principal
 
 
 async def team_scope(
@@ -135,9 +152,8 @@ async def team_scope(
 
 
 def order_scope(*kinds: RoleKind) -> Callable[[str, Principal, LinkageDep], OrderRef]:
-    """A dependency admitting `kinds` (and admin) to the order in the path; a team token only to
-    its own team's orders (403 for another team's, checked before anything changes; 404 when
-    there is no such order)."""
+    """A dependency admitting `kinds` (and admin) to read the order in the path; a team token
+    only its own team's orders (403 for another team's; 404 when there is no such order)."""
     role_check = require(*kinds)
 
     def check(
@@ -145,15 +161,32 @@ def order_scope(*kinds: RoleKind) -> Callable[[str, Principal, LinkageDep], Orde
         principal: Annotated[Principal, Depends(role_check)],
         linkage: LinkageDep,
     ) -> OrderRef:
-        own = principal.role.team
-        if own is not None:
+        ref = OrderRef(order_id, principal)
+        if ref.team is not None:
             order = linkage.store.get(order_id)  # OrderNotFound: 404
-            if order.team != own:
-                raise HTTPException(
-                    403,
-                    f"order {order_id} belongs to team {order.team or '(none)'}: token "
-                    f"{principal.name!r} is for team {own}",
-                )
-        return OrderRef(order_id, principal)
+            if order.team != ref.team:
+                raise ref.forbidden(order.team or "")
+        return ref
+
+    return check
+
+
+def order_change(*kinds: RoleKind) -> Callable[..., Awaitable[OrderRef]]:
+    """A dependency admitting `kinds` (and admin) to change the order in the path. A team token's
+    changes carry its team (OrderRef.team), and the transition script refuses another team's
+    order before it changes anything (OrderForbidden: answer with `ref.forbidden`).
+
+    It authenticates itself instead of depending on `require`, which depends on `authenticate`:
+    each level of dependencies costs FastAPI tens of microseconds a request, and this is the
+    field teams' hot path (benchmarks/README.md, API). A route using it must not also use
+    Caller or `require` (the request would be counted twice)."""
+    allowed = sorted({"admin", *kinds})
+
+    async def check(
+        order_id: str, api: State, request: Request, credentials: Credentials
+    ) -> OrderRef:
+        # a change never takes the session cookie (see session_cookie), so it is not asked for
+        principal = await authenticate(api, request, credentials, None)
+        return OrderRef(order_id, _admit(principal, allowed))
 
     return check

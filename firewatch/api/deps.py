@@ -13,12 +13,13 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from firewatch.api.fanout import Hub
+from firewatch.api.gate import Gate
 from firewatch.api.ingest import Intake
-from firewatch.api.ratelimit import RateLimiter
 from firewatch.api.ready import Readiness
 from firewatch.api.tokens import TokenStore
 from firewatch.clock import Clock
 from firewatch.linkage.service import Linkage
+from firewatch.linkage.transitions import AsyncTransitions
 from firewatch.settings import Settings
 
 
@@ -26,9 +27,10 @@ from firewatch.settings import Settings
 class ApiState:
     settings: Settings
     linkage: Linkage
+    transitions: AsyncTransitions  # ack and arrive on the asyncio client
     clock: Clock
     tokens: TokenStore
-    limiter: RateLimiter
+    gate: Gate  # finds a request's token and counts it against its rate limit
     intake: Intake
     readiness: Readiness
     hub: Hub  # the change feed's one reader, fanned out to GET /v1/stream

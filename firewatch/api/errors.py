@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from firewatch.api.schemas import ErrorOut
 from firewatch.linkage.aggregates import LayoutError
 from firewatch.linkage.model import DispatchError, InvalidTransition, OrderNotFound
+from firewatch.linkage.transitions import OrderForbidden
 from firewatch.stream.topics import KafkaError
 
 _DESCRIPTIONS = {
@@ -67,6 +68,7 @@ def install(app: FastAPI) -> None:
     """Map the errors the linkage and the ingest path raise on purpose to their status codes."""
     app.add_exception_handler(OrderNotFound, _answer(404))
     app.add_exception_handler(InvalidTransition, _answer(409))
+    app.add_exception_handler(OrderForbidden, _answer(403))
     app.add_exception_handler(DispatchError, _answer(400))
     app.add_exception_handler(LayoutError, _answer(500))
     app.add_exception_handler(redis.ConnectionError, _unreachable("Redis"))

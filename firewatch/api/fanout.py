@@ -1,7 +1,7 @@
 """One reader of the change feed per API process, fanned out to every event-stream subscriber.
 
 The change feed (linkage/feed.py) is a Redis Stream written in the same script as every change.
-A Hub reads it with one task (a blocking XREAD in a worker thread, so one Redis connection
+A Hub reads it with one task (a blocking XREAD on the asyncio client, so one Redis connection
 whatever the number of subscribers), keeps the newest `window` entries in memory, each already
 encoded as JSON once, and wakes its subscribers when entries arrive. A subscriber is a position
 (the id of the last entry it was sent): it takes what follows from the hub's window, or, when its
@@ -21,7 +21,7 @@ import asyncio
 import bisect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,7 +35,8 @@ from firewatch.linkage.model import FeedGap
 
 log = logging.getLogger(__name__)
 
-ReadFeed = Callable[[str | None, int, timedelta | None], list[Entry]]
+# feed.asince: entries after a position (at most a count, waiting up to a time for the first)
+ReadFeed = Callable[[str | None, int, timedelta | None], Awaitable[list[Entry]]]
 READ_COUNT = 1000  # entries one hub read takes at most
 # how long one hub read waits for an entry (an entry ends the wait at once): short, since
 # stopping the hub waits for the read in progress
@@ -80,13 +81,13 @@ class Hub:
     def __init__(
         self,
         read: ReadFeed,
-        newest: Callable[[], str],
+        newest: Callable[[], Awaitable[str]],
         *,
         max_subscribers: int,
         window: int = 10_000,
         block: timedelta = BLOCK,
     ) -> None:
-        self._read = read
+        self.read = read  # also what subscribers catch up with
         self._newest = newest
         self.max_subscribers = max_subscribers
         self.window = window
@@ -106,7 +107,7 @@ class Hub:
         """Start at the feed's newest entry (or, with Redis away, its start: the first read then
         says whether that is right)."""
         try:
-            self._restart(await asyncio.to_thread(self._newest))
+            self._restart(await self._newest())
         except redis.RedisError as exc:
             log.warning("change feed: Redis does not answer (%s); the stream waits for it", exc)
         self._task = asyncio.create_task(self._run(), name="change-feed-hub")
@@ -133,12 +134,10 @@ class Hub:
         delay = 0.5
         while True:
             try:
-                entries = await asyncio.to_thread(
-                    self._read, self._position, READ_COUNT, self.block
-                )
+                entries = await self.read(self._position, READ_COUNT, self.block)
             except FeedGap as gap:
                 log.warning("change feed: %s; subscribers are told to reload", gap)
-                self._restart(await asyncio.to_thread(self._newest))
+                self._restart(await self._newest())
                 self.generation += 1
                 self._wake()
                 continue
@@ -218,9 +217,7 @@ class Subscription:
         self.generation = hub.generation
         self.left = False
 
-    async def next_frames(
-        self, position: str, catch_up: ReadFeed, timeout: float
-    ) -> list[Frame] | None:
+    async def next_frames(self, position: str, timeout: float) -> list[Frame] | None:
         """Frames after `position`, waiting up to `timeout` s for some: None when none came (send
         a keep-alive), [] when the hub changed without a frame for it (ask again). Reset when the
         feed no longer holds the position."""
@@ -232,7 +229,7 @@ class Subscription:
         frames = hub.after(position)
         if frames is None:  # older than the window: from Redis, a page at a time
             try:
-                entries = await asyncio.to_thread(catch_up, position, READ_COUNT, None)
+                entries = await hub.read(position, READ_COUNT, None)
             except FeedGap as gap:
                 raise Reset(str(gap)) from None
             if entries:

@@ -112,13 +112,12 @@ async def _events(
     """The stream's bytes: the opening comment, then what follows `position`, each wake's frames
     in one write (a team's token: its own team's only), keep-alives, resets."""
     hub = api.hub
-    catch_up = api.linkage.store.feed_since
     keepalive = api.settings.api_stream_keepalive
     try:
         yield OPENING
         while not hub.closed:
             try:
-                frames = await subscription.next_frames(position, catch_up, keepalive)
+                frames = await subscription.next_frames(position, keepalive)
             except Reset as reset:
                 position = hub.position
                 yield sse(event="reset", data=orjson.dumps({"reason": str(reset)}).decode())

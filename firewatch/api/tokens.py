@@ -1,16 +1,15 @@
 """Bearer tokens of the HTTP API, kept in Redis as their sha256 only (`firewatch token ...`).
 
 A token is `fw_` and 32 random bytes (secrets.token_urlsafe), printed once by `add` and never
-stored: Redis holds sha256(token) -> {role, name, created} (keys.py). A request's token is found
-by its sha256 and confirmed with hmac.compare_digest; the Redis lookup is keyed by the digest,
-so its timing can tell nothing about the token. Roles: `ingest` (POST detections), `dashboard`
+stored: Redis holds sha256(token) -> {role, name, created} and name -> sha256 (keys.py). A
+request's token is found by its sha256 (gate.py), so no lookup's timing can tell anything
+about the token. Roles: `ingest` (POST detections), `dashboard`
 (read only), `team:<id>` (its own team's orders), `admin` (everything).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -117,15 +116,3 @@ class TokenStore:
 
     def revoke(self, name: str) -> bool:
         return bool(self._revoke(keys=[keys.TOKEN_NAMES, keys.TOKENS], args=[name]))
-
-    def find(self, token: str) -> tuple[str, TokenRecord] | None:
-        """The sha256 and the record of a presented token; None when it is unknown or revoked."""
-        wanted = digest(token)
-        raw = self.r.hget(keys.TOKENS, wanted)
-        if raw is None:
-            return None
-        record = TokenRecord.model_validate_json(raw)
-        stored = self.r.hget(keys.TOKEN_NAMES, record.name)
-        if stored is None or not hmac.compare_digest(stored.decode(), wanted):
-            return None  # revoked meanwhile, or the name now belongs to another token
-        return wanted, record

@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+import redis.asyncio as aredis
 
 from firewatch.linkage import keys
 from firewatch.linkage.model import FeedGap, QueryError
@@ -79,35 +80,82 @@ def since(
     maxlen: int = FEED_MAXLEN,
 ) -> list[Entry]:
     """Up to `count` entries after `last_id` (exclusive; None: from the start), oldest first.
-
     With `block`, waits up to that long for a first entry when there is none yet (XREAD BLOCK;
     it holds a connection of the client's pool meanwhile). Raises FeedGap when entries after
     `last_id` may have been trimmed, or when `last_id` is beyond the feed's last entry (a feed
     emptied or restored from an older copy): the reader missed changes and must reload. The
     check and the read are one transaction, so no trim can fall between them."""
-    if not 1 <= count <= MAX_COUNT:
-        raise QueryError(f"change feed: count must be 1..{MAX_COUNT}, not {count}")
-    after = START if last_id is None else last_id
-    position = parse_id(after)
+    after = _after(last_id, count)
     r: Any = client  # redis-py's return types are unions of its sync and async clients
-    pipe = r.pipeline(transaction=True)
-    pipe.xrange(keys.FEED, count=1)
-    pipe.xrevrange(keys.FEED, count=1)
-    pipe.xlen(keys.FEED)
-    pipe.xread({keys.FEED: after}, count=count)
-    oldest, newest, length, got = pipe.execute()
-    if position != (0, 0):
-        _check_gap(position, after, oldest, newest, length, maxlen)
+    got = _checked(after, _queue(r.pipeline(transaction=True), after, count).execute(), maxlen)
     if not got and block is not None:  # nothing after `after` yet: what comes is all new
-        got = r.xread({keys.FEED: after}, count=count, block=max(1, int(block / MILLISECOND)))
-    return [(i.decode(), _fields(f)) for _, entries in got or [] for i, f in entries]
+        got = r.xread({keys.FEED: after}, count=count, block=_ms(block))
+    return _entries(got)
+
+
+async def asince(
+    client: aredis.Redis,
+    last_id: str | None,
+    count: int = 100,
+    block: timedelta | None = None,
+    maxlen: int = FEED_MAXLEN,
+) -> list[Entry]:
+    """`since` on an asyncio client (the API's change-feed hub: no thread per read)."""
+    after = _after(last_id, count)
+    r: Any = client
+    replies = await _queue(r.pipeline(transaction=True), after, count).execute()
+    got = _checked(after, replies, maxlen)
+    if not got and block is not None:
+        got = await r.xread({keys.FEED: after}, count=count, block=_ms(block))
+    return _entries(got)
 
 
 def last_id(client: redis.Redis) -> str:
     """The id of the feed's newest entry (START when it is empty): a reader that wants only
     what happens from now on starts there."""
     r: Any = client
-    newest = r.xrevrange(keys.FEED, count=1)
+    return _newest(r.xrevrange(keys.FEED, count=1))
+
+
+async def alast_id(client: aredis.Redis) -> str:
+    r: Any = client
+    return _newest(await r.xrevrange(keys.FEED, count=1))
+
+
+def _after(last_id: str | None, count: int) -> str:
+    if not 1 <= count <= MAX_COUNT:
+        raise QueryError(f"change feed: count must be 1..{MAX_COUNT}, not {count}")
+    after = START if last_id is None else last_id
+    parse_id(after)
+    return after
+
+
+def _queue(pipe: Any, after: str, count: int) -> Any:
+    """The read and what its gap check needs, queued on one transaction."""
+    pipe.xrange(keys.FEED, count=1)
+    pipe.xrevrange(keys.FEED, count=1)
+    pipe.xlen(keys.FEED)
+    pipe.xread({keys.FEED: after}, count=count)
+    return pipe
+
+
+def _checked(after: str, replies: list[Any], maxlen: int) -> Any:
+    oldest, newest, length, got = replies
+    position = parse_id(after)
+    if position != (0, 0):
+        _check_gap(position, after, oldest, newest, length, maxlen)
+    return got
+
+
+def _ms(block: timedelta) -> int:
+    return max(1, int(block / MILLISECOND))
+
+
+def _entries(got: Any) -> list[Entry]:
+    return [(i.decode(), _fields(f)) for _, entries in got or [] for i, f in entries]
+
+
+def _newest(newest: Any) -> str:
     return str(newest[0][0].decode()) if newest else START
 
 

@@ -214,24 +214,32 @@ return out
 # open orders zset (the dispatch board: a close removes the order from it).
 # ARGV: action, at (epoch s), resolution, cause, note, meta JSON {rows, metrics, edges,
 # feed_maxlen}, mask name and Mask JSON ('' and '' unless a close makes a suppression mask), by
-# (who did it, '' when unnamed: recorded on the log entries, their text and the feed entries).
+# (who did it, '' when unnamed: recorded on the log entries, their text and the feed entries),
+# only team ('' for any: a team's token may act on its own team's orders only, checked here so
+# that another team's order is refused before anything changes).
 # A close with a mask writes the close, the mask (fw:masks), a new masks version and the order's
 # field `mask` (the mask's name) at once. The same close repeated makes the mask only when the
 # order has no `mask` field yet (a close by the old two-step code whose mask was lost), so a mask
 # removed with `masks remove` stays removed.
-# Returns {status, state, detail}: status ok | noop | invalid | missing.
+# Returns {status, state, detail, order}: status ok | noop (order: the order's hash, HGETALL) |
+# invalid | missing | forbidden (detail: the order's team).
 TRANSITION = (
     PRELUDE
     + r"""
 local okey, action, at = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local state = redis.call('HGET', okey, 'state')
 if not state then return {'missing', '', 'no such order'} end
+local owner = redis.call('HGET', okey, 'team') or ''
+if ARGV[10] ~= '' and owner ~= ARGV[10] then return {'forbidden', state, owner} end
 local meta = cjson.decode(ARGV[6])
 local m, rows = meta.metrics, meta.rows
 local mask_name, mask, by = ARGV[7], ARGV[8], ARGV[9]
 
 local function did(kind, detail)
   change(okey, KEYS[2], KEYS[7], meta.feed_maxlen, ARGV[2], kind, detail, by)
+end
+local function done(status, reached, detail)
+  return {status, reached, detail, redis.call('HGETALL', okey)}
 end
 local function who(detail)
   if by == '' then return detail end
@@ -260,10 +268,10 @@ if action == 'ack' or action == 'arrive' then
     did('ack', who(action == 'ack' and 'acknowledged' or 'acknowledged on arrival'))
     state = 'acknowledged'
   elseif action == 'ack' then
-    return {'noop', state, 'already acknowledged'}
+    return done('noop', state, 'already acknowledged')
   end
   if action == 'arrive' then
-    if state == 'on_scene' then return {'noop', state, 'already on scene'} end
+    if state == 'on_scene' then return done('noop', state, 'already on scene') end
     redis.call('HSET', okey, 'state', 'on_scene', 'on_scene_at', ARGV[2])
     table.insert(bumps, m.on_scene)
     table.insert(bumps, m.to_scene + bin(meta.edges, at - created))
@@ -271,7 +279,7 @@ if action == 'ack' or action == 'arrive' then
     state = 'on_scene'
   end
   bump(okey, rows, bumps)
-  return {'ok', state, ''}
+  return done('ok', state, '')
 end
 if action == 'close' then
   if state == 'closed' then
@@ -282,14 +290,14 @@ if action == 'close' then
     local same = 'already closed as ' .. was
     if mask_name == '' or redis.call('HEXISTS', okey, 'mask') == 1
        or redis.call('HGET', okey, 'cause') ~= ARGV[4] then
-      return {'noop', state, same}
+      return done('noop', state, same)
     end
     if redis.call('HEXISTS', KEYS[5], mask_name) == 1 then
       redis.call('HSET', okey, 'mask', mask_name)  -- made by the old code, never recorded
-      return {'noop', state, same}
+      return done('noop', state, same)
     end
     put_mask(' (made by a repeated close: the first close had not made it)')
-    return {'ok', state, ''}
+    return done('ok', state, '')
   end
   redis.call('HSET', okey, 'state', 'closed', 'closed_at', ARGV[2], 'resolution', ARGV[3],
              'cause', ARGV[4], 'note', ARGV[5], 'sla_deadline', '')
@@ -303,7 +311,7 @@ if action == 'close' then
   if ARGV[5] ~= '' then detail = detail .. ': ' .. ARGV[5] end
   did('close', detail)
   if mask_name ~= '' then put_mask('') end
-  return {'ok', 'closed', ''}
+  return done('ok', 'closed', '')
 end
 return {'invalid', state, 'unknown action ' .. action}
 """

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
+import redis.asyncio as aredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -344,6 +345,36 @@ def connect(
         else:
             server.start(timeout)
     return server.client()
+
+
+_TWIN_OPTIONS = ("db", "username", "password", "socket_timeout", "socket_connect_timeout")
+# connections an asyncio twin opens at most; a request that finds them all busy waits for one
+# (up to the socket timeout). Unbounded, a burst of requests (a thousand dashboards reconnecting
+# at once) would open a connection each, past what the server's listen backlog accepts.
+TWIN_CONNECTIONS = 64
+
+
+def async_twin(client: redis.Redis, max_connections: int = TWIN_CONNECTIONS) -> aredis.Redis:
+    """An asyncio client for the server `client` talks to (same socket or address, database,
+    credentials, TLS options and timeouts), on a pool of at most `max_connections`: the API's
+    hot paths, without a thread per request."""
+    pool = client.connection_pool
+    given = pool.connection_kwargs
+    options: dict[str, Any] = {k: given[k] for k in _TWIN_OPTIONS if given.get(k) is not None}
+    kind: type[aredis.Connection] | type[aredis.UnixDomainSocketConnection]
+    if issubclass(pool.connection_class, redis.UnixDomainSocketConnection):
+        kind, options["path"] = aredis.UnixDomainSocketConnection, given["path"]
+    else:
+        kind = aredis.Connection
+        options.update(host=given["host"], port=given["port"])
+        if issubclass(pool.connection_class, redis.SSLConnection):
+            kind = aredis.SSLConnection
+            options.update({k: v for k, v in given.items() if k.startswith("ssl_")})
+    wait = options.get("socket_timeout") or 20.0
+    bounded = aredis.BlockingConnectionPool(
+        max_connections=max_connections, timeout=wait, connection_class=kind, **options
+    )
+    return aredis.Redis.from_pool(bounded)  # closing the client closes its connections
 
 
 def stop_embedded(data_dir: Path, timeout: float = 10.0) -> bool:

@@ -15,6 +15,7 @@ from firewatch.clock import Clock
 from firewatch.linkage.model import Action, DispatchError, Order, Resolution
 from firewatch.linkage.report import Report, build_report
 from firewatch.linkage.store import DispatchCounts, DispatchStore
+from firewatch.linkage.transitions import OrderForbidden, Transition
 from firewatch.model import IncidentEvent
 from firewatch.rules.model import Circle, Mask, MaskReason, RoutingRules
 
@@ -33,13 +34,26 @@ class Linkage:
     def escalate(self) -> list[tuple[str, str]]:
         return self.store.escalate_due(self.clock.now())
 
-    def ack(self, order_id: str, by: str | None = None) -> tuple[Order, bool]:
+    def ack(
+        self, order_id: str, by: str | None = None, team: str | None = None
+    ) -> tuple[Order, bool]:
         """Acknowledge; `by` names who did it (`team:<t>`, `cli`, `admin:<name>`), recorded on
-        the order's log and in the change feed."""
-        return self.store.transition(order_id, Action.ACK, self.clock.now(), by=by)
+        the order's log and in the change feed. With `team`, only that team's order
+        (OrderForbidden for another's, nothing changed)."""
+        return self._move(order_id, Action.ACK, by, team)
 
-    def arrive(self, order_id: str, by: str | None = None) -> tuple[Order, bool]:
-        return self.store.transition(order_id, Action.ARRIVE, self.clock.now(), by=by)
+    def arrive(
+        self, order_id: str, by: str | None = None, team: str | None = None
+    ) -> tuple[Order, bool]:
+        return self._move(order_id, Action.ARRIVE, by, team)
+
+    def _move(
+        self, order_id: str, action: Action, by: str | None, team: str | None
+    ) -> tuple[Order, bool]:
+        now = self.clock.now()
+        if team is None:
+            return self.store.transition(order_id, action, now, by=by)
+        return self.store.apply(Transition.of_team(order_id, action, now, by, team))
 
     def close(
         self,
@@ -48,19 +62,40 @@ class Linkage:
         cause: str | None = None,
         note: str | None = None,
         by: str | None = None,
+        team: str | None = None,
     ) -> tuple[Order, bool]:
         """Close an order; a false alarm with a closed-loop cause becomes a suppression mask.
 
         The close and the mask are written by one script: a close retried after a lost reply,
         or repeated on an order closed before closures made their mask atomically, gets its
-        mask once; a mask removed since (`remove_mask`) is not made again. `by`: as for ack."""
+        mask once; a mask removed since (`remove_mask`) is not made again. `by` and `team`: as
+        for ack."""
         now = self.clock.now()
         mask = None
-        if self.makes_mask(resolution, cause):
+        owner = team
+        if self.makes_mask(resolution, cause) or team is None:
             before = self.store.get(order_id)
-            mask = self.mask_for(before, before.closed_at or now)
-        return self.store.transition(
-            order_id, Action.CLOSE, now, resolution, cause, note, mask=mask, by=by
+            if team is not None and before.team != team:
+                raise OrderForbidden(
+                    f"order {order_id} belongs to team {before.team or '(none)'}, not {team}",
+                    before.team or "",
+                )
+            owner = before.team
+            if self.makes_mask(resolution, cause):
+                mask = self.mask_for(before, before.closed_at or now)
+        return self.store.apply(
+            Transition(
+                order_id,
+                Action.CLOSE,
+                now,
+                resolution,
+                cause,
+                note,
+                mask,
+                by,
+                team=owner,
+                only_team=team is not None,
+            )
         )
 
     def makes_mask(self, resolution: Resolution, cause: str | None) -> bool:

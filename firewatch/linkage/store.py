@@ -23,11 +23,9 @@ from firewatch.linkage import aggregates, codec, feed, inbox, incidents, keys, s
 from firewatch.linkage.inbox import Notification
 from firewatch.linkage.model import (
     Action,
-    DispatchError,
     IncidentNotFound,
     IncidentRecord,
     IncidentStatus,
-    InvalidTransition,
     LogEntry,
     Order,
     OrderNotFound,
@@ -35,11 +33,11 @@ from firewatch.linkage.model import (
     QueryError,
     Resolution,
 )
+from firewatch.linkage.transitions import Transition
 from firewatch.model import EventKind, IncidentEvent, Severity
 from firewatch.rules.model import Mask, RoutingRules
 
 STREAM_MAXLEN = 100_000  # notifications kept per target stream (approximate trim)
-MAX_ACTOR = 200  # characters of who did a transition
 CREATE_BATCH = 200  # orders created by one script call
 MAX_BOARD = 1000  # open orders the dispatch board returns at most
 _RANKS = {s.value: s.rank for s in Severity}
@@ -85,7 +83,8 @@ class DispatchStore:
         self.r: Any = client  # redis-py's return types are unions of its sync and async clients
         self.routing = routing
         self.feed_maxlen = feed_maxlen  # entries the change feed keeps (approximately)
-        self._meta = {**_LAYOUT, "feed_maxlen": feed_maxlen}
+        self.meta = {**_LAYOUT, "feed_maxlen": feed_maxlen}  # what every script is told
+        self.meta_json = json.dumps(self.meta)  # encoded once: every transition sends it
         self._create = client.register_script(scripts.CREATE)
         self._transition = client.register_script(scripts.TRANSITION)
         self._escalate = client.register_script(scripts.ESCALATE)
@@ -209,7 +208,7 @@ class DispatchStore:
         """An `updated` event (a severity rise re-notifies) or a `closed` one (noted on the
         order), recorded with its incident in the same script."""
         oid = order_id(e.incident_id)
-        meta: dict[str, Any] = dict(self._meta)
+        meta: dict[str, Any] = dict(self.meta)
         updated = e.event is EventKind.UPDATED
         if updated:
             targets = []
@@ -249,50 +248,27 @@ class DispatchStore:
         mask: Mask | None = None,
         by: str | None = None,
     ) -> tuple[Order, bool]:
-        """Apply ack / arrive / close; returns the order and whether anything changed.
-
-        `by` names who did it (`team:<t>`, `cli`, `admin:<name>`): on the log entries and the
-        change feed. A close with a `mask` (the closed loop, decided by the caller) also writes
-        the mask and records its name on the order, in the same script: see scripts.TRANSITION.
-        Raises OrderNotFound, or InvalidTransition (nothing changed) with the reason.
-        """
-        if action is Action.CLOSE and resolution is None:
-            raise DispatchError(f"closing order {oid} needs an outcome: {', '.join(Resolution)}")
-        if mask is not None and action is not Action.CLOSE:
-            raise DispatchError(f"order {oid}: only a close makes a suppression mask, not {action}")
-        if by is not None and not (by.strip() and len(by) <= MAX_ACTOR and by.isprintable()):
-            raise DispatchError(
-                f"order {oid}: who did it must be 1 to {MAX_ACTOR} printable characters, not {by!r}"
-            )
+        """Apply ack / arrive / close (transitions.Transition says what each argument does);
+        returns the order and whether anything changed. Raises OrderNotFound, or
+        InvalidTransition (nothing changed) with the reason."""
         team = self.r.hget(keys.order(oid), "team")
-        status, state, detail = self._transition(
-            keys=[
-                keys.order(oid),
-                keys.order_log(oid),
-                keys.SLA,
-                keys.team_open(team.decode()) if team else "",
-                keys.MASKS,
-                keys.MASKS_VERSION,
-                keys.FEED,
-                keys.ORDERS_OPEN,
-            ],
-            args=[
-                action.value,
-                codec.epoch(at),
-                resolution.value if resolution else "",
-                cause or "",
-                note or "",
-                json.dumps(self._meta),
-                mask.name if mask else "",
-                mask.model_dump_json() if mask else "",
-                by or "",
-            ],
+        return self.apply(
+            Transition(
+                oid,
+                action,
+                at,
+                resolution,
+                cause,
+                note,
+                mask,
+                by,
+                team=team.decode() if team else None,
+            )
         )
-        if status == b"missing":
-            raise OrderNotFound(f"no dispatch order {oid!r}")
-        if status == b"invalid":
-            raise InvalidTransition(f"order {oid} ({state.decode()}): {detail.decode()}")
-        return self.get(oid), status == b"ok"
+
+    def apply(self, t: Transition) -> tuple[Order, bool]:
+        """One transition, one round trip (the API's asyncio client sends the same call)."""
+        return t.outcome(self._transition(keys=t.keys(), args=t.args(self.meta_json)))
 
     def escalate_due(self, now: datetime) -> list[tuple[str, str]]:
         """Escalate every pending order past its deadline; returns (order id, new responder)."""
@@ -303,7 +279,7 @@ class DispatchStore:
         for raw in due:
             look.hmget(keys.order(raw.decode()), "severity", "escalations", "chain")
         pipe = self.r.pipeline(transaction=False)
-        meta = json.dumps({**self._meta, "maxlen": STREAM_MAXLEN, "prefix": keys.notify("")})
+        meta = json.dumps({**self.meta, "maxlen": STREAM_MAXLEN, "prefix": keys.notify("")})
         queued = []
         for raw, (sev, done, chain) in zip(due, look.execute(), strict=True):
             oid = raw.decode()

@@ -3,6 +3,7 @@ per token across API processes (the counter is in Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -12,11 +13,27 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from firewatch.api import keys
-from firewatch.api.tokens import Role, TokenError, TokenStore, digest
+from firewatch.api.gate import Gate
+from firewatch.api.ratelimit import RateLimiter
+from firewatch.api.tokens import Role, TokenError, TokenRecord, TokenStore, digest
 from firewatch.clock import FakeClock
-from firewatch.linkage.server import RedisProcess
+from firewatch.linkage.server import RedisProcess, async_twin
 
 from .conftest import Bearer
+
+
+def admitted(client: redis.Redis, token: str, clock: FakeClock) -> TokenRecord | None:
+    """The record the API's gate finds for `token` (None: refused)."""
+
+    async def admit() -> TokenRecord | None:
+        aclient = async_twin(client)
+        try:
+            found = await Gate(aclient, RateLimiter(1000, 60)).admit(token, clock.now())
+        finally:
+            await aclient.aclose()
+        return None if found is None else found.record
+
+    return asyncio.run(admit())
 
 
 def test_a_request_without_a_good_token_is_401_with_a_bearer_challenge(
@@ -70,13 +87,30 @@ def test_redis_keeps_only_the_tokens_hash(redis_client: redis.Redis, clock: Fake
     )
     assert token.encode() not in dump
     assert digest(token).encode() in dump
-    found = store.find(token)
-    assert found is not None and found[1].role == "team:team-T05-V03"
+    found = admitted(redis_client, token, clock)
+    assert found is not None and found.role == "team:team-T05-V03"
     assert [(t.name, t.role) for t in store.records()] == [("phone-T05-V03", "team:team-T05-V03")]
     with pytest.raises(TokenError, match="a token named 'phone-T05-V03' exists"):
         store.add("admin", "phone-T05-V03", clock.now())
     assert store.revoke("phone-T05-V03") and not store.revoke("phone-T05-V03")
-    assert store.find(token) is None and redis_client.keys(keys.PREFIX + "*") == []
+    assert admitted(redis_client, token, clock) is None
+    # what is left: the rate-limit counter of the one admission, which expires by itself
+    assert [k for k in redis_client.keys(keys.PREFIX + "*") if b":rate:" not in k] == []
+
+
+def test_a_revoked_tokens_name_given_to_a_new_token_does_not_admit_the_old_one(
+    redis_client: redis.Redis, clock: FakeClock
+) -> None:
+    store = TokenStore(redis_client)
+    old = store.add("admin", "ops", clock.now())
+    record = redis_client.hget(keys.TOKENS, digest(old))
+    assert store.revoke("ops")
+    new = store.add("dashboard", "ops", clock.now())
+    # the old token's record put back by hand (a restored backup): its name is now the new one's
+    redis_client.hset(keys.TOKENS, digest(old), record)
+    assert admitted(redis_client, old, clock) is None
+    found = admitted(redis_client, new, clock)
+    assert found is not None and found.role == "dashboard"
 
 
 @pytest.mark.parametrize("role", ["root", "team:", "team", "dashboard:x", "team: A", ""])
@@ -87,6 +121,7 @@ def test_a_role_that_does_not_exist_is_refused(role: str) -> None:
 
 def test_tokens_from_the_command_line_print_once_and_list_without_tokens(
     redis_client: redis.Redis,
+    clock: FakeClock,
     redis_session: RedisProcess,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -97,7 +132,7 @@ def test_tokens_from_the_command_line_print_once_and_list_without_tokens(
     out = capsys.readouterr()
     token = out.out.strip()
     assert token.startswith("fw_") and "shown this once" in out.err
-    assert TokenStore(redis_client).find(token) is not None
+    assert admitted(redis_client, token, clock) is not None
     assert main(["token", "add", "--role", "dashboard", "--name", "wall", *url]) == 0
     capsys.readouterr()
     assert main(["token", "list", *url]) == 0
@@ -105,7 +140,7 @@ def test_tokens_from_the_command_line_print_once_and_list_without_tokens(
     assert "phone-A" in listing and "team:team-A" in listing and "wall" in listing
     assert token not in listing
     assert main(["token", "revoke", "phone-A", *url]) == 0
-    assert TokenStore(redis_client).find(token) is None
+    assert admitted(redis_client, token, clock) is None
     assert main(["token", "revoke", "phone-A", *url]) == 2
     assert "no token named 'phone-A'" in capsys.readouterr().err
     assert main(["token", "add", "--role", "root", "--name", "x", *url]) == 2

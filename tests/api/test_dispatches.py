@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from firewatch.clock import FakeClock
+from firewatch.linkage.keys import FEED
 from firewatch.linkage.service import Linkage
 
 from ..linkage.conftest import event, oid
@@ -54,7 +55,14 @@ def test_another_teams_order_is_403_and_changes_nothing(
     linkage.consume([event(n=1, team="team-A")])
     before, log = linkage.store.get(oid(1)), linkage.store.log(oid(1))
     other = bearer("team:team-B")
-    for action, body in (("ack", None), ("arrive", None), ("close", {"outcome": "other"})):
+    feed = linkage.store.r.xlen(FEED)
+    false_alarm = {"outcome": "false_alarm", "cause": "known_heat_source"}  # would make a mask
+    for action, body in (
+        ("ack", None),
+        ("arrive", None),
+        ("close", {"outcome": "other"}),
+        ("close", false_alarm),
+    ):
         answer = client.post(f"/v1/dispatches/{oid(1)}/{action}", headers=other, json=body)
         assert answer.status_code == 403
         assert answer.json()["detail"] == (
@@ -62,6 +70,7 @@ def test_another_teams_order_is_403_and_changes_nothing(
         )
     assert client.get(f"/v1/dispatches/{oid(1)}", headers=other).status_code == 403
     assert linkage.store.get(oid(1)) == before and linkage.store.log(oid(1)) == log
+    assert linkage.store.r.xlen(FEED) == feed and linkage.store.masks() == []
     # the admin may act for any team
     admin = client.post(f"/v1/dispatches/{oid(1)}/ack", headers=bearer("admin", name="alice"))
     assert admin.status_code == 200 and admin.json()["changed"]

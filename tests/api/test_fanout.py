@@ -21,6 +21,7 @@ class FakeFeed:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.reads = 0
+        self.catch_ups: list[str | None] = []  # positions read without waiting (subscribers')
         self.down = False
         self.gap = False
 
@@ -29,8 +30,11 @@ class FakeFeed:
             i = len(self.entries) + 1
             self.entries.append((f"{i}-0", {"kind": "order", "order": f"o{i}"}))
 
-    def read(self, after: str | None, count: int, block: timedelta | None) -> list[Entry]:
+    async def read(self, after: str | None, count: int, block: timedelta | None) -> list[Entry]:
         self.reads += 1
+        if block is None:
+            self.catch_ups.append(after)
+        await asyncio.sleep(0.001 if block is not None else 0)  # as Redis would, it waits
         if self.down:
             raise redis.ConnectionError("Connection refused")
         if self.gap:
@@ -39,7 +43,7 @@ class FakeFeed:
         position = int((after or "0-0").split("-")[0])
         return [e for e in self.entries if int(e[0].split("-")[0]) > position][:count]
 
-    def newest(self) -> str:
+    async def newest(self) -> str:
         return self.entries[-1][0] if self.entries else "0-0"
 
 
@@ -66,19 +70,13 @@ def test_subscribers_share_one_reader_and_old_positions_are_read_from_the_feed()
         subs = [hub.join() for _ in range(50)]
         feed.add(12)
         await settle(hub, "17-0")
-        catch_ups: list[str | None] = []
-
-        def catch_up(after: str | None, count: int, block: timedelta | None) -> list[Entry]:
-            catch_ups.append(after)
-            return feed.read(after, count, block)
-
-        got = [await s.next_frames("5-0", catch_up, 1.0) for s in subs]
+        got = [await s.next_frames("5-0", 1.0) for s in subs]
         # the window (4..8 newest entries) does not reach back to 5-0: that one is from the feed
         assert all(ids(g) == [f"{i}-0" for i in range(6, 18)] for g in got)
-        newest = [await s.next_frames("15-0", catch_up, 1.0) for s in subs]
+        newest = [await s.next_frames("15-0", 1.0) for s in subs]
         assert all(ids(n) == ["16-0", "17-0"] for n in newest)
-        assert catch_ups == ["5-0"] * 50  # the window served the rest
-        assert await subs[0].next_frames("17-0", catch_up, 0.05) is None  # a keep-alive
+        assert feed.catch_ups == ["5-0"] * 50  # the window served the rest
+        assert await subs[0].next_frames("17-0", 0.05) is None  # a keep-alive
         with pytest.raises(Full, match="FIREWATCH_API_STREAM_MAX=100"):
             for _ in range(51):
                 hub.join()
@@ -98,7 +96,7 @@ def test_a_redis_outage_is_waited_out_and_logged(caplog: pytest.LogCaptureFixtur
         feed.down = False
         await settle(hub, "2-0")
         sub = hub.join()
-        assert ids(await sub.next_frames("0-0", feed.read, 1.0)) == ["1-0", "2-0"]
+        assert ids(await sub.next_frames("0-0", 1.0)) == ["1-0", "2-0"]
         await hub.stop()
 
     with caplog.at_level(logging.WARNING, logger="firewatch.api.fanout"):
@@ -120,12 +118,12 @@ def test_a_feed_that_lost_the_hubs_place_resets_every_subscriber() -> None:
                 break
             await asyncio.sleep(0.01)
         with pytest.raises(Reset, match="emptied or restored"):
-            await sub.next_frames("3-0", feed.read, 1.0)
+            await sub.next_frames("3-0", 1.0)
         feed.add(1)
         await settle(hub, "4-0")
-        assert ids(await sub.next_frames("3-0", feed.read, 1.0)) == ["4-0"]
+        assert ids(await sub.next_frames("3-0", 1.0)) == ["4-0"]
         hub.close()
-        assert await sub.next_frames("4-0", feed.read, 1.0) == []
+        assert await sub.next_frames("4-0", 1.0) == []
         sub.leave()
         sub.leave()
         assert hub.subscribers == 0

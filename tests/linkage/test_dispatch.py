@@ -19,6 +19,7 @@ from firewatch.linkage.model import (
     Resolution,
 )
 from firewatch.linkage.service import Linkage
+from firewatch.linkage.transitions import OrderForbidden
 from firewatch.model import Severity
 from firewatch.rules.model import RoutingRules
 
@@ -121,6 +122,38 @@ def test_invalid_transitions_are_refused_and_change_nothing(linkage: Linkage) ->
         linkage.ack("ord-nope")
     with pytest.raises(DispatchError, match="needs an outcome"):
         linkage.store.transition(oid(1), Action.CLOSE, T0)
+
+
+def test_a_team_acts_only_on_its_own_orders_and_the_answer_is_the_order_now(
+    linkage: Linkage, clock: FakeClock, redis_client: redis.Redis
+) -> None:
+    linkage.consume([event(n=1, team="team-A")])
+    before, log, feed = (
+        linkage.store.get(oid(1)),
+        linkage.store.log(oid(1)),
+        redis_client.xlen(keys.FEED),
+    )
+    refusals = (
+        lambda: linkage.ack(oid(1), by="team:team-B", team="team-B"),
+        lambda: linkage.arrive(oid(1), by="team:team-B", team="team-B"),
+        lambda: linkage.close(oid(1), Resolution.OTHER, team="team-B"),
+        lambda: linkage.close(oid(1), Resolution.FALSE_ALARM, "known_heat_source", team="team-B"),
+    )
+    for refused in refusals:
+        with pytest.raises(OrderForbidden, match=f"order {oid(1)} belongs to team team-A, not "):
+            refused()
+    assert linkage.store.get(oid(1)) == before and linkage.store.log(oid(1)) == log
+    assert redis_client.xlen(keys.FEED) == feed and linkage.store.masks() == []
+    with pytest.raises(OrderNotFound):
+        linkage.ack("ord-nope", team="team-A")
+    clock.advance(minutes=3)
+    order, changed = linkage.ack(oid(1), by="team:team-A", team="team-A")
+    assert changed and order == linkage.store.get(oid(1)) and order.acked_at == clock.now()
+    order, changed = linkage.ack(oid(1), by="team:team-A", team="team-A")
+    assert not changed and order == linkage.store.get(oid(1))
+    closed, _ = linkage.close(oid(1), Resolution.FALSE_ALARM, "known_heat_source", team="team-A")
+    assert closed == linkage.store.get(oid(1)) and closed.mask == f"false-alarm-{oid(1)}"
+    assert oid(1).encode() not in redis_client.smembers(keys.team_open("team-A"))
 
 
 def test_arriving_without_an_ack_acknowledges_on_arrival(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -21,6 +23,7 @@ from firewatch.linkage.server import (
     SOCKET_MAX_BYTES,
     RedisProcess,
     RedisServerError,
+    async_twin,
     connect,
     embedded_status,
     stop_embedded,
@@ -311,3 +314,29 @@ def test_the_session_client_starts_on_an_empty_database(redis_client: redis.Redi
     assert redis_client.dbsize() == 0
     redis_client.set("fw:test:left", b"by this test")  # the next test's FLUSHALL removes it
     assert redis_client.get("fw:test:left") == b"by this test"
+
+
+def test_an_async_twin_talks_to_the_same_server_on_a_bounded_pool(
+    redis_client: redis.Redis, redis_session: RedisProcess
+) -> None:
+    """The API's asyncio client: same server and database; a burst of 200 commands waits for
+    the pool's 4 connections instead of opening 200 (past a listen backlog, those fail)."""
+    redis_client.set("twin-probe", b"sync")
+    for url in (None, redis_session.url):
+        client = redis_client if url is None else redis.Redis.from_url(url)
+        twin = async_twin(client, max_connections=4)
+
+        async def burst(twin: Any = twin) -> tuple[list[Any], int]:
+            try:
+                got = await asyncio.gather(*(twin.get("twin-probe") for _ in range(200)))
+                return got, len(redis_client.client_list())  # the pool's connections still open
+            finally:
+                await twin.aclose()
+
+        before = len(redis_client.client_list())
+        got, during = asyncio.run(burst())
+        assert got == [b"sync"] * 200
+        assert 1 <= during - before <= 4
+        assert len(redis_client.client_list()) == before  # closed with the twin
+        if client is not redis_client:
+            client.close()
