@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT := out
 
-.PHONY: install demo test lint pytest browser bench clean
+.PHONY: install demo test lint pytest browser prometheus compose bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,17 @@ lint: install
 	$(VENV)/bin/ruff format --check firewatch tests benchmarks
 	$(VENV)/bin/mypy
 
-pytest: install browser
+pytest: install browser prometheus compose
 	$(PY) -m pytest
 
 browser:  # Debian's chromium for the dashboard's browser test (installed when missing, as root)
 	bash scripts/browser.sh
+
+prometheus:  # Debian's prometheus and promtool for the metrics and alert-rule tests (as root)
+	bash scripts/prometheus.sh
+
+compose:  # Debian's docker-compose to validate docker/compose.yaml (no engine needed; as root)
+	bash scripts/compose.sh
 
 bench: install
 	$(PY) benchmarks/bench_geofence.py

@@ -52,6 +52,12 @@ def _replay(args: argparse.Namespace) -> int:
     )
     _require_files(args.inputs)
     engine = open_engine(settings)
+    registry = metrics = None
+    if args.metrics_out is not None:
+        from firewatch.metrics import CollectorRegistry, EngineMetrics
+
+        registry = CollectorRegistry()
+        metrics = EngineMetrics(registry)
     summary = replay(
         engine,
         args.inputs,
@@ -61,8 +67,14 @@ def _replay(args: argparse.Namespace) -> int:
         max_line_bytes=settings.max_line_bytes,
         # the edge reads the clock, the engine never does (to the second: the summary shows it)
         now=args.now or SystemClock().now().replace(microsecond=0),
+        metrics=metrics,
     )
     print(summary.render())
+    if registry is not None:
+        from firewatch.metrics import write_snapshot
+
+        write_snapshot(registry, args.metrics_out)
+        print(f"metrics: {args.metrics_out}")
     return 0
 
 
@@ -122,6 +134,7 @@ def _demo(args: argparse.Namespace) -> int:
         args.days,
         args.fires,
         args.sensors,
+        args.metrics_out,
     )
     if args.no_serve:
         print(season_main(demo))
@@ -135,7 +148,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _kafka_settings(args: argparse.Namespace) -> Settings:
     from firewatch.settings import Settings
 
-    return Settings.from_env(os.environ, kafka_bootstrap=args.bootstrap)
+    metrics = {k: getattr(args, k, None) for k in ("metrics_host", "metrics_port")}
+    return Settings.from_env(os.environ, kafka_bootstrap=args.bootstrap, **metrics)
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -172,18 +186,22 @@ def _worker(args: argparse.Namespace) -> int:
 
     import faust
 
+    from firewatch.metrics.processes import serve_worker
     from firewatch.runtime import engine_factory
     from firewatch.stream.topics import Topics, ensure_topics
     from firewatch.stream.worker import build_app
 
     settings = _kafka_settings(args)
     asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics.of(settings)))
+    metrics = serve_worker(settings)
     app = build_app(
         settings,
         engine_factory(settings),
         idle_release=args.idle_release,
         quiet_after=args.quiet_after,
         stall_after=args.stall_after,
+        engine_metrics=metrics.engine if metrics else None,
+        stream_metrics=metrics.stream if metrics else None,
     )
     faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()
     return 0
@@ -192,6 +210,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _dispatcher(args: argparse.Namespace) -> int:
     import asyncio
 
+    from firewatch.metrics.processes import serve_dispatcher
     from firewatch.runtime import open_linkage
     from firewatch.settings import Settings
     from firewatch.stream.dispatcher import run_dispatcher
@@ -203,12 +222,21 @@ def _dispatcher(args: argparse.Namespace) -> int:
         rules=args.rules,
         redis_url=args.redis_url,
         redis_dir=args.redis_dir,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
     )
     logging.getLogger().setLevel(args.loglevel.upper())
     asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics.of(settings)))
     linkage = open_linkage(settings)
     every = args.escalate_every or linkage.routing.escalate_every.total_seconds()
-    counts = run_dispatcher(settings, linkage, every)
+    metrics = serve_dispatcher(settings, linkage)
+    counts = run_dispatcher(
+        settings,
+        linkage,
+        every,
+        metrics.stream if metrics else None,
+        metrics.linkage if metrics else None,
+    )
     print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing dispatched")
     return 0
 
@@ -285,6 +313,18 @@ def _add_api_commands(sub: Any) -> None:
     token.set_defaults(func=_token)
 
 
+def _metrics_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port at /metrics (FIREWATCH_METRICS_PORT; "
+        "default: none; 0: any free port, logged)",
+    )
+    p.add_argument(
+        "--metrics-host", help="address the metrics listen on (FIREWATCH_METRICS_HOST; 127.0.0.1)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firewatch", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -312,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
         "is rejected as future_timestamp, so that one device clock far ahead cannot close or "
         "silence everything; the summary counts them. Give a file recorded elsewhere or in "
         "simulated time a TIME after its records.",
+    )
+    p.add_argument(
+        "--metrics-out",
+        type=Path,
+        metavar="FILE",
+        help="write the run's metrics there at the end (Prometheus text format)",
     )
     p.set_defaults(func=_replay)
 
@@ -387,6 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop serving once the season is over (default: serve until Ctrl-C)",
     )
     p.add_argument("--loglevel", default="warning", help="uvicorn's log level (info: requests)")
+    p.add_argument(
+        "--metrics-out",
+        type=Path,
+        metavar="FILE",
+        help="write the season's metrics there when it is over (Prometheus text format; "
+        "while serving, the API has them at /metrics all along)",
+    )
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("produce", help="publish JSONL or FIRMS CSV files to the detections topic")
@@ -417,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
         "code 75 for its supervisor to start it again",
     )
     p.add_argument("--loglevel", default="warning")
+    _metrics_flags(p)
     p.set_defaults(func=_worker)
     p = sub.add_parser(
         "dispatcher", help="incident events from Kafka to the linkage queue; escalation; masks"
@@ -433,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--loglevel", default="warning", help="log level (info: every batch and mask change)"
     )
+    _metrics_flags(p)
     p.set_defaults(func=_dispatcher)
     p = sub.add_parser("consume-incidents", help="incident events from Kafka, each event once")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (FIREWATCH_KAFKA_BOOTSTRAP)")

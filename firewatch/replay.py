@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from firewatch.engine.core import Engine
 from firewatch.ingest.files import read_batches
+from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
 from firewatch.model import IncidentEvent, Outcome, Reject, RejectReason
 
 
@@ -124,26 +125,44 @@ def replay(
     max_line_bytes: int = 65536,
     progress: IO[str] | None = None,
     now: datetime | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> ReplaySummary:
     """Replay `inputs` through `engine`, writing incident events to `out` (JSONL).
 
     With `now` (timezone-aware: when the input was recorded; the CLI's default is the clock's
     time), a record observed more than rules.sources.max_future after it is rejected as
-    future_timestamp. Without it, nothing is checked against a clock."""
+    future_timestamp. Without it, nothing is checked against a clock.
+
+    With `metrics`, the run is counted there after each batch (no event latency: the input is
+    recorded, its events are not live)."""
     not_after = None if now is None else engine.not_after(now)
     bar = _Progress(sum(p.stat().st_size for p in inputs), progress or sys.stderr)
+    meter = EngineMeter(metrics) if metrics is not None else None
+    if meter is not None:
+        meter.watch(engine)
     started = time.perf_counter()
     with ExitStack() as stack:
         events_out = stack.enter_context(out.open("wb"))
         rejects_out = stack.enter_context(rejects.open("wb")) if rejects else None
         for path in inputs:
+            read = time.perf_counter()
             for batch in read_batches(path, batch_size, max_line_bytes, not_after):
+                validated = time.perf_counter() - read  # reading the file, parsing, validating
                 engine.count_rejects(batch.rejects)
                 if rejects_out is not None:
                     write_rejects(batch.rejects, rejects_out)
-                write_events(engine.process(batch.detections), events_out)
+                events = engine.process(batch.detections)
+                write_events(events, events_out)
                 bar.advance(batch.bytes, engine.stats.records)
-        write_events(engine.flush(), events_out)
+                if meter is not None:
+                    meter.timed(VALIDATE, validated)
+                    meter.metrics.count_rejects(batch.rejects)
+                    meter.update(engine, events)
+                read = time.perf_counter()
+        events = engine.flush()
+        write_events(events, events_out)
+        if meter is not None:
+            meter.update(engine, events)
     bar.close()
     return ReplaySummary(
         inputs=[str(p) for p in inputs],

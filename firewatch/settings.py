@@ -43,6 +43,8 @@ _ENV = {
     "api_ready_timeout": "FIREWATCH_API_READY_TIMEOUT",
     "api_stream_max": "FIREWATCH_API_STREAM_MAX",
     "api_stream_keepalive": "FIREWATCH_API_STREAM_KEEPALIVE",
+    "metrics_host": "FIREWATCH_METRICS_HOST",
+    "metrics_port": "FIREWATCH_METRICS_PORT",
 }
 
 
@@ -89,6 +91,10 @@ class Settings(BaseModel):
     # between keep-alive comments on a quiet stream (they find connections that died)
     api_stream_max: Annotated[int, Field(ge=1, le=100_000)] = 2000
     api_stream_keepalive: Annotated[float, Field(gt=0, le=300)] = 15.0
+    # `firewatch worker` and `firewatch dispatcher`: their metrics at http://host:port/metrics
+    # (None: not served; 0: any free port, logged). The API serves its own at GET /metrics.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

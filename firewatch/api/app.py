@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from firewatch.api import (
     detections,
@@ -17,6 +19,7 @@ from firewatch.api import (
     health,
     incidents,
     masks,
+    metrics,
     pages,
     report,
     session,
@@ -24,12 +27,18 @@ from firewatch.api import (
 )
 from firewatch.api.deps import ApiState
 from firewatch.api.fanout import Hub
+from firewatch.api.gate import Gate
 from firewatch.api.ingest import Intake
+from firewatch.api.metrics import RequestMetrics
 from firewatch.api.ratelimit import RateLimiter
 from firewatch.api.ready import Probe, Readiness, redis_probe
 from firewatch.api.tokens import TokenStore
 from firewatch.clock import Clock
+from firewatch.linkage import feed
+from firewatch.linkage.server import async_twin
 from firewatch.linkage.service import Linkage
+from firewatch.linkage.transitions import AsyncTransitions
+from firewatch.metrics import ApiMetrics
 from firewatch.settings import Settings
 
 ROUTERS = (
@@ -42,6 +51,7 @@ ROUTERS = (
     incidents.router,
     masks.router,
     grid.router,
+    metrics.router,
 )
 
 
@@ -52,21 +62,30 @@ def create_app(
     intake: Intake,
     *,
     probes: dict[str, Probe] | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The API on `linkage`'s Redis (which also holds the tokens and the rate counters).
 
     `intake` takes POST /v1/detections (ingest.py: the engine, or Kafka); `probes` are what
     /readyz asks (default: Redis alone). The intake and the change feed's reader (fanout.py)
-    are started and stopped with the app."""
+    are started and stopped with the app. `registry`: where the API's metrics go, beside what
+    the caller put there (the intake's engine, the linkage queue's figures), all served at
+    GET /metrics (a registry of its own by default); `app.state.metrics` is the ApiMetrics."""
     client = linkage.store.r
     store = linkage.store
-    hub = Hub(store.feed_since, store.feed_last_id, max_subscribers=settings.api_stream_max)
+    aclient = async_twin(client)  # the hot paths (the gate, ack and arrive, the change feed)
+    hub = Hub(
+        partial(feed.asince, aclient, maxlen=store.feed_maxlen),
+        partial(feed.alast_id, aclient),
+        max_subscribers=settings.api_stream_max,
+    )
     state = ApiState(
         settings=settings,
         linkage=linkage,
         clock=clock,
+        transitions=AsyncTransitions(aclient, store.meta_json),
         tokens=TokenStore(client),
-        limiter=RateLimiter(client, settings.api_rate_limit, settings.api_rate_window),
+        gate=Gate(aclient, RateLimiter(settings.api_rate_limit, settings.api_rate_window)),
         intake=intake,
         readiness=Readiness(
             probes if probes is not None else {"redis": redis_probe(client)},
@@ -84,6 +103,7 @@ def create_app(
         finally:
             await hub.stop()
             await intake.stop()
+            await aclient.aclose()
 
     app = FastAPI(
         title="firewatch",
@@ -96,6 +116,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.firewatch = state
+    app.state.metrics = api_metrics = ApiMetrics(
+        registry if registry is not None else CollectorRegistry(),
+        subscribers=lambda: hub.subscribers,
+    )
+    app.add_middleware(RequestMetrics, metrics=api_metrics)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -7,6 +7,7 @@ the arrival time, so `future_timestamp` applies.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from firewatch.engine.core import Engine
 from firewatch.ingest.validate import validate_lines
 from firewatch.linkage.consumer import LinkageConsumer, MaskSync
+from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
 from firewatch.model import AnyDetection, IncidentEvent, Reject
 
 ORIGIN = "http"
@@ -52,10 +54,17 @@ class IntakeResult:
 
 
 class Intake:
-    def __init__(self, sink: Sink, max_future: timedelta, max_line_bytes: int = 65536) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        max_future: timedelta,
+        max_line_bytes: int = 65536,
+        metrics: EngineMetrics | None = None,
+    ) -> None:
         self.sink = sink
         self.max_future = max_future
         self.max_line_bytes = max_line_bytes
+        self.metrics = metrics  # rejects by reason, validation time
 
     async def start(self) -> None:
         await self.sink.start()
@@ -65,6 +74,7 @@ class Intake:
 
     async def take(self, records: Sequence[bytes], now: datetime) -> IntakeResult:
         """Validate `records` (one JSON object each) as arrived at `now`; send the valid ones."""
+        began = time.perf_counter()
         detections, keys, rejects = await run_in_threadpool(
             validate_lines,
             records,
@@ -73,6 +83,9 @@ class Intake:
             max_line_bytes=self.max_line_bytes,
             not_after=now + self.max_future,
         )
+        if self.metrics is not None:
+            self.metrics.batch.labels(VALIDATE).observe(time.perf_counter() - began)
+            self.metrics.count_rejects(rejects)
         if detections:
             await self.sink.send([records[k] for k in keys], detections)
         return IntakeResult(len(detections), rejects)
@@ -103,13 +116,19 @@ class EngineSink:
     queue through the LinkageConsumer, and false-alarm masks come back from Redis (MaskSync).
 
     Events that Redis did not take (it stopped answering) are kept and delivered first with the
-    next batch; the error reaches the client (503), whose retry is a duplicate the engine drops."""
+    next batch; the error reaches the client (503), whose retry is a duplicate the engine drops.
+    `meter`: the engine's metrics, after each batch."""
 
     destination: Literal["engine", "kafka"] = "engine"
 
-    def __init__(self, engine: Engine, consumer: LinkageConsumer) -> None:
+    def __init__(
+        self, engine: Engine, consumer: LinkageConsumer, meter: EngineMeter | None = None
+    ) -> None:
         self.engine = engine
         self.consumer = consumer
+        self.meter = meter
+        if meter is not None:
+            meter.watch(engine)
         self.masks = MaskSync(consumer.linkage.store, engine)
         self._lock = threading.Lock()  # one engine, requests on several threads
         self._undelivered: list[IncidentEvent] = []
@@ -126,7 +145,10 @@ class EngineSink:
     def _process(self, detections: list[AnyDetection]) -> None:
         with self._lock:
             self.masks.sync()
-            self._undelivered += self.engine.process(detections)
+            events = self.engine.process(detections)
+            if self.meter is not None:
+                self.meter.update(self.engine, events)
+            self._undelivered += events
             if self._undelivered:
                 self.consumer.deliver(self._undelivered)
                 self._undelivered = []

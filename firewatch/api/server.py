@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from firewatch.api.app import create_app
 from firewatch.api.ingest import EngineSink, Intake, Sink
 from firewatch.api.ready import Probe, redis_probe
 from firewatch.clock import SystemClock
 from firewatch.linkage.consumer import LinkageConsumer
+from firewatch.metrics import EngineMeter, EngineMetrics, LinkageCollector, LinkageMetrics
 from firewatch.rules import load_rules
 from firewatch.runtime import open_engine, open_linkage
 from firewatch.settings import Settings
@@ -22,9 +24,14 @@ GRACEFUL_SHUTDOWN_S = 5
 
 
 def build_app(settings: Settings) -> FastAPI:
+    """The API of the settings. Its metrics (GET /metrics): the requests', the intake's, and
+    with FIREWATCH_API_INGEST=engine (this process dispatches then) its engine's and the linkage
+    queue's; with `kafka`, the workers and the dispatcher export those."""
     clock = SystemClock()
     linkage = open_linkage(settings, clock)
     probes: dict[str, Probe] = {"redis": redis_probe(linkage.store.r)}
+    registry = CollectorRegistry()
+    engine_metrics = EngineMetrics(registry)
     sink: Sink
     if settings.api_ingest == "kafka":
         from firewatch.api.kafka import KafkaSink, kafka_probe
@@ -33,11 +40,13 @@ def build_app(settings: Settings) -> FastAPI:
         sink = KafkaSink(settings.kafka_bootstrap, Topics.of(settings))
         probes["kafka"] = kafka_probe(settings.kafka_bootstrap, settings.api_ready_timeout)
     else:
-        consumer = LinkageConsumer(linkage, max_attempts=DELIVERY_ATTEMPTS)
-        sink = EngineSink(open_engine(settings), consumer)
+        faults = LinkageMetrics(registry)
+        registry.register(LinkageCollector(linkage.store.r, clock, faults))
+        consumer = LinkageConsumer(linkage, max_attempts=DELIVERY_ATTEMPTS, observer=faults)
+        sink = EngineSink(open_engine(settings), consumer, EngineMeter(engine_metrics, clock))
     rules = load_rules(settings.rules)
-    intake = Intake(sink, rules.sources.max_future, settings.max_line_bytes)
-    return create_app(settings, linkage, clock, intake, probes=probes)
+    intake = Intake(sink, rules.sources.max_future, settings.max_line_bytes, engine_metrics)
+    return create_app(settings, linkage, clock, intake, probes=probes, registry=registry)
 
 
 class Server:

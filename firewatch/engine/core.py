@@ -18,18 +18,19 @@ move the watermark for everyone, close every open incident and make every later 
 The engine reads no clock: `process_lines(..., now=)` rejects a detection observed more than
 `sources.max_future` after the caller's `now` (`future_timestamp`, see firewatch.ingest), and
 `limit_time` repairs state that already holds such a jump (a snapshot from an earlier version).
+Stage durations are measured only with a timer the caller injects (`Engine.laps.timer`,
+stats.py), for its metrics; by default nothing is timed.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 
@@ -46,59 +47,18 @@ from firewatch.engine.signals import (
 from firewatch.engine.state import (
     EngineState,
     StateError,
-    StatsState,
     cells_key,
     decode,
     encode,
     mask_delta,
     masks_from_delta,
 )
+from firewatch.engine.stats import EngineStats, Laps
 from firewatch.geo.grid import Grid
 from firewatch.geo.index import LocateIndex
 from firewatch.ingest.validate import detection_id, validate_lines
-from firewatch.model import AnyDetection, EventKind, IncidentEvent, Outcome, Reject
+from firewatch.model import AnyDetection, IncidentEvent, Outcome, Reject
 from firewatch.rules.model import Mask, RuleSet
-
-
-@dataclass
-class EngineStats:
-    records: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    outcomes: Counter[str] = field(default_factory=Counter)  # Outcome values, first decision
-    suppressed_by: Counter[str] = field(default_factory=Counter)  # mask name (or `static`)
-    late: int = 0
-    events: Counter[str] = field(default_factory=Counter)  # EventKind values
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "records": self.records,
-            "rejected": dict(sorted(self.rejected.items())),
-            "outcomes": {o.value: self.outcomes[o.value] for o in Outcome},
-            "suppressed_by": dict(sorted(self.suppressed_by.items())),
-            "late": self.late,
-            "events": {k.value: self.events[k.value] for k in EventKind},
-        }
-
-    def state(self) -> StatsState:
-        return StatsState(
-            records=self.records,
-            late=self.late,
-            rejected=self.rejected,
-            outcomes=self.outcomes,
-            suppressed_by=self.suppressed_by,
-            events=self.events,
-        )
-
-    @classmethod
-    def from_state(cls, s: StatsState) -> EngineStats:
-        return cls(
-            records=s["records"],
-            rejected=Counter(s["rejected"]),
-            outcomes=Counter(s["outcomes"]),
-            suppressed_by=Counter(s["suppressed_by"]),
-            late=s["late"],
-            events=Counter(s["events"]),
-        )
 
 
 @dataclass
@@ -114,6 +74,12 @@ class Engine:
         self.rules = rules
         self.tracker = Tracker(rules, grid.cells)
         self.stats = EngineStats()
+        # stage durations, when the caller sets `laps.timer` (stats.py): the engine reads no clock
+        self.laps = Laps()
+        districts = sorted({c.district or "" for c in grid.cells})
+        self._districts = districts
+        where = {name: i for i, name in enumerate(districts)}
+        self._cell_district = np.array([where[c.district or ""] for c in grid.cells], np.int64)
         self._masks = {m.name: CompiledMask.compile(m) for m in rules.masks}
         self._grace = rules.incidents.grace.total_seconds()
         self._inactivity = rules.incidents.inactivity.total_seconds()
@@ -165,14 +131,18 @@ class Engine:
         if not batch:
             return []
         self.stats.records += len(batch)
+        laps = self.laps
+        t = laps.start()
         cols = Columns.of(batch)
         cell = self._locate(cols)
         located = cell >= 0
+        t = laps.lap("locate", t)
         strength = strengths(batch, cols, self.rules)
         masks = list(self._masks.values())
         supp, by_mask = suppressed(batch, cols, masks, self.rules, located & (strength > 0))
         strength[~located | supp] = 0
-        self._count(located, supp, strength, by_mask)
+        self._count(cols, cell, supp, strength, by_mask)
+        t = laps.lap("rules", t)
         events: list[IncidentEvent] = []
         # the latest event time seen before each record, in arrival order (for `stale`)
         before = np.maximum.accumulate(np.concatenate(([self._max_t], cols.t[:-1])))
@@ -183,9 +153,10 @@ class Engine:
             )
             events += self._admit(signal, float(before[i]))
         self._max_t = max(self._max_t, float(cols.t.max()))
-        if hold:
-            return events
-        return events + self._release(self._max_t - self._grace)
+        if not hold:
+            events += self._release(self._max_t - self._grace)
+        laps.lap("incidents", t)
+        return events
 
     def regions(self, batch: list[AnyDetection]) -> list[str | None]:
         """Each detection's region key (incidents.region_level of its cell; `*` without a level),
@@ -203,14 +174,20 @@ class Engine:
     def advance(self, now: datetime) -> list[IncidentEvent]:
         """Move the watermark to `now` minus the grace period: a live worker's clock tick, or the
         progress of the slowest source when batches are processed with `hold`."""
-        return self._release(now.timestamp() - self._grace)
+        t = self.laps.start()
+        events = self._release(now.timestamp() - self._grace)
+        self.laps.lap("incidents", t)
+        return events
 
     def flush(self, until: datetime | None = None) -> list[IncidentEvent]:
         """End of input: release every buffered signal; close what the last event time closes
         (or `until`, when later: the last event time of the whole stream, for a region's engine
         in a stream worker)."""
         last = self._max_t if until is None else max(self._max_t, until.timestamp())
-        return self._release(last)
+        t = self.laps.start()
+        events = self._release(last)
+        self.laps.lap("incidents", t)
+        return events
 
     def limit_time(self, limit: datetime) -> str | None:
         """Repair state whose event time is after `limit` (e.g. a snapshot of an earlier version
@@ -245,6 +222,11 @@ class Engine:
             self._seen = {i for _, i in seen}
         notes += self.tracker.limit_time(bound)
         return "; ".join(notes)
+
+    @property
+    def districts(self) -> list[str]:
+        """The grid's district names ("" for cells without one), as `stats.located` names them."""
+        return self._districts
 
     # -- masks (the closed loop: a false-alarm closure becomes a mask) ------------------------
     @property
@@ -314,13 +296,25 @@ class Engine:
         return cell
 
     def _count(
-        self, located: np.ndarray, supp: np.ndarray, strength: np.ndarray, by_mask: dict[str, int]
+        self,
+        cols: Columns,
+        cell: np.ndarray,
+        supp: np.ndarray,
+        strength: np.ndarray,
+        by_mask: dict[str, int],
     ) -> None:
-        """Outcomes decided per batch; fire signals are counted as they are admitted."""
-        o = self.stats.outcomes
-        o[Outcome.OUTSIDE] += int((~located).sum())
-        o[Outcome.SUPPRESSED] += int(supp.sum())
-        o[Outcome.IGNORED] += int((located & ~supp & (strength == 0)).sum())
+        """Outcomes decided per batch (fire signals are counted as they are admitted), and the
+        located detections per source and district."""
+        located = cell >= 0
+        outcomes = {
+            Outcome.OUTSIDE: ~located,
+            Outcome.SUPPRESSED: supp,
+            Outcome.IGNORED: located & ~supp & (strength == 0),
+        }
+        self.stats.add_batch(cols.source, outcomes)
+        self.stats.add_located(
+            cols.source[located], self._cell_district[cell[located]], self._districts
+        )
         self.stats.suppressed_by.update(by_mask)
 
     def _admit(self, s: Signal, newest: float) -> list[IncidentEvent]:
@@ -331,20 +325,20 @@ class Engine:
         clock is days behind is stale even before there is a watermark (the first batch of a
         replay, a stream worker waiting for every partition's progress), and the verdict does
         not depend on where batches begin."""
-        o = self.stats.outcomes
+        stats = self.stats
         if s.id in self._seen:
-            o[Outcome.DUPLICATE] += 1
+            stats.add(Outcome.DUPLICATE, s.source)
             return []
         if s.t < max(self._watermark, newest - self._grace) - self._inactivity:
-            o[Outcome.STALE] += 1
+            stats.add(Outcome.STALE, s.source)
             return []
-        o[Outcome.SUSPECT if s.strength is Strength.SUSPECT else Outcome.INCIDENT] += 1
+        stats.add(Outcome.SUSPECT if s.strength is Strength.SUSPECT else Outcome.INCIDENT, s.source)
         self._seen.add(s.id)
         self._seen_order.append((s.t, s.id))
         if s.t >= self._watermark:
             heapq.heappush(self._buffer, (s.t, s.id, s))
             return []
-        self.stats.late += 1
+        stats.add_late(s.source)
         return self._record(self.tracker.step(s))
 
     def _release(self, watermark: float) -> list[IncidentEvent]:

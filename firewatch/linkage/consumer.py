@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import redis
 
@@ -25,27 +25,45 @@ T = TypeVar("T")
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
+class Observer(Protocol):
+    """What a consumer tells as it goes (firewatch.metrics.LinkageMetrics counts it): a Redis
+    call that failed, one that is retried, and escalation steps made."""
+
+    def error(self, operation: str) -> None: ...
+
+    def retry(self, operation: str) -> None: ...
+
+    def escalated(self, done: Sequence[tuple[str, str]]) -> None: ...
+
+
 class LinkageConsumer:
     def __init__(
         self,
         linkage: Linkage,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.linkage = linkage
         self.sleep = sleep
         self.max_attempts = max_attempts  # None: retry for ever
+        self.observer = observer
         self.totals = DispatchCounts()
         self.retries = 0
 
     def deliver(self, events: Sequence[IncidentEvent]) -> DispatchCounts:
-        counts = self._retrying(lambda: self.linkage.consume(events), f"{len(events)} events")
+        counts = self._retrying(
+            lambda: self.linkage.consume(events), f"{len(events)} events", "deliver"
+        )
         for name, value in vars(counts).items():
             setattr(self.totals, name, getattr(self.totals, name) + value)
         return counts
 
     def escalate(self) -> list[tuple[str, str]]:
-        return self._retrying(self.linkage.escalate, "escalation")
+        done = self._retrying(self.linkage.escalate, "escalation", "escalate")
+        if done and self.observer is not None:
+            self.observer.escalated(done)
+        return done
 
     def run(self, batches: Iterable[Sequence[IncidentEvent]]) -> DispatchCounts:
         for batch in batches:
@@ -53,7 +71,7 @@ class LinkageConsumer:
             self.escalate()
         return self.totals
 
-    def _retrying(self, call: Callable[[], T], what: str) -> T:
+    def _retrying(self, call: Callable[[], T], what: str, operation: str) -> T:
         attempt = 0
         while True:
             try:
@@ -61,8 +79,12 @@ class LinkageConsumer:
             except UNREACHABLE as exc:
                 attempt += 1
                 self.retries += 1
+                if self.observer is not None:
+                    self.observer.error(operation)
                 if self.max_attempts is not None and attempt >= self.max_attempts:
                     raise
+                if self.observer is not None:
+                    self.observer.retry(operation)
                 wait = backoff(attempt)
                 log.warning(
                     "linkage: Redis unreachable applying %s (%s); input paused, retry %d in %.1fs",

@@ -93,10 +93,26 @@ def build_report(
         raise ValueError(f"report by {sorted(unknown)}: choose from {', '.join(SCOPE_KINDS)}")
     if (first is None) != (last is None):
         raise ValueError("a report range needs both a first and a last day")
+    buckets = ["all"] if first is None or last is None else aggregates.cover(first, last)
+    slots, totals = read_totals(client, buckets)
+    wanted = ["all", *sorted(s for s in slots if s.split(":", 1)[0] in by)]
+    rows = [
+        _row(scope, totals[slots[scope]]) if scope in slots else _row(scope, None)
+        for scope in wanted
+    ]
+    return Report(first, last, rows)
+
+
+def read_totals(client: redis.Redis, buckets: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
+    """The aggregates of `buckets` summed, every known layout read at its own width: (scope ->
+    slot, a (slots, aggregates.ROW) array of the current layout's metrics per slot). The report
+    and the metrics (firewatch/metrics/linkage.py) read them here.
+
+    Raises aggregates.LayoutError when orders were counted in a layout this firewatch does not
+    know."""
     r: Any = client  # redis-py's return types are unions of its sync and async clients
     _check_layouts(r)
     slots = {k.decode(): int(v) for k, v in r.hgetall(keys.AGG_SLOTS).items()}
-    buckets = ["all"] if first is None or last is None else aggregates.cover(first, last)
     layouts = sorted(aggregates.LAYOUTS)
     names = [keys.agg(b, layout) for layout in layouts for b in buckets]
     blobs = list(r.mget(names)) if names else []
@@ -104,12 +120,13 @@ def build_report(
     totals = np.zeros((size, aggregates.ROW), dtype=np.uint64)
     for i, layout in enumerate(layouts):
         totals += aggregates.unpack(blobs[i * n : (i + 1) * n], size, layout)
-    wanted = ["all", *sorted(s for s in slots if s.split(":", 1)[0] in by)]
-    rows = [
-        _row(scope, totals[slots[scope]]) if scope in slots else _row(scope, None)
-        for scope in wanted
-    ]
-    return Report(first, last, rows)
+    return slots, totals
+
+
+def durations(row: np.ndarray, kind: str) -> np.ndarray:
+    """A row's histogram of one duration (aggregates.DURATIONS): counts per bin."""
+    start = aggregates.INDEX[f"{kind}:0"]
+    return row[start : start + aggregates.BINS]
 
 
 def _check_layouts(r: Any) -> None:
@@ -130,8 +147,7 @@ def _row(scope: str, v: np.ndarray | None) -> Row:
     c = {name: int(v[aggregates.INDEX[name]]) for name in aggregates.COUNTERS}
 
     def hist(kind: str) -> np.ndarray:
-        start = aggregates.INDEX[f"{kind}:0"]
-        return v[start : start + aggregates.BINS]
+        return durations(v, kind)
 
     def ratio(a: int, b: int) -> float | None:
         return a / b if b else None

@@ -21,10 +21,11 @@ from firewatch.clock import PacedClock
 from firewatch.engine.core import Engine
 from firewatch.errors import FirewatchError
 from firewatch.linkage.server import connect
+from firewatch.metrics import CollectorRegistry, EngineMetrics, LinkageMetrics, write_snapshot
 from firewatch.rules.model import RoutingRules
 from firewatch.runtime import open_engine
 from firewatch.settings import Settings
-from firewatch.sim.season import SeasonResult, run_season, write_season
+from firewatch.sim.season import SeasonMetrics, SeasonResult, run_season, write_season
 from firewatch.simulate import START, SimSummary
 
 # `firewatch demo --no-serve`: 268 warnings in about 10 s here (3 s simulating, 5 s the season).
@@ -47,6 +48,7 @@ class DemoSeason:
     days: float = DEMO_DAYS
     fires: int = DEMO_FIRES
     sensors: int = DEMO_SENSORS
+    metrics_out: Path | None = None  # the season's metrics, written when it is over
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Prepared:
     where: str  # the Redis database, in words
     simulate_s: float
     setup_s: float
+    # the season's metrics (engine, linkage queue; served by the API with its own, while serving)
+    metrics: SeasonMetrics
 
     def header(self) -> str:
         d = self.demo
@@ -79,8 +83,23 @@ class Prepared:
         """The season (season.run_season): as fast as it goes, or at the pace of `pace`."""
         seed = self.demo.seed
         return run_season(
-            self.stream, self.engine, self.client, self.routing, seed, DEMO_BATCH_SIZE, pace
+            self.stream,
+            self.engine,
+            self.client,
+            self.routing,
+            seed,
+            DEMO_BATCH_SIZE,
+            pace,
+            metrics=self.metrics,
         )
+
+    def write_metrics(self) -> str | None:
+        """The metrics snapshot to --metrics-out, if given: where it went, in words."""
+        path = self.demo.metrics_out
+        if path is None:
+            return None
+        write_snapshot(self.metrics.registry, path)
+        return f"metrics: {path}"
 
     def timing(self, result: SeasonResult) -> str:
         return (
@@ -113,8 +132,19 @@ def prepare(demo: DemoSeason) -> Prepared:
         raise FirewatchError(f"{demo.rules}: no `routing` section: the linkage queue needs one")
     client = connect(demo.redis_url, demo.redis_dir)
     where = _fresh_database(client, demo.redis_url, demo.redis_dir)
+    registry = CollectorRegistry()
+    metrics = SeasonMetrics(registry, EngineMetrics(registry), LinkageMetrics(registry))
     return Prepared(
-        demo, stream, episodes, engine, routing, client, where, t1 - t0, time.perf_counter() - t1
+        demo,
+        stream,
+        episodes,
+        engine,
+        routing,
+        client,
+        where,
+        t1 - t0,
+        time.perf_counter() - t1,
+        metrics,
     )
 
 
@@ -124,9 +154,11 @@ def season_main(demo: DemoSeason) -> str:
     prepared = prepare(demo)
     try:
         result = prepared.run()
+        written = prepared.write_metrics()
     finally:
         prepared.client.close()
-    return "\n".join([prepared.header(), prepared.timing(result), "", result.render()])
+    lines = [prepared.header(), prepared.timing(result), "", result.render()]
+    return "\n".join(lines + ([written] if written else []))
 
 
 def _fresh_database(client: redis.Redis, url: str | None, redis_dir: Path) -> str:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
+from prometheus_client import CollectorRegistry
 
 from firewatch.clock import Clock, FakeClock, PacedClock
 from firewatch.engine.core import Engine
@@ -36,6 +37,7 @@ from firewatch.linkage.consumer import LinkageConsumer, MaskSync
 from firewatch.linkage.report import Report, Row
 from firewatch.linkage.service import Linkage
 from firewatch.linkage.store import DispatchCounts, order_id
+from firewatch.metrics import EngineMeter, EngineMetrics, LinkageCollector, LinkageMetrics
 from firewatch.model import EventKind, IncidentEvent
 from firewatch.rules.model import RoutingRules
 from firewatch.sim.teams import TeamSimulator
@@ -99,6 +101,17 @@ class SeasonResult:
                 self.report.render(),
             ]
         )
+
+
+@dataclass
+class SeasonMetrics:
+    """A season's metrics: its engine's (no event latency: its clock is simulated), its
+    escalations and Redis retries, and (registered by run_season, on the season's clock) the
+    linkage queue's figures from Redis."""
+
+    registry: CollectorRegistry
+    engine: EngineMetrics
+    linkage: LinkageMetrics
 
 
 @dataclass
@@ -168,9 +181,11 @@ def run_season(
     seed: int,
     batch_size: int = 5000,
     pace: PacedClock | None = None,
+    metrics: SeasonMetrics | None = None,
 ) -> SeasonResult:
     """Run `stream` through the engine, the linkage queue and simulated teams (see the module):
-    on a FakeClock, or at the pace of `pace`, which must start before the stream."""
+    on a FakeClock, or at the pace of `pace`, which must start before the stream. With
+    `metrics`, the season is counted there as it goes."""
     started = time.perf_counter()
     clock: Clock
     if pace is None:
@@ -179,10 +194,15 @@ def run_season(
     else:
         clock, move = pace, pace.wait_until
     linkage = Linkage(client, routing, clock)
+    meter = None
+    if metrics is not None:
+        meter = EngineMeter(metrics.engine)
+        meter.watch(engine)
+        metrics.registry.register(LinkageCollector(client, clock, metrics.linkage))
     season = _Season(
         engine=engine,
         linkage=linkage,
-        consumer=LinkageConsumer(linkage),
+        consumer=LinkageConsumer(linkage, observer=metrics.linkage if metrics else None),
         teams=TeamSimulator(linkage, seed),
         clock=clock,
         move=move,
@@ -193,12 +213,19 @@ def run_season(
     season.masks.sync()
     for batch in read_batches(stream, batch_size=batch_size):
         engine.count_rejects(batch.rejects)
-        season.deliver(engine.process(batch.detections))
+        events = engine.process(batch.detections)
+        if meter is not None:
+            meter.metrics.count_rejects(batch.rejects)
+            meter.update(engine, events)
+        season.deliver(events)
         if batch.detections:
             latest = max(latest, max(d["observed_at"] for d in batch.detections))
             season.advance_to(max(clock.now(), latest - grace))
         season.masks.sync()
-    season.deliver(engine.flush())
+    events = engine.flush()
+    if meter is not None:
+        meter.update(engine, events)
+    season.deliver(events)
     season.advance_to(clock.now() + TAIL)
     season.masks.sync()
     stats = engine.stats

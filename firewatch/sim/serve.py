@@ -103,7 +103,8 @@ def serve_main(demo: DemoSeason, serving: Serving, say: Say) -> int:
         )
         result = prepared.run(clock)
         timing = f"{prepared.timing(result)} (paced at {serving.speed:g}x)"
-        say("\n".join([timing, "", result.render()]))
+        written = prepared.write_metrics()
+        say("\n".join([timing, "", result.render(), *([written] if written else [])]))
         if serving.exit_after_season:
             return 0
         say(f"\nthe season is over; still serving {_base_url(server, serving)} until Ctrl-C")
@@ -156,7 +157,8 @@ def _start_api(prepared: Prepared, clock: PacedClock, serving: Serving) -> _Runn
     client = connect(demo.redis_url, demo.redis_dir)
     linkage = Linkage(client, prepared.routing, clock)
     intake = Intake(RefusedIntake(), prepared.engine.rules.sources.max_future)
-    app = create_app(settings, linkage, clock, intake)
+    # /metrics: the season's metrics (engine, linkage queue) with the API's
+    app = create_app(settings, linkage, clock, intake, registry=prepared.metrics.registry)
     server = Server(app, serving.host, serving.port, serving.log_level)
     thread = threading.Thread(target=server.run, name="firewatch-demo-api", daemon=True)
     thread.start()

@@ -34,27 +34,48 @@ import redis
 from firewatch.linkage import keys
 from firewatch.linkage.consumer import UNREACHABLE, LinkageConsumer
 from firewatch.linkage.service import Linkage
+from firewatch.metrics import LinkageMetrics, StreamMetrics
 from firewatch.model import IncidentEvent
 from firewatch.settings import Settings
 from firewatch.stream.masks import MaskPublisher
+from firewatch.stream.observe import positions, record_lag
 from firewatch.stream.topics import Topics, all_partitions, reader
 
 log = logging.getLogger(__name__)
 BATCH = 2000  # incident events per getmany at most
 WARN_EVERY = 10.0  # seconds between "Redis unreachable" warnings while paused
 MASKS_EVERY = 1.0  # seconds between looks at Redis's masks version
+LAG_EVERY = 5.0  # seconds between reads of the consumer lag (metrics)
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, linkage: Linkage, escalate_every: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        linkage: Linkage,
+        escalate_every: float,
+        stream_metrics: StreamMetrics | None = None,
+        linkage_metrics: LinkageMetrics | None = None,
+    ) -> None:
         self.topics = Topics.of(settings)
         self.group = f"{settings.kafka_group}.dispatch"
         self.linkage = linkage
-        self.delivery = LinkageConsumer(linkage)  # its own retry loop, in a worker thread
-        self.escalation = LinkageConsumer(linkage)
+        # each with its own retry loop, in a worker thread
+        self.delivery = LinkageConsumer(linkage, observer=linkage_metrics)
+        self.escalation = LinkageConsumer(linkage, observer=linkage_metrics)
         self.publisher = MaskPublisher(linkage.store)
         self.escalate_every = escalate_every
         self.counts: Counter[str] = Counter()
+        self.stream_metrics = stream_metrics
+        self.linkage_metrics = linkage_metrics
+
+    def _kafka_failed(self, operation: str) -> None:
+        if self.stream_metrics is not None:
+            self.stream_metrics.error(operation)
+
+    def _redis_failed(self, operation: str) -> None:
+        if self.linkage_metrics is not None:
+            self.linkage_metrics.error(operation)
 
     # -- incident events ----------------------------------------------------------------------
     def parse(self, partition: int, records: Sequence[Any]) -> list[IncidentEvent]:
@@ -82,11 +103,13 @@ class Dispatcher:
         try:
             await self._deliver(consumer, events)
         except redis.ResponseError as exc:
+            self._redis_failed("deliver")
             log.error("dispatcher: Redis refused a batch of %d events (%s)", len(events), exc)
             for event in events:
                 try:
                     await self._deliver(consumer, [event])
                 except redis.ResponseError as one:
+                    self._redis_failed("deliver")
                     self.counts["refused"] += 1
                     log.error(
                         "dispatcher: event %s refused by Redis, skipped: %s", event.event_id, one
@@ -125,19 +148,40 @@ class Dispatcher:
     async def consume(self, consumer: Any) -> None:
         from aiokafka.errors import IllegalStateError, KafkaError
 
+        lag_at = 0.0
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=BATCH)
+            if self.stream_metrics is not None and time.monotonic() >= lag_at:
+                lag_at = time.monotonic() + LAG_EVERY
+                await self.record_lag(consumer)
             if not batches:
                 continue
             events = [e for tp, rs in batches.items() for e in self.parse(tp.partition, rs)]
             if events:
                 await self.apply(consumer, events)
+            began = time.perf_counter()
             try:
                 await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
             except (KafkaError, IllegalStateError) as exc:
                 # moved to another dispatcher, or the broker away: whoever reads these
                 # partitions next reads the batch again, and applying it again changes nothing
+                self._kafka_failed("commit")
                 log.warning("dispatcher: batch not committed, it will be read again: %r", exc)
+            else:
+                if self.stream_metrics is not None:
+                    self.stream_metrics.commit_latency.observe(time.perf_counter() - began)
+
+    async def record_lag(self, consumer: Any) -> None:
+        from aiokafka.errors import KafkaError
+
+        assert self.stream_metrics is not None
+        try:
+            where = await positions(consumer)
+        except KafkaError as exc:
+            self._kafka_failed("lag")
+            log.warning("dispatcher: %s consumer lag not known (%r)", self.topics.incidents, exc)
+            return
+        record_lag(self.stream_metrics, self.topics.incidents, where)
 
     # -- escalation ---------------------------------------------------------------------------
     async def escalate(self) -> None:
@@ -146,6 +190,7 @@ class Dispatcher:
             try:
                 done = await asyncio.to_thread(self.escalation.escalate)
             except redis.RedisError as exc:  # not an outage (the consumer retries those)
+                self._redis_failed("escalate")
                 log.error(
                     "dispatcher: escalation failed, trying again in %.0f s: %r",
                     self.escalate_every,
@@ -166,15 +211,18 @@ class Dispatcher:
             try:
                 changes = await asyncio.to_thread(self.publisher.changes)
             except UNREACHABLE as exc:
+                self._redis_failed("masks")
                 log.debug("dispatcher: masks not read, Redis unreachable: %s", exc)
                 changes = {}
             except (redis.RedisError, ValueError) as exc:  # e.g. a mask Redis holds is garbled
+                self._redis_failed("masks")
                 log.error("dispatcher: masks not read from Redis (%s): %r", keys.MASKS, exc)
                 changes = {}
             if changes:
                 try:
                     await send_all(producer, self.topics.masks, changes)
                 except KafkaError as exc:
+                    self._kafka_failed("publish_masks")
                     log.warning("dispatcher: masks not published, trying again: %r", exc)
                 else:
                     self.publisher.sent(changes)
@@ -217,12 +265,22 @@ async def send_all(producer: Any, topic: str, records: Mapping[str, bytes | None
     await asyncio.gather(*sent)
 
 
-def clients(settings: Settings, topics: Topics, group: str) -> tuple[Any, Any, Any]:
-    """The dispatch group's consumer (manual commits), a producer, a group-less reader."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+def clients(
+    settings: Settings, topics: Topics, group: str, metrics: StreamMetrics | None = None
+) -> tuple[Any, Any, Any]:
+    """The dispatch group's consumer (manual commits; its assignments counted in `metrics`), a
+    producer, a group-less reader."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+
+    class Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            pass
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            if metrics is not None:
+                metrics.rebalances.inc()
 
     consumer = AIOKafkaConsumer(
-        topics.incidents,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
@@ -230,18 +288,26 @@ def clients(settings: Settings, topics: Topics, group: str) -> tuple[Any, Any, A
         session_timeout_ms=10_000,
         heartbeat_interval_ms=3_000,
     )
+    consumer.subscribe([topics.incidents], listener=Assigned())
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     return consumer, producer, reader(settings.kafka_bootstrap, topics.masks)
 
 
-def run_dispatcher(settings: Settings, linkage: Linkage, escalate_every: float) -> Counter[str]:
-    """The dispatcher until SIGTERM or SIGINT; returns its counts."""
-    dispatcher = Dispatcher(settings, linkage, escalate_every)
+def run_dispatcher(
+    settings: Settings,
+    linkage: Linkage,
+    escalate_every: float,
+    stream_metrics: StreamMetrics | None = None,
+    linkage_metrics: LinkageMetrics | None = None,
+) -> Counter[str]:
+    """The dispatcher until SIGTERM or SIGINT; returns its counts. With metrics, what it does is
+    counted there (the caller serves their registry)."""
+    dispatcher = Dispatcher(settings, linkage, escalate_every, stream_metrics, linkage_metrics)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(
-            dispatcher.run(*clients(settings, dispatcher.topics, dispatcher.group))
+            dispatcher.run(*clients(settings, dispatcher.topics, dispatcher.group, stream_metrics))
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

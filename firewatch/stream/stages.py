@@ -27,6 +27,7 @@ import orjson
 from firewatch.clock import Clock, SystemClock
 from firewatch.engine.core import Engine
 from firewatch.ingest.validate import Problem, make_reject, validate_lines
+from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
 from firewatch.model import IncidentEvent, Reject, RejectReason
 from firewatch.rules.model import Mask
 from firewatch.settings import Settings
@@ -101,6 +102,7 @@ class Worker:
         make_engine: Callable[[], Engine],
         clock: Clock | None = None,
         quiet_after: float = QUIET_AFTER,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics.of(settings)
@@ -116,6 +118,8 @@ class Worker:
         self.last_input = time.monotonic()
         self.read_out_at = 0.0  # when the broker last said every assigned partition is read out
         self.counts: Counter[str] = Counter()  # records rejected, outside, located
+        # engine metrics (latency by this clock), from every region's engine and the locate stage
+        self.meter = EngineMeter(metrics, self.clock) if metrics is not None else None
 
     # -- locate -------------------------------------------------------------------------------
     def locate(
@@ -130,6 +134,7 @@ class Worker:
         topic, limit = self.topics.detections, self.settings.max_line_bytes
         raw = [v or b"" for v in values]
         not_after = self.clock.now() + self.max_future
+        began = time.perf_counter()
         detections, kept, rejects = validate_lines(
             raw,
             f"{topic}[{partition}]",
@@ -147,15 +152,25 @@ class Worker:
             reject_record(r, topic, partition, by_offset.get(r.offset or 0, b""), limit)
             for r in rejects
         ]
+        validated = time.perf_counter()
         routed: dict[str, list[bytes]] = defaultdict(list)
-        for i, region in zip(kept, self.locator.regions(detections), strict=True):
+        outside: list[str] = []
+        regions = self.locator.regions(detections)
+        for d, i, region in zip(detections, kept, regions, strict=True):
             if region is None:
-                self.counts["outside"] += 1  # outside every cell: nothing to route it to
+                outside.append(d["source"])  # outside every cell: nothing to route it to
                 continue
             routed[region].append(raw[i])
         # one message per region and batch: Kafka's per-message cost, not per detection
         out = [(r.encode(), e) for r, lines in routed.items() for e in envelopes(lines)]
-        self.counts.update(rejected=len(rejects), located=sum(map(len, routed.values())))
+        self.counts.update(
+            rejected=len(rejects), outside=len(outside), located=sum(map(len, routed.values()))
+        )
+        if self.meter is not None:
+            self.meter.timed(VALIDATE, validated - began)
+            self.meter.timed("locate", time.perf_counter() - validated)
+            self.meter.metrics.count_rejects(rejects)
+            self.meter.metrics.count_outside(outside)
         if detections:  # a batch of nothing but bad records tells nothing of event time
             newest = max(d["observed_at"].timestamp() for d in detections)
             # validation rejected what is beyond the bound; the bound again, in depth
@@ -202,6 +217,8 @@ class Worker:
                 )
         self.masks.apply(engine)
         self.engines[region] = (partition, engine)
+        if self.meter is not None:  # what the saved state counted is not counted again
+            self.meter.watch(engine, region)
         return engine
 
     def set_masks(self, changes: Mapping[str, Mask | None]) -> None:
@@ -214,6 +231,8 @@ class Worker:
         """Located partitions taken away by a rebalance: their state lives on in the table."""
         for region in [r for r, (p, _) in self.engines.items() if p in partitions]:
             del self.engines[region]
+            if self.meter is not None:
+                self.meter.forget(region)
         for p in partitions:
             self.progress.pop(p, None)
             self.sources.pop(p, None)
@@ -240,24 +259,36 @@ class Worker:
             else:  # only `locate` writes here; anything else is skipped, loudly
                 log.warning("%s: message without a region key or value skipped", where)
         events: list[IncidentEvent] = []
-        touched: set[bytes] = set()
+        by_engine: dict[bytes, list[IncidentEvent]] = defaultdict(list)  # for the metrics
         for region, lines in by_region.items():
             engine = self.engine_for(region, partition, saved(region))
             # checked against the clock where they arrived (locate): not again here, where a
             # clock a few minutes behind would drop what locate accepted
+            began = time.perf_counter()
             detections, _, rejects = validate_lines(lines, where, first_line=None)
+            if self.meter is not None:
+                self.meter.timed(VALIDATE, time.perf_counter() - began)
             if rejects:
                 log.warning("%s: %d located records invalid, skipped", where, len(rejects))
-            events += engine.process(detections, hold=True)
-            touched.add(region)
+            processed = engine.process(detections, hold=True)
+            events += processed
+            by_engine[region] += processed
         watermark = self.watermark(partition)
         for region, (p, engine) in self.engines.items():
             if p == partition and watermark is not None:
                 released = engine.advance(watermark)
                 if released:
                     events += released
-                    touched.add(region)
-        return events, touched
+                    by_engine[region] += released
+        self._count(by_engine)
+        return events, set(by_engine)
+
+    def _count(self, by_engine: dict[bytes, list[IncidentEvent]]) -> None:
+        """The engines that processed input or released events: what they counted, and their
+        events, to the metrics."""
+        if self.meter is not None:
+            for region, events in by_engine.items():
+                self.meter.update(self.engines[region][1], events, region)
 
     def _bounded(self, progress: dict[int, float], where: str) -> dict[int, float]:
         """A marker's progress, none of it beyond the clock's bound (a locate stage of an earlier
@@ -291,16 +322,15 @@ class Worker:
     def release_idle(self) -> tuple[list[IncidentEvent], set[bytes]]:
         """No input for a while: release every region to the latest event time of the stream, as
         a replay's flush does (a region's own latest may be hours older)."""
-        events: list[IncidentEvent] = []
-        touched: set[bytes] = set()
+        by_engine: dict[bytes, list[IncidentEvent]] = {}
         known = [t for seen in self.progress.values() for t in seen.values()]
         last = datetime.fromtimestamp(max(known), UTC) if known else None
         for region, (_, engine) in self.engines.items():
             released = engine.flush(last)
             if released:
-                events += released
-                touched.add(region)
-        return events, touched
+                by_engine[region] = released
+        self._count(by_engine)
+        return [e for events in by_engine.values() for e in events], set(by_engine)
 
 
 def _progress(value: bytes, where: str) -> tuple[dict[int, float], int | None]:

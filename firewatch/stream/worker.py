@@ -3,7 +3,8 @@
     firewatch.detections --locate--> firewatch.located (keyed by region) --incidents-->
         firewatch.incidents (keyed by incident id)          bad records -> firewatch.rejects
 
-Both stages take whole batches and call the one engine (their logic is in stages.py). `locate`
+Both stages take whole batches and call the one engine (their logic is in stages.py; the locate
+stage's Kafka loop in locate.py; metrics through observe.py when given). `locate`
 validates (rejects go to the dead-letter topic with their partition and offset) and finds each
 detection's region; it reads the detections topic with a batched aiokafka consumer (its own
 group, `<group>.locate`), because a Faust stream handles records one by one (a Faust agent here
@@ -43,7 +44,6 @@ Delivery is at least once; incident event ids are deterministic, so consumers de
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -56,18 +56,21 @@ import faust
 from faust.types.tuples import Message
 
 from firewatch.engine.core import Engine
+from firewatch.metrics import EngineMetrics, StreamMetrics
 from firewatch.model import IncidentEvent
 from firewatch.settings import Settings
+from firewatch.stream.locate import locate_clients, run_locate
 from firewatch.stream.masks import follow_masks
-from firewatch.stream.stages import ENVELOPE_BYTES, MARKER, QUIET_AFTER, Worker
+from firewatch.stream.observe import StreamSensor, faust_lag
+from firewatch.stream.stages import MARKER, QUIET_AFTER, Worker
 from firewatch.stream.topics import Topics, reader
 from firewatch.stream.watchdog import EXIT_STALLED, RecoveryWatch
 
 log = logging.getLogger(__name__)
-LOCATE_BATCH = 20_000  # detections per getmany at most
 INCIDENT_BATCH = 500  # located messages per take (each carries a region's share of a batch)
 WITHIN = 0.01  # seconds a take waits to fill: located messages are few and large
 READ_OUT_FRESH = 2.0  # seconds a "nothing left to read" from the broker counts for the idle release
+LAG_EVERY = 5.0  # seconds between reads of the incidents stage's consumer lag
 STALL_AFTER = 60.0  # seconds a table recovery may go without progress (watchdog.py)
 
 
@@ -97,144 +100,6 @@ class Pending:
         self.events = [e for e in self.events if e.message.partition not in partitions]
 
 
-def locate_clients(worker: Worker) -> tuple[Any, Any]:
-    """The locate stage's aiokafka consumer (group `<group>.locate`, manual commits) and
-    producer (acks from all replicas); neither started."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-
-    settings = worker.settings
-
-    class Revoked(ConsumerRebalanceListener):  # type: ignore[misc]
-        async def on_partitions_revoked(self, revoked: Any) -> None:
-            worker.forget_sources({tp.partition for tp in revoked})
-
-        async def on_partitions_assigned(self, assigned: Any) -> None:
-            pass
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{settings.kafka_group}.locate",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=3_000,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    consumer.subscribe([worker.topics.detections], listener=Revoked())
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        linger_ms=2,
-        max_batch_size=ENVELOPE_BYTES * 2,
-        max_request_size=ENVELOPE_BYTES * 2,
-    )
-    return consumer, producer
-
-
-async def run_locate(
-    worker: Worker,
-    consumer: Any,
-    producer: Any,
-    retry_after: float = 1.0,
-) -> None:
-    """The locate stage: detections in batches (getmany), located messages, dead letters and
-    progress markers out; a batch's offsets are committed once all it sent is acknowledged, and a
-    batch that could not be delivered is read again. Partitions read to their end (as the broker
-    says) are re-checked every half second and their claims re-sent every second (progress.py)."""
-    from aiokafka.errors import IllegalStateError, KafkaError
-
-    topics = worker.topics
-    where = f"locate {topics.detections} -> {topics.located}"
-    marked = checked = 0.0  # when a marker was last sent, when the partitions' ends were asked
-    caught_up: set[int] = set()
-
-    async def deliver(outgoing: list[tuple[str, bytes | None, bytes, int | None]]) -> None:
-        sent = [await producer.send(t, v, key=k, partition=q) for t, k, v, q in outgoing]
-        await asyncio.gather(*sent)
-
-    def markers() -> list[tuple[str, bytes | None, bytes, int | None]]:
-        nonlocal marked
-        sources = len(consumer.partitions_for_topic(topics.detections) or ())
-        marker = worker.marker(caught_up, sources)
-        if marker is None:
-            return []
-        marked = time.monotonic()
-        return [(topics.located, MARKER, marker, q) for q in range(topics.partitions)]
-
-    await producer.start()
-    await consumer.start()
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100, max_records=LOCATE_BATCH)
-            now = time.monotonic()
-            if now - checked >= 0.5:
-                try:
-                    caught_up, checked = await _caught_up(consumer), now
-                except KafkaError as exc:
-                    log.warning("%s: end offsets not known (%r); no partition is quiet", where, exc)
-                    caught_up = set()
-                else:
-                    if caught_up >= {tp.partition for tp in consumer.assignment()}:
-                        worker.read_out_at = time.monotonic()  # the broker: nothing left to read
-            if not batches:
-                if not consumer.assignment():  # in a rebalance: input paused, not ended
-                    worker.last_input = now
-                elif caught_up and now - marked >= 1.0:
-                    try:
-                        await deliver(markers())
-                    except KafkaError as exc:
-                        log.warning("%s: progress marker not delivered (%r)", where, exc)
-                continue
-            worker.last_input = now
-            caught_up -= {tp.partition for tp in batches}  # records came: not at its end
-            outgoing: list[tuple[str, bytes | None, bytes, int | None]] = []
-            for tp, records in batches.items():
-                out, dead = worker.locate(
-                    tp.partition,
-                    [r.value for r in records],
-                    [r.offset for r in records],
-                    [r.timestamp for r in records],
-                )
-                outgoing += [(topics.located, key, value, None) for key, value in out]
-                outgoing += [(topics.rejects, None, value, None) for value in dead]
-            try:
-                await deliver(outgoing + markers())
-            except KafkaError as exc:  # e.g. the broker away longer than the producer's timeout
-                log.warning("%s: a batch was not delivered (%r); reading it again", where, exc)
-                await asyncio.sleep(retry_after)
-                for tp, records in batches.items():
-                    with contextlib.suppress(IllegalStateError):  # moved away meanwhile
-                        consumer.seek(tp, records[0].offset)
-                continue
-            try:
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
-            except (KafkaError, IllegalStateError) as exc:
-                # the partitions moved, or the broker is away: whoever reads them next reads this
-                # batch again (duplicates are harmless downstream: the engine drops detections
-                # it has seen)
-                log.warning("%s: batch not committed, it will be read again: %r", where, exc)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
-async def _caught_up(consumer: Any) -> set[int]:
-    """The assigned partitions whose position is at their end offset, asked afresh of the broker
-    (ListOffsets): never the end a fetch reported earlier, which misses records appended since."""
-    from aiokafka.errors import IllegalStateError
-
-    assigned = list(consumer.assignment())
-    ends = await consumer.end_offsets(assigned) if assigned else {}
-    done = set()
-    for tp, end in ends.items():
-        try:
-            if await consumer.position(tp) >= end:
-                done.add(tp.partition)
-        except IllegalStateError:  # revoked meanwhile
-            continue
-    return done
-
-
 class App(faust.App):
     """Faust's app, which at shutdown first saves the state of the incidents stage and acks the
     messages it covers: Faust then waits for every message taken to be acked, and timers (which
@@ -254,7 +119,11 @@ def build_app(
     idle_release: float = 5.0,
     quiet_after: float = QUIET_AFTER,
     stall_after: float = STALL_AFTER,
+    engine_metrics: EngineMetrics | None = None,
+    stream_metrics: StreamMetrics | None = None,
 ) -> faust.App:
+    """The worker's Faust app (see the module); with metrics, the engines' and the stages' are
+    counted there (firewatch/metrics: the caller serves the registry)."""
     topics = Topics.of(settings)
     snapshot_every = settings.snapshot_every
     parts = topics.partitions
@@ -274,7 +143,7 @@ def build_app(
         key_serializer="raw",  # every topic and the table's changelog carry bytes as they are
         value_serializer="raw",
     )
-    worker = Worker(settings, make_engine, quiet_after=quiet_after)
+    worker = Worker(settings, make_engine, quiet_after=quiet_after, metrics=engine_metrics)
     located = _raw_topic(app, topics.located, parts)
     incidents = _raw_topic(app, topics.incidents, parts)
     state = app.Table(
@@ -309,7 +178,8 @@ def build_app(
     @app.task  # type: ignore[untyped-decorator]
     async def locate() -> None:
         try:
-            await run_locate(worker, *locate_clients(worker))
+            clients = locate_clients(worker, stream_metrics)
+            await run_locate(worker, *clients, metrics=stream_metrics)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the worker cannot go on without its input: stop it loudly
@@ -379,6 +249,13 @@ def build_app(
         gone = {tp.partition for tp in revoked if tp.topic == topics.located}
         pending.drop(gone)
         worker.forget(gone)
+
+    if stream_metrics is not None:
+        app.sensors.add(StreamSensor(stream_metrics))
+
+        @app.timer(LAG_EVERY)  # type: ignore[untyped-decorator]
+        async def lag() -> None:
+            await faust_lag(app, topics.located, stream_metrics)
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
     app.before_stop = checkpoint

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from firewatch.api.app import ROUTERS
 
-OPEN = {"/healthz", "/readyz"}
+OPEN = {"/healthz", "/readyz", "/metrics"}
 
 
 def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
@@ -41,6 +41,7 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
         "/v1/whoami",
         "/v1/session",
         "/v1/stream",
+        "/metrics",
     }
     assert set(doc["paths"]) == {r.path for r in routes}
     schemas = doc["components"]["schemas"]
@@ -52,6 +53,8 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
                 assert "content" not in op["responses"]["204"], where
             elif route.path == "/v1/stream":
                 assert "text/event-stream" in op["responses"]["200"]["content"], where
+            elif route.path == "/metrics":  # Prometheus' text format
+                assert "text/plain" in op["responses"]["200"]["content"], where
             else:
                 success = "201" if "201" in op["responses"] else "200"  # POST /v1/masks: 201
                 ok = op["responses"][success]["content"]["application/json"]["schema"]
@@ -61,8 +64,12 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
             if route.path in OPEN:
                 assert "security" not in op, where
                 continue
-            # the session cookie is accepted on GET only (auth.py), as its description says
-            assert op["security"] == [{"bearer": []}, {"session": []}], where
+            # the session cookie is accepted on GET only (auth.py), as its description says; an
+            # order's changes (auth.order_change) do not even declare it
+            if route.path.startswith("/v1/dispatches/{order_id}/"):
+                assert op["security"] == [{"bearer": []}], where
+            else:
+                assert op["security"] == [{"bearer": []}, {"session": []}], where
             for code in ("401", "403", "429", "503"):
                 error = op["responses"][code]["content"]["application/json"]["schema"]
                 assert error == {"$ref": "#/components/schemas/ErrorOut"}, where

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from firewatch.cli import main
 from firewatch.linkage import keys
@@ -55,7 +56,9 @@ def test_no_serve_prints_the_season_report_and_the_same_figures_every_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the locate-index cache (var/cache) goes here
+    snapshot = tmp_path / "season.prom"
     args = ["demo", "--no-serve", *SHORT, "--redis-dir", str(embedded_redis_dir)]
+    args += ["--metrics-out", str(snapshot)]
     runs = []
     for _ in range(2):
         assert main([*args, "--out", str(tmp_path / "out")]) == 0
@@ -76,6 +79,20 @@ def test_no_serve_prints_the_season_report_and_the_same_figures_every_time(
         x for x in again if not x.startswith("time:")
     ]
     assert not any("http://" in line for line in first)
+    # the metrics snapshot of the (second) run: the same orders, from Redis
+    assert first[-1] == f"metrics: {snapshot}"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(snapshot.read_text())
+        for s in family.samples
+    }
+    orders = {
+        dict(k[1])["state"]: v for k, v in samples.items() if k[0] == "firewatch_linkage_orders"
+    }
+    assert orders["closed"] == 9 and sum(orders.values()) == 10
+    escalations = [v for k, v in samples.items() if k[0] == "firewatch_linkage_escalations_total"]
+    steps = next(re.search(r"(\d+) escalation steps", x) for x in first if "escalation steps" in x)
+    assert steps is not None and sum(escalations) == int(steps[1]) >= 1
 
 
 @dataclass
@@ -166,6 +183,10 @@ def test_the_demo_serves_the_api_while_the_season_plays_and_stops_on_ctrl_c(
         answer = get(f"{base}v1/dispatches?team={who['team']['team']}", team)
         assert answer.status_code == 200
         assert get(f"{base}v1/report").status_code == 401  # a token is needed
+        # the season's metrics and the API's, for Prometheus (no token)
+        metrics = get(f"{base}metrics")
+        assert metrics.status_code == 200 and "firewatch_linkage_read_ok 1.0" in metrics.text
+        assert 'firewatch_api_requests_total{method="GET",route="/v1/report"' in metrics.text
 
         # simulated time runs at 1440x from the season's start: a day a minute
         assert START <= datetime.fromisoformat(who["admin"]["now"]) < START + timedelta(days=1)
@@ -200,7 +221,9 @@ def test_the_demo_prints_the_report_when_the_season_is_over_and_can_exit_then(
     tmp_path: Path, embedded_redis_dir: Path
 ) -> None:
     started = time.monotonic()
-    demo = Demo.start(tmp_path, embedded_redis_dir, "--speed", "100000", "--exit-after-season")
+    snapshot = tmp_path / "season.prom"
+    flags = ("--speed", "100000", "--exit-after-season", "--metrics-out", str(snapshot))
+    demo = Demo.start(tmp_path, embedded_redis_dir, *flags)
     try:
         links = demo.links(started + PAGE_UP_S)
         base, token = links["dashboard"]
@@ -208,6 +231,26 @@ def test_the_demo_prints_the_report_when_the_season_is_over_and_can_exit_then(
         headline = demo.until("warnings issued", time.monotonic() + 40)
         assert headline.startswith("10 warnings issued")
         demo.until("dispatch report, all time", time.monotonic() + 5)
+        demo.until(f"metrics: {snapshot}", time.monotonic() + 5)
         assert demo.process.wait(timeout=20) == 0
     finally:
         demo.stop()
+    # the snapshot written when the season was over agrees with the report's headline
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(snapshot.read_text())
+        for s in family.samples
+    }
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items()
+        )
+
+    assert total("firewatch_linkage_warnings_total") == 10
+    assert total("firewatch_linkage_responses_total") == int(headline.split()[3])
+    assert samples[("firewatch_linkage_response_ratio", (("district", "衢江区"),))] == (
+        int(headline.split()[3]) / 10
+    )
+    assert total("firewatch_engine_incident_events_total", event="opened") == 10
+    assert total("firewatch_api_requests_total", route="/v1/report", status="200") == 1

@@ -20,9 +20,9 @@ from firewatch.engine.core import Engine
 from firewatch.model import EventKind
 from firewatch.rules.model import Circle, Mask, MaskReason
 from firewatch.settings import Settings
+from firewatch.stream.locate import run_locate
 from firewatch.stream.stages import MARKER, Worker, envelopes, pack_state, unpack_state
 from firewatch.stream.watchdog import RecoveryWatch
-from firewatch.stream.worker import run_locate
 
 from ..engine.conftest import T0, camera, sensor
 

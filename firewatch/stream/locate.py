@@ -1,0 +1,157 @@
+"""The worker's locate stage on Kafka: a batched aiokafka consumer of the detections topic
+(group `<group>.locate`, manual commits) and a producer to the located and rejects topics; the
+batch logic is stages.Worker.locate (see worker.py for the whole worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from firewatch.metrics import StreamMetrics
+from firewatch.stream.observe import positions, record_lag
+from firewatch.stream.stages import ENVELOPE_BYTES, MARKER, Worker
+
+log = logging.getLogger(__name__)
+LOCATE_BATCH = 20_000  # detections per getmany at most
+
+
+def locate_clients(worker: Worker, metrics: StreamMetrics | None = None) -> tuple[Any, Any]:
+    """The locate stage's aiokafka consumer (group `<group>.locate`, manual commits) and
+    producer (acks from all replicas); neither started."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+
+    settings = worker.settings
+
+    class Revoked(ConsumerRebalanceListener):  # type: ignore[misc]
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            worker.forget_sources({tp.partition for tp in revoked})
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            if metrics is not None:
+                metrics.rebalances.inc()
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.kafka_group}.locate",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    consumer.subscribe([worker.topics.detections], listener=Revoked())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=ENVELOPE_BYTES * 2,
+        max_request_size=ENVELOPE_BYTES * 2,
+    )
+    return consumer, producer
+
+
+async def run_locate(
+    worker: Worker,
+    consumer: Any,
+    producer: Any,
+    retry_after: float = 1.0,
+    metrics: StreamMetrics | None = None,
+) -> None:
+    """The locate stage: detections in batches (getmany), located messages, dead letters and
+    progress markers out; a batch's offsets are committed once all it sent is acknowledged, and a
+    batch that could not be delivered is read again. Partitions read to their end (as the broker
+    says) are re-checked every half second and their claims re-sent every second (progress.py);
+    the consumer lag is recorded then (`metrics`)."""
+    from aiokafka.errors import IllegalStateError, KafkaError
+
+    topics = worker.topics
+    where = f"locate {topics.detections} -> {topics.located}"
+    marked = checked = 0.0  # when a marker was last sent, when the partitions' ends were asked
+    caught_up: set[int] = set()
+
+    async def deliver(outgoing: list[tuple[str, bytes | None, bytes, int | None]]) -> None:
+        sent = [await producer.send(t, v, key=k, partition=q) for t, k, v, q in outgoing]
+        await asyncio.gather(*sent)
+
+    def failed(operation: str) -> None:
+        if metrics is not None:
+            metrics.error(operation)
+
+    def markers() -> list[tuple[str, bytes | None, bytes, int | None]]:
+        nonlocal marked
+        sources = len(consumer.partitions_for_topic(topics.detections) or ())
+        marker = worker.marker(caught_up, sources)
+        if marker is None:
+            return []
+        marked = time.monotonic()
+        return [(topics.located, MARKER, marker, q) for q in range(topics.partitions)]
+
+    await producer.start()
+    await consumer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=LOCATE_BATCH)
+            now = time.monotonic()
+            if now - checked >= 0.5:
+                try:
+                    where_now, checked = await positions(consumer), now
+                except KafkaError as exc:
+                    failed("offsets")
+                    log.warning("%s: end offsets not known (%r); no partition is quiet", where, exc)
+                    caught_up = set()
+                else:
+                    caught_up = {tp.partition for tp, (pos, end) in where_now.items() if pos >= end}
+                    if metrics is not None:
+                        record_lag(metrics, topics.detections, where_now)
+                    if caught_up >= {tp.partition for tp in consumer.assignment()}:
+                        worker.read_out_at = time.monotonic()  # the broker: nothing left to read
+            if not batches:
+                if not consumer.assignment():  # in a rebalance: input paused, not ended
+                    worker.last_input = now
+                elif caught_up and now - marked >= 1.0:
+                    try:
+                        await deliver(markers())
+                    except KafkaError as exc:
+                        failed("send")
+                        log.warning("%s: progress marker not delivered (%r)", where, exc)
+                continue
+            worker.last_input = now
+            caught_up -= {tp.partition for tp in batches}  # records came: not at its end
+            outgoing: list[tuple[str, bytes | None, bytes, int | None]] = []
+            for tp, records in batches.items():
+                out, dead = worker.locate(
+                    tp.partition,
+                    [r.value for r in records],
+                    [r.offset for r in records],
+                    [r.timestamp for r in records],
+                )
+                outgoing += [(topics.located, key, value, None) for key, value in out]
+                outgoing += [(topics.rejects, None, value, None) for value in dead]
+            try:
+                await deliver(outgoing + markers())
+            except KafkaError as exc:  # e.g. the broker away longer than the producer's timeout
+                failed("send")
+                log.warning("%s: a batch was not delivered (%r); reading it again", where, exc)
+                await asyncio.sleep(retry_after)
+                for tp, records in batches.items():
+                    with contextlib.suppress(IllegalStateError):  # moved away meanwhile
+                        consumer.seek(tp, records[0].offset)
+                continue
+            began = time.perf_counter()
+            try:
+                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+            except (KafkaError, IllegalStateError) as exc:
+                # the partitions moved, or the broker is away: whoever reads them next reads this
+                # batch again (duplicates are harmless downstream: the engine drops detections
+                # it has seen)
+                failed("commit")
+                log.warning("%s: batch not committed, it will be read again: %r", where, exc)
+            else:
+                if metrics is not None:
+                    metrics.commit_latency.observe(time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+        await producer.stop()
