@@ -24,11 +24,11 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from firewatch.stream.topics import all_partitions, reader
+from tests.services import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "kafka.sh"
@@ -44,13 +44,6 @@ NEED_CLIENT = "Kafka tests need aiokafka: pip install -e '.[dev]'"
 START_TIMEOUT_S = 600
 
 _started: list[str] = []
-
-
-def skip_or_fail(message: str) -> NoReturn:
-    """A laptop without the tools skips; CI (CI=true) must have them and fails."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 class KafkaScriptError(Exception):

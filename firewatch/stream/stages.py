@@ -103,6 +103,7 @@ class Worker:
         clock: Clock | None = None,
         quiet_after: float = QUIET_AFTER,
         metrics: EngineMetrics | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.settings = settings
         self.topics = Topics.of(settings)
@@ -120,6 +121,7 @@ class Worker:
         self.counts: Counter[str] = Counter()  # records rejected, outside, located
         # engine metrics (latency by this clock), from every region's engine and the locate stage
         self.meter = EngineMeter(metrics, self.clock) if metrics is not None else None
+        self.timer = timer  # a monotonic timer: the stages' durations, for the metrics
 
     # -- locate -------------------------------------------------------------------------------
     def locate(
@@ -134,7 +136,7 @@ class Worker:
         topic, limit = self.topics.detections, self.settings.max_line_bytes
         raw = [v or b"" for v in values]
         not_after = self.clock.now() + self.max_future
-        began = time.perf_counter()
+        began = self.timer()
         detections, kept, rejects = validate_lines(
             raw,
             f"{topic}[{partition}]",
@@ -152,7 +154,7 @@ class Worker:
             reject_record(r, topic, partition, by_offset.get(r.offset or 0, b""), limit)
             for r in rejects
         ]
-        validated = time.perf_counter()
+        validated = self.timer()
         routed: dict[str, list[bytes]] = defaultdict(list)
         outside: list[str] = []
         regions = self.locator.regions(detections)
@@ -168,7 +170,7 @@ class Worker:
         )
         if self.meter is not None:
             self.meter.timed(VALIDATE, validated - began)
-            self.meter.timed("locate", time.perf_counter() - validated)
+            self.meter.timed("locate", self.timer() - validated)
             self.meter.metrics.count_rejects(rejects)
             self.meter.metrics.count_outside(outside)
         if detections:  # a batch of nothing but bad records tells nothing of event time
@@ -264,10 +266,10 @@ class Worker:
             engine = self.engine_for(region, partition, saved(region))
             # checked against the clock where they arrived (locate): not again here, where a
             # clock a few minutes behind would drop what locate accepted
-            began = time.perf_counter()
+            began = self.timer()
             detections, _, rejects = validate_lines(lines, where, first_line=None)
             if self.meter is not None:
-                self.meter.timed(VALIDATE, time.perf_counter() - began)
+                self.meter.timed(VALIDATE, self.timer() - began)
             if rejects:
                 log.warning("%s: %d located records invalid, skipped", where, len(rejects))
             processed = engine.process(detections, hold=True)

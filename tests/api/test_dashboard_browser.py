@@ -10,7 +10,6 @@ Playwright the test skips, saying what to install; under CI=true it fails instea
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.request
@@ -26,6 +25,7 @@ from fastapi import FastAPI
 from firewatch.api.server import Server
 from firewatch.clock import FakeClock
 
+from ..services import skip_or_fail
 from .conftest import ROOT, Bearer
 from .live import serving
 from .test_detections import camera, sensor
@@ -59,10 +59,7 @@ def _playwright() -> Any:
     if not CHROMIUM.exists():
         missing.append(f"{CHROMIUM} (run `bash scripts/browser.sh`, as root)")
     if missing:
-        why = f"the dashboard's browser test needs {' and '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+        skip_or_fail(f"the dashboard's browser test needs {' and '.join(missing)}")
     return sync_api
 
 

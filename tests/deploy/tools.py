@@ -5,13 +5,11 @@ what to run, and with CI=true they fail instead."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import NoReturn
 
-import pytest
+from tests.services import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -24,13 +22,6 @@ DASHBOARD = DOCKER / "grafana" / "dashboards" / "firewatch.json"
 README = ROOT / "README.md"
 
 INSTALLERS = {"promtool": "scripts/prometheus.sh", "docker-compose": "scripts/compose.sh"}
-
-
-def skip_or_fail(message: str) -> NoReturn:
-    """A laptop without the tool skips; CI (CI=true) must have it and fails."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def require(tool: str) -> str:

@@ -28,7 +28,7 @@ from firewatch.linkage import keys
 from firewatch.linkage.server import RedisProcess
 from firewatch.stream.topics import Topics
 
-from ..kafka_fixtures import skip_or_fail
+from ..services import skip_or_fail
 from .conftest import Processes
 
 NEED_PROMETHEUS = (
