@@ -227,11 +227,17 @@ def _run(
         assert (prometheus.value(commits) or 0) >= 1, job
     # consumer lag per topic and partition: nothing left to read of the detections (the worker)
     # and the incidents (the dispatcher); the located topic gets progress markers all along
+    # (a scrape may fall between a dispatcher's read and its commit: wait for a later one)
+    wanted = {(topics.detections, 0.0), (topics.incidents, 0.0)}
+
+    def read_out() -> bool:
+        done = {
+            (r["metric"]["topic"], float(r["value"][1]))
+            for r in prometheus.query("firewatch_kafka_consumer_lag_messages")
+            if r["metric"]["topic"] in (topics.detections, topics.incidents)
+        }
+        return done == wanted
+
+    _until(read_out, 15, "no lag left on the detections and incidents topics", logs)
     lag = prometheus.query("firewatch_kafka_consumer_lag_messages")
     assert {r["metric"]["job"] for r in lag} == {"firewatch-worker", "firewatch-dispatcher"}
-    done = {
-        (r["metric"]["topic"], float(r["value"][1]))
-        for r in lag
-        if r["metric"]["topic"] in (topics.detections, topics.incidents)
-    }
-    assert done == {(topics.detections, 0.0), (topics.incidents, 0.0)}, lag
