@@ -41,6 +41,11 @@ READ_COUNT = 1000  # entries one hub read takes at most
 # how long one hub read waits for an entry (an entry ends the wait at once): short, since
 # stopping the hub waits for the read in progress
 BLOCK = timedelta(milliseconds=250)
+# On Python 3.11 a cancel can be lost inside redis-py (its socket writes go through
+# asyncio.wait_for, which returns the result when the write had just finished: CPython
+# gh-86296, fixed in 3.12): stop() cancels again at this interval until the reader has ended,
+# and the reader also ends at its next turn once the hub is closed.
+STOP_RECANCEL = 0.1
 RETRY_MAX = 10.0  # seconds between reads at most while Redis does not answer
 
 
@@ -114,10 +119,12 @@ class Hub:
 
     async def stop(self) -> None:
         self.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=STOP_RECANCEL)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("change feed: the reader failed", exc_info=task.exception())
 
     def close(self) -> None:
         """End every subscription (the server is shutting down: open streams would hold it)."""
@@ -132,7 +139,7 @@ class Hub:
     async def _run(self) -> None:
         failing_since: float | None = None
         delay = 0.5
-        while True:
+        while not self.closed:
             try:
                 entries = await self.read(self._position, READ_COUNT, self.block)
             except FeedGap as gap:
@@ -238,7 +245,8 @@ class Subscription:
         if frames or hub.closed:
             return frames
         try:
-            await asyncio.wait_for(changed.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancel on 3.11
+                await changed.wait()
         except TimeoutError:
             return None
         return []

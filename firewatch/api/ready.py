@@ -26,7 +26,8 @@ class Readiness:
 
     async def _one(self, name: str, probe: Probe) -> CheckOut:
         try:
-            detail = await asyncio.wait_for(probe(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: it can lose a cancel on 3.11
+                detail = await probe()
         except TimeoutError:
             return CheckOut(name=name, ok=False, detail=f"no answer within {self.timeout:g} s")
         except Exception as exc:  # any failure of the probe is the answer: down, and why

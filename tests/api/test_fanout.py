@@ -130,3 +130,31 @@ def test_a_feed_that_lost_the_hubs_place_resets_every_subscriber() -> None:
         await hub.stop()
 
     asyncio.run(scenario())
+
+
+def test_stop_ends_a_reader_whose_read_lost_the_cancel() -> None:
+    """On Python 3.11 redis-py can lose a cancel (asyncio.wait_for around its socket write,
+    CPython gh-86296): a CI run hung 300 s in the API's shutdown. Here every read swallows it."""
+    swallowed = 0
+
+    async def deaf_read(after: str | None, count: int, block: timedelta | None) -> list[Entry]:
+        nonlocal swallowed
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            swallowed += 1
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        return []
+
+    async def newest() -> str:
+        return "0-0"
+
+    async def scenario() -> None:
+        hub = Hub(deaf_read, newest, max_subscribers=10)
+        await hub.start()
+        await asyncio.sleep(0.02)
+        async with asyncio.timeout(2):
+            await hub.stop()
+        assert swallowed >= 1
+
+    asyncio.run(scenario())
