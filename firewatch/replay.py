@@ -23,6 +23,7 @@ from firewatch.engine.core import Engine
 from firewatch.ingest.files import read_batches
 from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
 from firewatch.model import IncidentEvent, Outcome, Reject, RejectReason
+from firewatch.progressbar import Bar
 
 
 @dataclass
@@ -84,28 +85,6 @@ class ReplaySummary:
         ]
 
 
-class _Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total_bytes: int, stream: IO[str]) -> None:
-        self.total = max(total_bytes, 1)
-        self.done = 0
-        self.stream = stream
-        self.enabled = stream.isatty()
-
-    def advance(self, nbytes: int, records: int) -> None:
-        self.done += nbytes
-        if self.enabled:
-            frac = min(self.done / self.total, 1.0)
-            bar = "#" * int(frac * 30)
-            self.stream.write(f"\r[{bar:<30}] {frac:6.1%} {records:>12,} records")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-
-
 def write_events(events: Sequence[IncidentEvent], out: IO[bytes]) -> None:
     for e in events:
         out.write(e.model_dump_json().encode() + b"\n")
@@ -136,12 +115,13 @@ def replay(
     With `metrics`, the run is counted there after each batch (no event latency: the input is
     recorded, its events are not live)."""
     not_after = None if now is None else engine.not_after(now)
-    bar = _Progress(sum(p.stat().st_size for p in inputs), progress or sys.stderr)
+    size = sum(p.stat().st_size for p in inputs)
     meter = EngineMeter(metrics) if metrics is not None else None
     if meter is not None:
         meter.watch(engine)
     started = time.perf_counter()
     with ExitStack() as stack:
+        bar = stack.enter_context(Bar(progress or sys.stderr, "replay", size))
         events_out = stack.enter_context(out.open("wb"))
         rejects_out = stack.enter_context(rejects.open("wb")) if rejects else None
         for path in inputs:
@@ -153,7 +133,7 @@ def replay(
                     write_rejects(batch.rejects, rejects_out)
                 events = engine.process(batch.detections)
                 write_events(events, events_out)
-                bar.advance(batch.bytes, engine.stats.records)
+                bar.update(engine.stats.records, advance=batch.bytes)
                 if meter is not None:
                     meter.timed(VALIDATE, validated)
                     meter.metrics.count_rejects(batch.rejects)
@@ -163,7 +143,6 @@ def replay(
         write_events(events, events_out)
         if meter is not None:
             meter.update(engine, events)
-    bar.close()
     return ReplaySummary(
         inputs=[str(p) for p in inputs],
         stats=engine.stats.as_dict(),

@@ -1,6 +1,8 @@
 """One frozen settings object, built at the entry points (CLI, worker) and passed down.
 
-Only `Settings.from_env` reads the environment; the engine never does.
+Only `Settings.from_env` reads an environment, the one its caller passes (pydantic-settings
+parses it: FIREWATCH_<FIELD> for each field); building Settings in code reads none, and the engine
+never does.
 """
 
 from __future__ import annotations
@@ -9,47 +11,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 
 from firewatch.errors import FirewatchError
 
-_ENV = {
-    "grid": "FIREWATCH_GRID",
-    "grid_schema": "FIREWATCH_GRID_SCHEMA",
-    "cameras": "FIREWATCH_CAMERAS",
-    "rules": "FIREWATCH_RULES",
-    "cache_dir": "FIREWATCH_CACHE_DIR",
-    "batch_size": "FIREWATCH_BATCH_SIZE",
-    "max_line_bytes": "FIREWATCH_MAX_LINE_BYTES",
-    "redis_url": "FIREWATCH_REDIS_URL",
-    "redis_dir": "FIREWATCH_REDIS_DIR",
-    "kafka_bootstrap": "FIREWATCH_KAFKA_BOOTSTRAP",
-    "kafka_partitions": "FIREWATCH_KAFKA_PARTITIONS",
-    "topic_detections": "FIREWATCH_TOPIC_DETECTIONS",
-    "topic_located": "FIREWATCH_TOPIC_LOCATED",
-    "topic_incidents": "FIREWATCH_TOPIC_INCIDENTS",
-    "topic_rejects": "FIREWATCH_TOPIC_REJECTS",
-    "topic_masks": "FIREWATCH_TOPIC_MASKS",
-    "kafka_group": "FIREWATCH_KAFKA_GROUP",
-    "state_store": "FIREWATCH_STATE_STORE",
-    "state_dir": "FIREWATCH_STATE_DIR",
-    "snapshot_every": "FIREWATCH_SNAPSHOT_EVERY",
-    "api_host": "FIREWATCH_API_HOST",
-    "api_port": "FIREWATCH_API_PORT",
-    "api_ingest": "FIREWATCH_API_INGEST",
-    "api_max_body_bytes": "FIREWATCH_API_MAX_BODY_BYTES",
-    "api_rate_limit": "FIREWATCH_API_RATE_LIMIT",
-    "api_rate_window": "FIREWATCH_API_RATE_WINDOW",
-    "api_ready_timeout": "FIREWATCH_API_READY_TIMEOUT",
-    "api_stream_max": "FIREWATCH_API_STREAM_MAX",
-    "api_stream_keepalive": "FIREWATCH_API_STREAM_KEEPALIVE",
-    "metrics_host": "FIREWATCH_METRICS_HOST",
-    "metrics_port": "FIREWATCH_METRICS_PORT",
-}
+PREFIX = "FIREWATCH_"  # each field's variable: FIREWATCH_ and its name in capitals
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=PREFIX,
+        env_ignore_empty=True,  # FIREWATCH_REDIS_URL= is as if unset
+    )
 
     grid: Path = Path("data/grids/qujiang.geojson")
     grid_schema: Path | None = None  # YAML: which GeoJSON properties give id, name, team, ...
@@ -97,18 +80,52 @@ class Settings(BaseModel):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the arguments: `Settings(...)` in code never reads os.environ (from_env does,
+        from the mapping it is given)."""
+        return (init_settings,)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
         """Defaults, then FIREWATCH_* variables, then explicit overrides (CLI flags, not None)."""
-        values: dict[str, Any] = {k: environ[v] for k, v in _ENV.items() if environ.get(v)}
-        values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{_ENV.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
-            )
-            raise FirewatchError(f"invalid settings: {problems}") from None
+            values = _Environ(cls, environ)()
+            values.update({k: v for k, v in overrides.items() if v is not None})
+            return cls(**values)
+        except (ValidationError, SettingsError) as exc:
+            raise FirewatchError(f"invalid settings: {_problems(exc)}") from None
 
-    @staticmethod
-    def env_names() -> dict[str, str]:
-        return dict(_ENV)
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Each field's variable."""
+        return {name: PREFIX + name.upper() for name in cls.model_fields}
+
+
+class _Environ(EnvSettingsSource):
+    """pydantic-settings' environment source over the mapping the entry point passes in."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def _problems(exc: ValidationError | SettingsError) -> str:
+    """What is wrong, by variable name (a flag's value is named by its variable too)."""
+    if isinstance(exc, SettingsError):  # a value the source could not decode (JSON fields)
+        return str(exc)
+    names = Settings.env_names()
+    return "; ".join(
+        f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,23 @@ def test_variables_are_parsed_and_overrides_win() -> None:
 def test_a_bad_value_is_an_error_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(FirewatchError, match=f"invalid settings: {name}: "):
         Settings.from_env({name: value})
+
+
+def test_settings_built_in_code_read_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIREWATCH_KAFKA_PARTITIONS", "7")
+    assert Settings().kafka_partitions == 4  # only from_env reads variables, from its argument
+    assert Settings.from_env({"FIREWATCH_KAFKA_PARTITIONS": "9"}).kafka_partitions == 9
+
+
+def test_the_readme_documents_every_variable_and_no_other() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `FIREWATCH_")]
+    documented = set(re.findall(r"FIREWATCH_[A-Z_]*[A-Z]", "\n".join(rows)))
+    names = Settings.env_names()
+    assert names["redis_url"] == "FIREWATCH_REDIS_URL"
+    assert documented <= set(names.values())
+    for (
+        name
+    ) in names.values():  # the topics' row abbreviates: `FIREWATCH_TOPIC_DETECTIONS`, `_LOCATED`
+        short = "`_" + name.removeprefix("FIREWATCH_TOPIC_") + "`"
+        assert name in documented or (name.startswith("FIREWATCH_TOPIC_") and short in readme), name

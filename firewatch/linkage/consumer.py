@@ -1,28 +1,33 @@
 """Feeding the linkage queue: batches of incident events, retried while Redis is unreachable.
 
 One implementation for every source of incident events: the in-process engine, a replay's output
-file, and (later) the Kafka incidents topic. While Redis is down the consumer takes no more input
-and retries the same batch; every write is idempotent, so nothing is lost or doubled.
+file, and the Kafka incidents topic. While Redis is down the consumer takes no more input and
+retries the same batch (redis-py's Retry, with a jittered exponential backoff so that several
+dispatchers do not all come back at once); every write is idempotent, so nothing is lost or
+doubled.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 import redis
+from redis.backoff import AbstractBackoff, EqualJitterBackoff
+from redis.retry import Retry
 
 from firewatch.engine.core import Engine
-from firewatch.linkage.service import Linkage, backoff
+from firewatch.linkage.service import Linkage
 from firewatch.linkage.store import DispatchCounts, DispatchStore
 from firewatch.model import IncidentEvent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# seconds between retries: between half and all of 0.5, 1, 2, ... up to 30
+BACKOFF = EqualJitterBackoff(cap=30.0, base=0.25)
 
 
 class Observer(Protocol):
@@ -40,13 +45,13 @@ class LinkageConsumer:
     def __init__(
         self,
         linkage: Linkage,
-        sleep: Callable[[float], None] = time.sleep,
+        backoff: AbstractBackoff = BACKOFF,
         max_attempts: int | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.linkage = linkage
-        self.sleep = sleep
         self.max_attempts = max_attempts  # None: retry for ever
+        self._retry = Retry(backoff, -1 if max_attempts is None else max_attempts - 1, UNREACHABLE)
         self.observer = observer
         self.totals = DispatchCounts()
         self.retries = 0
@@ -72,28 +77,22 @@ class LinkageConsumer:
         return self.totals
 
     def _retrying(self, call: Callable[[], T], what: str, operation: str) -> T:
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except UNREACHABLE as exc:
-                attempt += 1
-                self.retries += 1
-                if self.observer is not None:
-                    self.observer.error(operation)
-                if self.max_attempts is not None and attempt >= self.max_attempts:
-                    raise
-                if self.observer is not None:
-                    self.observer.retry(operation)
-                wait = backoff(attempt)
-                log.warning(
-                    "linkage: Redis unreachable applying %s (%s); input paused, retry %d in %.1fs",
-                    what,
-                    exc,
-                    attempt,
-                    wait,
-                )
-                self.sleep(wait)
+        def failed(exc: Exception, attempt: int) -> None:
+            self.retries += 1
+            if self.observer is not None:
+                self.observer.error(operation)
+            if self.max_attempts is not None and attempt >= self.max_attempts:
+                return  # Retry raises it
+            if self.observer is not None:
+                self.observer.retry(operation)
+            log.warning(
+                "linkage: Redis unreachable applying %s (%s); input paused, retry %d",
+                what,
+                exc,
+                attempt,
+            )
+
+        return self._retry.call_with_retry(call, failed, with_failure_count=True)
 
 
 def read_events(path: Path, batch_size: int = 1000) -> Iterator[list[IncidentEvent]]:

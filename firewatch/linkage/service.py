@@ -5,7 +5,6 @@ Wall-clock time comes from an injected Clock, so escalation is tested in simulat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date, datetime
 
@@ -125,8 +124,3 @@ class Linkage:
         by: Sequence[str] = ("township", "district"),
     ) -> Report:
         return build_report(self.store.r, first, last, by)
-
-
-def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Seconds to wait before retry `attempt` (1, 2, ...): doubling, capped."""
-    return min(cap, base * math.pow(2, attempt - 1))

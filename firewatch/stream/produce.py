@@ -21,6 +21,7 @@ import orjson
 from firewatch.ingest.firms import is_firms_header, read_firms
 from firewatch.ingest.validate import describe_reject, iter_lines
 from firewatch.model import AnyDetection, Reject
+from firewatch.progressbar import Bar
 from firewatch.stream.topics import KafkaError, text_field
 
 Record = tuple[bytes | None, bytes]  # key, value
@@ -90,30 +91,27 @@ async def produce(
         await producer.start()
     except KafkaConnectionError as exc:
         raise KafkaError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from None
-    tty = progress if progress is not None and progress.isatty() else None
     start = clock()
-    try:
-        pending: list[asyncio.Future[object]] = []
-        for path in paths:
-            for key, value in records(path, summary.skipped):
-                pending.append(await producer.send(topic, value, key=key))
-                summary.sent += 1
-                if rate is not None:
-                    ahead = summary.sent / rate - (clock() - start)
-                    if ahead > 0.01:
-                        await asyncio.sleep(ahead)
-                if len(pending) >= 10_000:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-                    if tty:
-                        tty.write(f"\r{summary.sent:>12,} records sent")
-                        tty.flush()
-        await asyncio.gather(*pending)
-        await producer.flush()
-    finally:
-        await producer.stop()
-        if tty:
-            tty.write("\n")
+    with Bar(progress or sys.stderr, f"produce to {topic}") as bar:
+        try:
+            pending: list[asyncio.Future[object]] = []
+            for path in paths:
+                for key, value in records(path, summary.skipped):
+                    pending.append(await producer.send(topic, value, key=key))
+                    summary.sent += 1
+                    if rate is not None:
+                        ahead = summary.sent / rate - (clock() - start)
+                        if ahead > 0.01:
+                            await asyncio.sleep(ahead)
+                    if len(pending) >= 10_000:
+                        await asyncio.gather(*pending)
+                        pending.clear()
+                        bar.update(summary.sent)
+            await asyncio.gather(*pending)
+            await producer.flush()
+            bar.update(summary.sent)
+        finally:
+            await producer.stop()
     summary.seconds = clock() - start
     return summary
 

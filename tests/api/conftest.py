@@ -11,6 +11,7 @@ import pytest
 import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from redis.backoff import NoBackoff
 
 from firewatch.api.app import create_app
 from firewatch.api.ingest import EngineSink, Intake
@@ -51,7 +52,7 @@ def engine(make_engine: Callable[..., Engine]) -> Engine:
 
 
 def engine_intake(linkage: Linkage, engine: Engine, rules: RuleSet) -> Intake:
-    consumer = LinkageConsumer(linkage, sleep=lambda _: None, max_attempts=1)
+    consumer = LinkageConsumer(linkage, backoff=NoBackoff(), max_attempts=1)
     return Intake(EngineSink(engine, consumer), rules.sources.max_future)
 
 

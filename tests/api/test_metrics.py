@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from redis.backoff import NoBackoff
 
 from firewatch.api.app import create_app
 from firewatch.api.ingest import EngineSink, Intake
@@ -46,7 +47,7 @@ def metered(
 ) -> Iterator[TestClient]:
     """The app as api/server.py builds it: the intake's engine counted on the app's registry."""
     engine_metrics = EngineMetrics(registry)
-    consumer = LinkageConsumer(linkage, sleep=lambda _: None, max_attempts=1)
+    consumer = LinkageConsumer(linkage, backoff=NoBackoff(), max_attempts=1)
     sink = EngineSink(engine, consumer, EngineMeter(engine_metrics, clock))
     intake = Intake(sink, rules.sources.max_future, metrics=engine_metrics)
     app = create_app(settings, linkage, clock, intake, registry=registry)

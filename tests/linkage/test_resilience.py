@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from redis.backoff import NoBackoff
+
 from firewatch.clock import FakeClock
 from firewatch.linkage.consumer import LinkageConsumer
 from firewatch.linkage.model import OrderState, Resolution
@@ -72,12 +74,16 @@ def test_while_redis_is_down_the_consumer_pauses_and_then_loses_nothing(
                 server.stop()  # Redis goes away while batch 2 is on its way
             yield [event(n=10 * b + i) for i in range(1, 11)]
 
-    def sleep(seconds: float) -> None:
-        pulled_at_each_retry.append(len(pulled))
-        if len(pulled_at_each_retry) == 3:
-            server.start()  # ... and comes back after three retries
+    class Waits(NoBackoff):
+        """No wait; at each retry, note how much input was taken."""
 
-    consumer = LinkageConsumer(linkage, sleep=sleep)
+        def compute(self, failures: int) -> float:
+            pulled_at_each_retry.append(len(pulled))
+            if failures == 3:
+                server.start()  # ... and comes back after three retries
+            return 0.0
+
+    consumer = LinkageConsumer(linkage, backoff=Waits())
     totals = consumer.run(batches())
     assert pulled_at_each_retry == [3, 3, 3]  # no new input was taken while Redis was down
     assert consumer.retries == 3
@@ -93,7 +99,7 @@ def test_a_batch_half_applied_before_an_outage_is_not_doubled(
     linkage = Linkage(server.client(), routing, clock)
     batch = [event(n=n) for n in range(1, 21)]
     linkage.consume(batch[:13])  # as if the connection dropped after 13 of the 20 scripts ran
-    consumer = LinkageConsumer(linkage, sleep=lambda s: None)
+    consumer = LinkageConsumer(linkage, backoff=NoBackoff())
     counts = consumer.deliver(batch)  # the whole batch is delivered again
     assert (counts.created, counts.duplicates) == (7, 13)
     row = linkage.report(by=[]).rows[0]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
+from redis.backoff import NoBackoff
 
 from firewatch.clock import FakeClock
 from firewatch.linkage.consumer import LinkageConsumer
@@ -132,7 +133,7 @@ def test_a_consumer_counts_each_failed_call_and_each_retry(
 ) -> None:
     registry = CollectorRegistry()
     faults = LinkageMetrics(registry)
-    consumer = LinkageConsumer(linkage, sleep=lambda s: None, max_attempts=3, observer=faults)
+    consumer = LinkageConsumer(linkage, backoff=NoBackoff(), max_attempts=3, observer=faults)
     calls = 0
 
     def down(events: object) -> None:
