@@ -65,14 +65,8 @@ class SimStream:
 
     def write(self, out: BinaryIO) -> None:
         """Write the lines to `out`, one record per line ("\\n" endings)."""
-        batch: list[bytes] = []
-        for line in self.lines():
-            batch.append(line)
-            if len(batch) == 65_536:
-                out.write(b"\n".join(batch) + b"\n")
-                batch = []
-        if batch:
-            out.write(b"\n".join(batch) + b"\n")
+        for chunk in self.delivery.chunks():
+            out.write(chunk)
 
 
 def build_stream(
@@ -117,7 +111,7 @@ def build_stream(
     for event in noise:
         false_signal(event, bulk, passes, rec, signal_rng)
     lines = SensorLines(bulk, world.sensors, stamps)
-    delivery = deliver(lines, rec.records, rec.times, stamps, (start_s, end_s), rng(7))
+    delivery = deliver(lines, rec.records(), rec.times, stamps, (start_s, end_s), rng(7))
     summary = SimSummary(
         seed=seed,
         start=start,

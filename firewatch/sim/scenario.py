@@ -129,10 +129,18 @@ def plan_fires(
 ) -> list[Fire]:
     fires: list[Fire] = []
     used: set[int] = set()
+    xy = world.sensors.xy
+    tree = shapely.STRtree(shapely.points(xy)) if len(xy) else None
+    near_cell = _NearCell.of(world.grid)
     for i in range(n):
         kind = KINDS[i % len(KINDS)]
         t0, t1 = _fire_times(kind, passes, used, start_s, end_s, rng)
-        x, y, cell, sensor = _fire_place(kind, world, fires, rng)
+        tries: _Tries = (
+            _NearSensor(xy, (0.2, 0.6 if kind == "full" else 0.5))
+            if kind in ("full", "quiet") and tree is not None
+            else near_cell
+        )
+        x, y, cell, sensor = _fire_place(kind, world, fires, tree, tries, rng)
         fires.append(Fire(f"F{i + 1}", kind, x, y, t0, t1, cell, sensor))
     return fires
 
@@ -169,9 +177,14 @@ def _fire_times(
 
 
 def _fire_place(
-    kind: str, world: World, fires: list[Fire], rng: np.random.Generator
+    kind: str,
+    world: World,
+    fires: list[Fire],
+    tree: shapely.STRtree | None,
+    tries: _Tries,
+    rng: np.random.Generator,
 ) -> tuple[float, float, int, int]:
-    """A place for a fire of `kind`: (x, y, cell, the sensor beside it or -1).
+    """A place for a fire of `kind`, drawn by `tries`: (x, y, cell, the sensor beside it or -1).
 
     The first PLACE_TRIES tries ask for everything (spacing, a camera in range, 2 km inside the
     grid, the kind's sensor layout), the next PLACE_TRIES only 4 km between fires, the last any
@@ -180,13 +193,6 @@ def _fire_place(
     (draws.py), and one try of each chunk is drawn for real to check the arrays and to leave the
     generator where the loop would (if it differs, the tries are drawn one by one).
     """
-    sensors = world.sensors
-    tree = shapely.STRtree(shapely.points(sensors.xy)) if len(sensors.xy) else None
-    tries: _Tries = (
-        _NearSensor(sensors.xy, (0.2, 0.6 if kind == "full" else 0.5))
-        if kind in ("full", "quiet") and tree is not None
-        else _NearCell.of(world.grid)
-    )
     tried, chunk, at_once = 0, 64, True
     while tried < 3 * PLACE_TRIES:
         n = min(chunk, 3 * PLACE_TRIES - tried)
@@ -194,8 +200,8 @@ def _fire_place(
         drawn = draws.rounds(rng, n, tries.bound) if at_once else None
         x, y, sensor = tries.at_once(drawn) if drawn else tries.one_by_one(n, rng)
         relax = np.arange(tried, tried + n) // PLACE_TRIES
-        ok, cell = _fitting(kind, world, fires, tree, (x, y, sensor), relax)
-        last = int(ok.argmax()) if ok.any() else n - 1  # the try the loop would stop after
+        fit, cell = _first_fitting(kind, world, fires, tree, (x, y, sensor), relax)
+        last = fit if fit >= 0 else n - 1  # the try the loop would stop after
         if drawn:  # draw it for real: the generator is then where the loop would leave it
             draws.seek(rng, drawn, last)
             real_x, real_y, real_sensor = tries.one_by_one(1, rng)
@@ -205,10 +211,10 @@ def _fire_place(
         elif last < n - 1:
             rng.bit_generator.state = before
             tries.one_by_one(last + 1, rng)
-        if ok[last]:
-            return float(x[last]), float(y[last]), int(cell[last]), int(sensor[last])
+        if fit >= 0:
+            return float(x[fit]), float(y[fit]), cell, int(sensor[fit])
         tried += n
-        chunk = min(2 * chunk, 1024)
+        chunk *= 4
     raise FirewatchError("simulate: found no place for a fire inside the grid")
 
 
@@ -282,32 +288,56 @@ class _NearCell:
         return x, y, np.full(len(drawn), -1, dtype=np.int64)
 
 
-def _fitting(
+def _first_fitting(
     kind: str,
     world: World,
     fires: list[Fire],
     tree: shapely.STRtree | None,
     places: Places,
     relax: IntArray,
-) -> tuple[BoolArray, IntArray]:
-    """Which places meet the rules of their relax level, and their cells (-1: none).
+) -> tuple[int, int]:
+    """The first place that meets the rules of its relax level, and its cell; (-1, -1): none.
 
-    Relax 0: all rules; 1: 4 km from other fires; 2: in a cell. Each rule is tested only on the
-    places that passed the ones before it, cheapest first."""
+    Relax 0: all rules; 1: 4 km from other fires; 2: in a cell. The distance rules are tested
+    on all places at once, the cells and shapely's tests only on the places that passed them, a
+    few at a time and in order, until one fits.
+    """
     x, y, sensor = places
     ok = np.ones(len(x), dtype=bool)
     if fires:
         fx, fy = np.array([[f.x, f.y] for f in fires]).T
-        nearest = np.hypot(x[:, None] - fx[None, :], y[:, None] - fy[None, :]).min(axis=1)
-        ok = (relax == 2) | (nearest >= np.where(relax == 0, 8.0, 4.0))
-    cell = np.full(len(x), -1, dtype=np.int64)
-    todo = np.flatnonzero(ok)
-    cell[todo] = world.grid.locate_all(x[todo], y[todo])
-    ok &= cell >= 0
+        spacing = np.where(relax == 0, 8.0, 4.0)
+        ok = (relax == 2) | (_nearest(x, y, fx, fy, spacing) >= spacing)
     todo = np.flatnonzero(ok & (relax == 0))
     if todo.size:
-        ok[todo] = _strict(kind, world, tree, x[todo], y[todo], sensor[todo])
-    return ok, cell
+        ok[todo] = _in_view(world, x[todo], y[todo])
+    candidates = np.flatnonzero(ok)
+    start, batch = 0, 16
+    while start < len(candidates):
+        some = candidates[start : start + batch]
+        cell = world.grid.locate_all(x[some], y[some])
+        fits = cell >= 0
+        strict = np.flatnonzero(fits & (relax[some] == 0))
+        if strict.size:
+            i = some[strict]
+            fits[strict] = _strict(kind, world, tree, x[i], y[i], sensor[i])
+        if fits.any():
+            k = int(fits.argmax())
+            return int(some[k]), int(cell[k])
+        start += batch
+        batch *= 4
+    return -1, -1
+
+
+def _in_view(world: World, x: FloatArray, y: FloatArray) -> BoolArray:
+    """Rules of relax level 0: a camera within 7 km, the static site 6 km away or more."""
+    ok = np.ones(len(x), dtype=bool)
+    cams = world.cameras.xy
+    if len(cams):
+        ok &= _nearest(x, y, cams[:, 0], cams[:, 1], CAMERA_RANGE_KM - 1) <= CAMERA_RANGE_KM - 1
+    sx, sy = world.static_xy
+    ok &= np.hypot(x - sx, y - sy) >= 6.0
+    return ok
 
 
 def _strict(
@@ -318,7 +348,7 @@ def _strict(
     y: FloatArray,
     sensor: IntArray,
 ) -> BoolArray:
-    """The rules of relax level 0 besides spacing: sensors, a camera, the static site, margin."""
+    """Rules of relax level 0 that ask shapely: the kind's sensors within 2 km, 2 km inside."""
     ok = np.ones(len(x), dtype=bool)
     if kind in ("quiet", "remote"):  # sensors within 2 km: none, or exactly the fire's own
         none = np.zeros((2, 0), dtype=np.int64)
@@ -326,13 +356,24 @@ def _strict(
         count = np.bincount(point, minlength=len(x))
         own = np.bincount(point, weights=near == sensor[point], minlength=len(x))
         ok = count == 0 if kind == "remote" else (count == 1) & (own == 1)
-    cams = world.cameras.xy
-    if len(cams):
-        camera = np.hypot(x[:, None] - cams[None, :, 0], y[:, None] - cams[None, :, 1]).min(axis=1)
-        ok &= camera <= CAMERA_RANGE_KM - 1
-    sx, sy = world.static_xy
-    ok &= np.hypot(x - sx, y - sy) >= 6.0
     return ok & world.grid.well_inside_all(x, y)
+
+
+def _nearest(
+    x: FloatArray, y: FloatArray, px: FloatArray, py: FloatArray, edge: float | FloatArray
+) -> FloatArray:
+    """The distance (km) from each point (x, y) to the nearest of the points (px, py).
+
+    np.hypot where it is within a hair of `edge` (the rule's limit), elsewhere the square root
+    of dx² + dy², about five times faster and only a few ulps off np.hypot: on the same side
+    of `edge`, so rules compare alike."""
+    dx = x[None, :] - px[:, None]  # (other points, points): the minimum runs along rows
+    dy = y[None, :] - py[:, None]
+    nearest: FloatArray = np.sqrt((dx * dx + dy * dy).min(axis=0))
+    close = np.abs(nearest - edge) <= 1e-9 * np.asarray(edge)
+    if close.any():
+        nearest[close] = np.hypot(dx[:, close], dy[:, close]).min(axis=0)
+    return nearest
 
 
 def _around(

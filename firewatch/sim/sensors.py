@@ -4,7 +4,7 @@ Readings are numpy arrays of shape (sensors, steps). Normal readings follow a di
 (temperature 8-32 C, peaking mid-afternoon; humidity 35-95 %, lowest then; CO 0-8 ppm, a little
 higher in the evening) with small noise, and never reach a fire threshold. Fires and sensor glitches
 overwrite single readings in place (`set_reading`), so a sensor never sends two readings at once.
-Lines are formatted from the arrays in a tight loop over prepared per-sensor string pieces.
+Lines are formatted from the arrays many at a time, from tables of byte pieces (columns.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from firewatch.sim.columns import Column, decimals, integers
 from firewatch.sim.timefmt import Stamps
 from firewatch.sim.world import Devices
 
@@ -48,15 +49,16 @@ def normal_readings(
     """Normal readings of sensors with the given reporting phases (seconds after each 10 min)."""
     n = len(phase)
     t = start_s + phase[:, None] + STEP_S * np.arange(steps, dtype=np.int64)[None, :]
-    day = 2 * np.pi * (stamps.local_hour(t) - 14.5) / 24.0
-    evening = 2 * np.pi * (stamps.local_hour(t) - 19.0) / 24.0
+    hour = stamps.local_hour(t)
+    day = np.cos(2 * np.pi * (hour - 14.5) / 24.0)
+    evening = 2 * np.pi * (hour - 19.0) / 24.0
 
     def per_sensor(lo: float, hi: float) -> FloatArray:
         return rng.uniform(lo, hi, size=(n, 1))
 
-    temperature = per_sensor(17, 22) + per_sensor(4, 7) * np.cos(day)
+    temperature = per_sensor(17, 22) + per_sensor(4, 7) * day
     temperature += rng.normal(0.0, 0.4, size=t.shape)
-    humidity = per_sensor(62, 72) - per_sensor(15, 22) * np.cos(day)
+    humidity = per_sensor(62, 72) - per_sensor(15, 22) * day
     humidity += rng.normal(0.0, 2.0, size=t.shape)
     co = per_sensor(0.5, 3.0) + 0.8 * (1 + np.cos(evening)) + rng.normal(0.0, 0.3, size=t.shape)
     return SensorBulk(
@@ -78,28 +80,40 @@ def set_reading(
 
 
 class SensorLines:
-    """Formats bulk readings as JSONL lines (bytes), in the order of the detection contract."""
+    """Formats bulk readings as JSONL lines (bytes), in the order of the detection contract.
+
+    A line is the pieces of `columns`: per sensor (the head with or without an id, its position),
+    per reading (the epoch second of the id, the timestamp, the three readings)."""
 
     def __init__(self, bulk: SensorBulk, sensors: Devices, stamps: Stamps) -> None:
         self.bulk = bulk
         self.stamps = stamps
         self.names = sensors.names
         self.lat, self.lon = sensors.lat.tolist(), sensors.lon.tolist()
-        self.with_id = [f'{{"id":"{name}:' for name in sensors.names]
-        self.after_id = [
-            f'","source":"sensor","device_id":"{name}","observed_at":"' for name in sensors.names
-        ]
-        self.without_id = [
-            f'{{"source":"sensor","device_id":"{n}","observed_at":"' for n in self.names
-        ]
-        self.position = [
-            f'{stamps.suffix}","lat":{lat!r},"lon":{lon!r},"readings":{{"temperature_c":'
-            for lat, lon in zip(self.lat, self.lon, strict=True)
-        ]
         self.temperature = np.round(bulk.temperature.ravel(), 1)
         self.co = np.round(bulk.co.ravel(), 1)
         self.humidity = np.round(bulk.humidity.ravel(), 1)
         self.epoch = bulk.t.ravel()
+        self._heads = [  # sensor s: 2 * s without an id, 2 * s + 1 with one
+            head
+            for name in self.names
+            for head in (
+                f'{{"source":"sensor","device_id":"{name}","observed_at":"',
+                f'{{"id":"{name}:',
+            )
+        ]
+        self._after_id = [
+            f'","source":"sensor","device_id":"{name}","observed_at":"' for name in self.names
+        ]
+        self._position = [
+            f'","lat":{lat!r},"lon":{lon!r},"readings":{{"temperature_c":'
+            for lat, lon in zip(self.lat, self.lon, strict=True)
+        ]
+        self._readings = [  # over all readings: their tables span all values
+            decimals(self.temperature, 1, ',"co_ppm":'),
+            decimals(self.co, 1, ',"humidity_pct":'),
+            decimals(self.humidity, 1, "}}\n"),
+        ]
 
     def device(self, index: int) -> str:
         return self.names[index // self.bulk.steps]
@@ -121,27 +135,21 @@ class SensorLines:
             },
         }
 
-    def lines(self, index: IntArray, has_id: BoolArray) -> list[bytes]:
-        """The lines of the readings at flat `index`, with an "id" where `has_id`."""
-        epoch = self.epoch[index]
-        days, tods = self.stamps.split(epoch)
-        sensors = (index // self.bulk.steps).tolist()
-        temperature = self.temperature[index].tolist()
-        co = self.co[index].tolist()
-        humidity = self.humidity[index].tolist()
-        with_id, after_id, without_id, position = (
-            self.with_id,
-            self.after_id,
-            self.without_id,
-            self.position,
-        )
-        out = []
-        for i, (s, e, keep) in enumerate(
-            zip(sensors, epoch.tolist(), has_id.tolist(), strict=True)
-        ):
-            head = f"{with_id[s]}{e}{after_id[s]}" if keep else without_id[s]
-            out.append(
-                f'{head}{days[i]}{tods[i]}{position[s]}{temperature[i]},"co_ppm":{co[i]},'
-                f'"humidity_pct":{humidity[i]}}}}}'.encode()
-            )
-        return out
+    def columns(self, reading: IntArray, has_id: BoolArray) -> list[Column]:
+        """The pieces of the lines (each ending in a newline) of the readings at flat index
+        `reading`, with an "id" where `has_id`; nothing on rows where `reading` is -1."""
+        if self.bulk.size == 0:
+            return []
+        is_reading = reading >= 0
+        at = np.where(is_reading, reading, 0)
+        sensor = at // self.bulk.steps
+        with_id = is_reading & has_id
+        epoch = self.epoch[at]
+        return [
+            Column(self._heads, np.where(is_reading, 2 * sensor + with_id, -1)),
+            *(c.only(with_id) for c in integers(epoch)),
+            Column(self._after_id, np.where(with_id, sensor, -1)),
+            *(c.only(is_reading) for c in self.stamps.columns(epoch)),
+            Column(self._position, np.where(is_reading, sensor, -1)),
+            *(c.take(at).only(is_reading) for c in self._readings),
+        ]

@@ -33,15 +33,41 @@ CAMERA_SEES = 0.7
 
 @dataclass
 class Recorder:
-    """Collects the camera and satellite records, with unique ids, and who saw which fire."""
+    """Collects the camera and satellite records, with unique ids, and who saw which fire.
+
+    Positions are kept in km as the records come; `records` turns them into degrees (and
+    cameras' bearings) for all records at once."""
 
     world: World
     stamps: Stamps
     end_s: int
-    records: list[dict[str, Any]] = field(default_factory=list)
     times: list[int] = field(default_factory=list)
     camera_times: dict[int, list[int]] = field(default_factory=dict)
+    _records: list[dict[str, Any]] = field(default_factory=list)
+    _xy: list[tuple[float, float]] = field(default_factory=list)  # of each record, km
+    # (record, camera) of each camera record: its bearing is set by `records`
+    _seen_from: list[tuple[int, int]] = field(default_factory=list)
     _used: set[tuple[str, int]] = field(default_factory=set)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The records so far, in the order they came, with their positions in degrees."""
+        if self._records and self._records[-1]["lat"] is None:
+            self._place()
+        return self._records
+
+    def _place(self) -> None:
+        """The records' positions in degrees, and the cameras' bearings to what they saw."""
+        xy = np.array(self._xy)
+        lon, lat = self.world.grid.to_deg(xy[:, 0], xy[:, 1])
+        for record, lat_deg, lon_deg in zip(self._records, lat.tolist(), lon.tolist(), strict=True):
+            record["lat"], record["lon"] = lat_deg, lon_deg
+        if not self._seen_from:
+            return
+        index, cam = np.array(self._seen_from).T
+        dx, dy = (xy[index] - self.world.cameras.xy[cam]).T
+        bearing = np.degrees(np.arctan2(dx, dy)) % 360.0
+        for i, b in zip(index.tolist(), bearing.tolist(), strict=True):
+            self._records[i]["bearing_deg"] = round(b, 1)
 
     def _claim(self, device: str, t: int) -> int:
         while (device, t) in self._used:
@@ -50,30 +76,32 @@ class Recorder:
         return t
 
     def _head(self, source: str, device: str, t: int, x: float, y: float) -> dict[str, Any]:
-        lon, lat = self.world.grid.to_deg(np.array([x]), np.array([y]))
-        return {
+        """A new record; its "lat" and "lon" are set by `records`."""
+        self._xy.append((x, y))
+        self.times.append(t)
+        record = {
             "id": f"{device}:{t}",
             "source": source,
             "device_id": device,
             "observed_at": self.stamps.iso(t),
-            "lat": float(lat[0]),
-            "lon": float(lon[0]),
+            "lat": None,
+            "lon": None,
         }
+        self._records.append(record)
+        return record
 
     def camera(self, cam: int, t: int, x: float, y: float, conf: float, label: str) -> bool:
         if t >= self.end_s:
             return False
         cameras = self.world.cameras
         t = self._claim(cameras.names[cam], t)
-        dx, dy = x - cameras.xy[cam, 0], y - cameras.xy[cam, 1]
+        self._seen_from.append((len(self._records), cam))
         record = self._head("camera", cameras.names[cam], t, x, y)
         record["confidence"] = round(conf, 2)
         record["label"] = label
-        record["bearing_deg"] = round(float(np.degrees(np.arctan2(dx, dy)) % 360.0), 1)
+        record["bearing_deg"] = None  # set by `records`
         record["camera_lat"] = float(cameras.lat[cam])
         record["camera_lon"] = float(cameras.lon[cam])
-        self.records.append(record)
-        self.times.append(t)
         self.camera_times.setdefault(cam, []).append(t)
         return True
 
@@ -87,8 +115,6 @@ class Recorder:
         record["instrument"] = p.instrument
         record["satellite"] = p.satellite
         record["static"] = bool(pixel.get("static", False))
-        self.records.append(record)
-        self.times.append(t)
 
 
 @dataclass
@@ -173,14 +199,15 @@ def _watch(fire: Fire, rec: Recorder, rng: np.random.Generator, seen: Seen) -> N
     if len(cams) == 0:
         return
     d = np.hypot(cams[:, 0] - fire.x, cams[:, 1] - fire.y)
+    nearest = d.argmin()
     for cam in np.flatnonzero(d <= CAMERA_RANGE_KM):
-        if cam != d.argmin() and rng.random() >= CAMERA_SEES:
+        if cam != nearest and rng.random() >= CAMERA_SEES:
             continue
         first = fire.t0 + int(rng.uniform(4, 15) * MINUTE + 40 * d[cam])
         t, reported = first, 0
         while t < fire.t1:
             q = (t - first) / max(fire.t1 - first, 1)
-            conf = float(np.clip(0.55 + 0.40 * q + rng.normal(0, 0.015), 0.5, 0.97))
+            conf = _clip(0.55 + 0.40 * q + rng.normal(0, 0.015), 0.5, 0.97)
             x, y = _estimate(fire, q, rng)
             if rec.camera(int(cam), t, x, y, conf, "flame" if conf >= 0.8 else "smoke"):
                 reported += 1
@@ -192,11 +219,11 @@ def _watch(fire: Fire, rec: Recorder, rng: np.random.Generator, seen: Seen) -> N
 
 def _estimate(fire: Fire, q: float, rng: np.random.Generator) -> tuple[float, float]:
     """A camera's estimate of the fire's position: off by up to 0.5 km, less as it grows."""
-    err = rng.normal(0.0, 0.3 - 0.2 * q, size=2)
-    norm = float(np.hypot(*err))
+    ex, ey = rng.normal(0.0, 0.3 - 0.2 * q, size=2).tolist()
+    norm = float(np.hypot(ex, ey))
     if norm > 0.5:
-        err *= 0.5 / norm
-    return fire.x + float(err[0]), fire.y + float(err[1])
+        ex, ey = ex * (0.5 / norm), ey * (0.5 / norm)
+    return fire.x + ex, fire.y + ey
 
 
 def _pixels(fire: Fire, p: Pass, rec: Recorder, rng: np.random.Generator, seen: Seen) -> None:
@@ -209,11 +236,16 @@ def _pixels(fire: Fire, p: Pass, rec: Recorder, rng: np.random.Generator, seen: 
     offsets *= rng.choice([-1.0, 1.0], size=2)
     scale = 0.35 if p.instrument == "VIIRS" else 1.0
     for k, (ox, oy) in enumerate(offsets.tolist()):
-        conf = float(np.clip(0.45 + 0.5 * progress - 0.08 * k + rng.normal(0, 0.04), 0.4, 0.95))
+        conf = _clip(0.45 + 0.5 * progress - 0.08 * k + rng.normal(0, 0.04), 0.4, 0.95)
         frp = (10 + 290 * progress**1.5) * rng.uniform(0.6, 1.0) * (1 - 0.2 * k) * scale
         x, y = fire.x + ox * scan, fire.y + oy * track
-        rec.satellite(p, x, y, conf, float(np.clip(frp, 5.0, 300.0)), scan=scan, track=track)
+        rec.satellite(p, x, y, conf, _clip(frp, 5.0, 300.0), scan=scan, track=track)
         seen.records["satellite"] += 1
+
+
+def _clip(value: float, lo: float, hi: float) -> float:
+    """np.clip of one float, without numpy's cost per call."""
+    return min(max(value, lo), hi)
 
 
 def static_source(passes: list[Pass], rec: Recorder, rng: np.random.Generator) -> int:

@@ -8,12 +8,16 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
+from firewatch.sim.columns import Column
+
 DAY_S = 86_400
+HOUR_S = 3600
 
 
 @cache
-def _times_of_day() -> list[str]:
-    return [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY_S)]
+def _in_hour(suffix: str) -> list[str]:
+    """'MM:SS' and the UTC offset, of every second of an hour."""
+    return [f"{s // 60:02d}:{s % 60:02d}{suffix}" for s in range(HOUR_S)]
 
 
 class Stamps:
@@ -38,16 +42,19 @@ class Stamps:
             self._days[local_day] = text
         return text
 
-    def split(self, t: NDArray[np.int64]) -> tuple[list[str], list[str]]:
-        """Day prefixes and times of day ('HH:MM:SS') of many epoch seconds."""
-        local = t + self.offset_s
-        tod = _times_of_day()
-        days = [self.day(d) for d in (local // DAY_S).tolist()]
-        return days, [tod[s] for s in (local % DAY_S).tolist()]
+    def columns(self, t: NDArray[np.int64]) -> list[Column]:
+        """The timestamps of many epoch seconds: 'YYYY-MM-DDTHH:' of the local hour, then
+        'MM:SS+08:00' (see columns.join)."""
+        hour, second = np.divmod(t + self.offset_s, HOUR_S)
+        first = int(hour.min()) if hour.size else 0
+        last = int(hour.max()) if hour.size else -1
+        hours = [f"{self.day(h // 24)}{h % 24:02d}:" for h in range(first, last + 1)]
+        return [Column(hours, hour - first), Column(_in_hour(self.suffix), second)]
 
     def iso(self, t: int) -> str:
-        local = t + self.offset_s
-        return f"{self.day(local // DAY_S)}{_times_of_day()[local % DAY_S]}{self.suffix}"
+        day, second = divmod(t + self.offset_s, DAY_S)
+        hh, mm, ss = second // 3600, second // 60 % 60, second % 60
+        return f"{self.day(day)}{hh:02d}:{mm:02d}:{ss:02d}{self.suffix}"
 
     def at(self, t: int) -> datetime:
         return datetime.fromtimestamp(t, self.tz)

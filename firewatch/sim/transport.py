@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from firewatch.sim.columns import Column, join
 from firewatch.sim.sensors import BoolArray, IntArray, SensorLines
 from firewatch.sim.summary import DuplicateLine, LateLine, MalformedLine
 from firewatch.sim.timefmt import Stamps
@@ -64,24 +65,27 @@ class Delivery:
     late: list[LateLine]
 
     def lines(self) -> Iterator[bytes]:
+        """The lines (no newline) in arrival order."""
+        for chunk in self.chunks():
+            yield from chunk.split(b"\n")[:-1]  # no line holds a newline (see _malformed)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The lines in arrival order, each ending in a newline, CHUNK lines at a time."""
         n, n_bulk, n_dup = self.n_records, self.sensor_lines.bulk.size, len(self.dup_source)
+        whole = [
+            (line + b"\n").decode("latin-1") for line in self.special_lines + self.malformed_lines
+        ]
+        malformed_at = len(self.special_lines) - n - n_dup  # malformed entry -> index in whole
         for lo in range(0, len(self.order), CHUNK):
             entry = self.order[lo : lo + CHUNK]
             record = np.where(entry < n, entry, -1)
             copy = (entry >= n) & (entry < n + n_dup)
             record[copy] = self.dup_source[entry[copy] - n]
-            out = [b""] * len(entry)
-            bulk = np.flatnonzero((record >= 0) & (record < n_bulk))
-            index = record[bulk]
-            for pos, line in zip(
-                bulk.tolist(), self.sensor_lines.lines(index, self.has_id[index]), strict=True
-            ):
-                out[pos] = line
-            for pos in np.flatnonzero(record >= n_bulk).tolist():
-                out[pos] = self.special_lines[record[pos] - n_bulk]
-            for pos in np.flatnonzero(record < 0).tolist():
-                out[pos] = self.malformed_lines[entry[pos] - n - n_dup]
-            yield from out
+            reading = np.where(record < n_bulk, record, -1)  # -1: not a sensor reading
+            line = np.where(record < 0, entry + malformed_at, record - n_bulk)  # in `whole`
+            line[reading >= 0] = -1
+            has_id = self.has_id[np.maximum(record, 0)]
+            yield join([*self.sensor_lines.columns(reading, has_id), Column(whole, line)])
 
 
 def deliver(
@@ -102,29 +106,19 @@ def deliver(
     )
     delay = _delays(n, sensor_lines.bulk.special.ravel(), flames, rng)
     arrival = observed * 1000 + delay
-    dup_source = np.union1d(
+    dup_source = _union(
         rng.choice(n, size=round(n * DUPLICATE_SHARE), replace=False),
         rng.choice(flames, size=min(FLAMES_TWICE, len(flames)), replace=False),
     )
     dup_arrival = arrival[dup_source] + rng.integers(5_000, 600_001, size=len(dup_source))
     bad_arrival, bad_lines = _malformed_lines(sensor_lines, window, rng)
-    order = np.argsort(np.concatenate([arrival, dup_arrival, bad_arrival]), kind="stable")
+    order = _arrival_order(np.concatenate([arrival, dup_arrival, bad_arrival]))
     line_of = np.empty(len(order), dtype=np.int64)
     line_of[order] = np.arange(1, len(order) + 1)
     sources = [str(r["source"]) for r in specials]
     counts = Counter({"sensor": n_bulk + int((dup_source < n_bulk).sum())})
     counts.update(sources)
     counts.update(sources[i - n_bulk] for i in dup_source.tolist() if i >= n_bulk)
-
-    def late_line(i: int) -> LateLine:
-        device = sensor_lines.device(i) if i < n_bulk else specials[i - n_bulk]["device_id"]
-        return LateLine(
-            line=int(line_of[i]),
-            device_id=str(device),
-            observed_at=stamps.at(int(observed[i])),
-            delay_s=int(delay[i]) / 1000,
-            beyond_grace=bool(delay[i] > GRACE_MS),
-        )
 
     return Delivery(
         order=order,
@@ -143,14 +137,64 @@ def deliver(
             for i, kind in enumerate(MALFORMED)
         ],
         duplicates=[
-            DuplicateLine(line=int(line_of[n + j]), original_line=int(line_of[i]))
-            for j, i in enumerate(dup_source.tolist())
+            DuplicateLine(line=line, original_line=original)
+            for line, original in zip(
+                line_of[n : n + len(dup_source)].tolist(), line_of[dup_source].tolist(), strict=True
+            )
         ],
-        late=sorted(
-            (late_line(i) for i in np.flatnonzero(delay > MAX_DELAY_MS).tolist()),
-            key=lambda x: x.line,
-        ),
+        late=_late_lines(sensor_lines, specials, stamps, observed, delay, line_of[:n]),
     )
+
+
+def _arrival_order(arrival: IntArray) -> IntArray:
+    """np.argsort(arrival, kind="stable"), three times faster: ties are broken by position in a
+    key of its own for each entry, which numpy's default (SIMD) sort then orders alike."""
+    n = len(arrival)
+    if n == 0 or (int(arrival.max()) - int(arrival.min()) + 1) * n >= 2**63:
+        return np.argsort(arrival, kind="stable")
+    return np.argsort((arrival - arrival.min()) * n + np.arange(n))
+
+
+def _late_lines(
+    sensor_lines: SensorLines,
+    specials: list[dict[str, Any]],
+    stamps: Stamps,
+    observed: IntArray,
+    delay: IntArray,
+    line_of: IntArray,
+) -> list[LateLine]:
+    """The records that arrive more than MAX_DELAY_MS after they were observed, in line order."""
+    late = np.flatnonzero(delay > MAX_DELAY_MS)
+    late = late[np.argsort(line_of[late])]
+    n_bulk = sensor_lines.bulk.size
+
+    def device(i: int) -> str:
+        return sensor_lines.device(i) if i < n_bulk else str(specials[i - n_bulk]["device_id"])
+
+    return [
+        LateLine(
+            line=line,
+            device_id=device(i),
+            observed_at=stamps.at(t),
+            delay_s=d / 1000,
+            beyond_grace=d > GRACE_MS,
+        )
+        for i, line, t, d in zip(
+            late.tolist(),
+            line_of[late].tolist(),
+            observed[late].tolist(),
+            delay[late].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _union(a: IntArray, b: IntArray) -> IntArray:
+    """np.union1d(a, b), without the import of numpy.ma that np.unique makes (40 ms)."""
+    both = np.sort(np.concatenate([a, b]))
+    first = np.ones(len(both), dtype=bool)
+    first[1:] = both[1:] != both[:-1]
+    return both[first]
 
 
 def _delays(n: int, special: BoolArray, flames: IntArray, rng: np.random.Generator) -> IntArray:
