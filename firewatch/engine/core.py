@@ -24,6 +24,7 @@ stats.py), for its metrics; by default nothing is timed.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections import deque
@@ -35,7 +36,9 @@ from functools import cached_property
 import numpy as np
 
 from firewatch.engine.incidents import Tracker
+from firewatch.engine.located import Located
 from firewatch.engine.signals import (
+    SOURCE_CODE,
     Columns,
     CompiledMask,
     Signal,
@@ -57,7 +60,7 @@ from firewatch.engine.stats import EngineStats, Laps
 from firewatch.geo.grid import Grid
 from firewatch.geo.index import LocateIndex
 from firewatch.ingest.validate import detection_id, validate_lines
-from firewatch.model import AnyDetection, IncidentEvent, Outcome, Reject
+from firewatch.model import AnyDetection, IncidentEvent, Outcome, Reject, Source
 from firewatch.rules.model import Mask, RuleSet
 
 
@@ -130,46 +133,87 @@ class Engine:
         sources takes the least advanced source's progress, so none of them looks late)."""
         if not batch:
             return []
-        self.stats.records += len(batch)
+        return self.process_located(self.prepare(batch), hold=hold)
+
+    def prepare(self, batch: list[AnyDetection]) -> Located:
+        """Locate a batch and read its per-record rules (fire signal strength before masks): the
+        part of `process` that needs the records themselves. Changes no state and counts
+        nothing; `process_located` does the rest (a stream worker does the two in different
+        stages)."""
         laps = self.laps
         t = laps.start()
         cols = Columns.of(batch)
         cell = self._locate(cols)
-        located = cell >= 0
         t = laps.lap("locate", t)
         strength = strengths(batch, cols, self.rules)
+        strength[cell < 0] = 0
+        static = np.zeros(len(batch), dtype=bool)
+        if self.rules.sources.satellite.suppress_static:
+            satellites = np.flatnonzero(cols.source == SOURCE_CODE[Source.SATELLITE])
+            static[satellites] = [bool(batch[i].get("static")) for i in satellites]
+        signals = {
+            i: make_signal(d, detection_id(d), float(cols.t[i]), int(strength[i]), int(cell[i]))
+            for i in np.flatnonzero(strength).tolist()
+            for d in (batch[i],)
+        }
+        laps.lap("rules", t)
+        return Located(cols, cell, strength, static, signals, self._cells_key)
+
+    def process_located(self, batch: Located, *, hold: bool = False) -> list[IncidentEvent]:
+        """`process` from a prepared batch: masks, counts, the grace buffer and incidents. A batch
+        located on another grid (a worker of another configuration prepared it) is located
+        again on this engine's."""
+        n = len(batch)
+        if not n:
+            return []
+        if batch.grid != self._cells_key:
+            batch = self._relocated(batch)
+        self.stats.records += n
+        laps = self.laps
+        t = laps.start()
+        cols, cell = batch.cols, batch.cell
+        strength = batch.strength.copy()
+        located = cell >= 0
         masks = list(self._masks.values())
-        supp, by_mask = suppressed(batch, cols, masks, self.rules, located & (strength > 0))
+        supp, by_mask = suppressed(batch.static, cols, masks, self.rules, strength > 0)
         strength[~located | supp] = 0
         self._count(cols, cell, supp, strength, by_mask)
         t = laps.lap("rules", t)
         events: list[IncidentEvent] = []
         # the latest event time seen before each record, in arrival order (for `stale`)
         before = np.maximum.accumulate(np.concatenate(([self._max_t], cols.t[:-1])))
-        for i in np.flatnonzero(strength):
-            d = batch[i]
-            signal = make_signal(
-                d, detection_id(d), float(cols.t[i]), int(strength[i]), int(cell[i])
-            )
-            events += self._admit(signal, float(before[i]))
+        for i in np.flatnonzero(strength).tolist():
+            events += self._admit(batch.signals[i], float(before[i]))
         self._max_t = max(self._max_t, float(cols.t.max()))
         if not hold:
             events += self._release(self._max_t - self._grace)
         laps.lap("incidents", t)
         return events
 
-    def regions(self, batch: list[AnyDetection]) -> list[str | None]:
-        """Each detection's region key (incidents.region_level of its cell; `*` without a level),
-        None outside every cell: how stream workers route detections to incident state."""
-        if not batch:
-            return []
-        cell = self._locate(Columns.of(batch))
+    def _relocated(self, batch: Located) -> Located:
+        cell = self._locate(batch.cols)
+        strength = np.where(cell >= 0, batch.strength, 0).astype(np.int8)
+        signals = {
+            i: dataclasses.replace(s, cell=int(cell[i]))
+            for i, s in batch.signals.items()
+            if cell[i] >= 0
+        }
+        return Located(batch.cols, cell, strength, batch.static, signals, self._cells_key)
+
+    def regions(self, batch: Located) -> tuple[np.ndarray, list[str]]:
+        """Each record's region (incidents.region_level of its cell; `*` without a level) as an
+        index into the names returned, -1 outside every cell: how stream workers route
+        detections to incident state."""
+        codes, names = self._region_codes
+        return np.where(batch.cell >= 0, codes[batch.cell], -1), names
+
+    @cached_property
+    def _region_codes(self) -> tuple[np.ndarray, list[str]]:
         level = self.rules.incidents.region_level
-        cells = self.grid.cells
-        return [
-            None if c < 0 else ((getattr(cells[c], level) or "-") if level else "*")
-            for c in cell.tolist()
-        ]
+        keys = [((getattr(c, level) or "-") if level else "*") for c in self.grid.cells]
+        names = sorted(set(keys))
+        where = {name: i for i, name in enumerate(names)}
+        return np.array([where[k] for k in keys], np.int64), names
 
     def advance(self, now: datetime) -> list[IncidentEvent]:
         """Move the watermark to `now` minus the grace period: a live worker's clock tick, or the

@@ -99,23 +99,22 @@ class Columns:
 
 
 def suppressed(
-    batch: list[AnyDetection],
+    static: np.ndarray,
     cols: Columns,
     masks: list[CompiledMask],
     rules: RuleSet,
     candidates: np.ndarray,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Which candidates (located fire signals) are suppressed, and how many per mask name
-    (`static`: FIRMS type 2). A normal sensor reading inside a mask is no fire signal: it is not
-    counted as suppressed."""
-    out = np.zeros(len(batch), dtype=bool)
+    (`static`: a satellite pixel flagged static, FIRMS type 2). A normal sensor reading inside a
+    mask is no fire signal: it is not counted as suppressed."""
+    out = np.zeros(len(static), dtype=bool)
     counts: dict[str, int] = {}
     if rules.sources.satellite.suppress_static:
-        sat = np.flatnonzero(candidates & (cols.source == SOURCE_CODE[Source.SATELLITE]))
-        static = sat[[bool(batch[i].get("static")) for i in sat]] if sat.size else sat
-        out[static] = True
-        if static.size:
-            counts["static"] = int(static.size)
+        flagged = np.flatnonzero(candidates & static)
+        out[flagged] = True
+        if flagged.size:
+            counts["static"] = int(flagged.size)
     for cm in masks:
         codes = [SOURCE_CODE[Source(s)] for s in cm.sources]
         hit = (

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 from firewatch.metrics import StreamMetrics
@@ -86,7 +85,7 @@ async def run_locate(
         marker = worker.marker(caught_up, sources)
         if marker is None:
             return []
-        marked = time.monotonic()
+        marked = worker.timer()
         return [(topics.located, MARKER, marker, q) for q in range(topics.partitions)]
 
     await producer.start()
@@ -94,7 +93,7 @@ async def run_locate(
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=LOCATE_BATCH)
-            now = time.monotonic()
+            now = worker.timer()
             if now - checked >= 0.5:
                 try:
                     where_now, checked = await positions(consumer), now
@@ -107,7 +106,7 @@ async def run_locate(
                     if metrics is not None:
                         record_lag(metrics, topics.detections, where_now)
                     if caught_up >= {tp.partition for tp in consumer.assignment()}:
-                        worker.read_out_at = time.monotonic()  # the broker: nothing left to read
+                        worker.read_out_at = worker.timer()  # the broker: nothing left to read
             if not batches:
                 if not consumer.assignment():  # in a rebalance: input paused, not ended
                     worker.last_input = now
@@ -140,7 +139,7 @@ async def run_locate(
                     with contextlib.suppress(IllegalStateError):  # moved away meanwhile
                         consumer.seek(tp, records[0].offset)
                 continue
-            began = time.perf_counter()
+            began = worker.timer()
             try:
                 await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
             except (KafkaError, IllegalStateError) as exc:
@@ -151,7 +150,7 @@ async def run_locate(
                 log.warning("%s: batch not committed, it will be read again: %r", where, exc)
             else:
                 if metrics is not None:
-                    metrics.commit_latency.observe(time.perf_counter() - began)
+                    metrics.commit_latency.observe(worker.timer() - began)
     finally:
         await consumer.stop()
         await producer.stop()

@@ -1,10 +1,11 @@
 """The stream worker's two stages as plain logic, apart from Kafka and Faust (tests drive it).
 
 `locate` turns one detection partition's batch into dead letters and one message per region
-(the valid lines as they came, newline-joined, in envelopes under the broker's size limit), and
-records how far in event time each detection partition has been forwarded (progress.py);
-`incidents` runs one Engine per region over a located partition's messages and progress markers,
-and releases what the least advanced detection partition allows.
+(the batch validated, located and its per-record rules read once, `Engine.prepare`, in columns:
+wire.py, in messages under the broker's size limit), and records how far in event time each
+detection partition has been forwarded (progress.py); `incidents` runs one Engine per region
+over a located partition's messages (`Engine.process_located`: no JSON, no geometry) and
+progress markers, and releases what the least advanced detection partition allows.
 
 Wall-clock time comes from an injected Clock: a detection observed more than
 `sources.max_future` after it is read is rejected (`future_timestamp`), and no progress marker
@@ -21,16 +22,20 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence, Set
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import orjson
 
 from firewatch.clock import Clock, SystemClock
 from firewatch.engine.core import Engine
+from firewatch.engine.located import Located
 from firewatch.ingest.validate import Problem, make_reject, validate_lines
 from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
-from firewatch.model import IncidentEvent, Reject, RejectReason
+from firewatch.model import AnyDetection, IncidentEvent, Reject, RejectReason
 from firewatch.rules.model import Mask
 from firewatch.settings import Settings
+from firewatch.stream import wire
 from firewatch.stream.masks import ClosedLoopMasks
 from firewatch.stream.progress import Progress
 from firewatch.stream.topics import Topics
@@ -116,12 +121,12 @@ class Worker:
         self.sources: dict[int, int] = {}  # located p -> detection partitions, as markers say
         self.engines: dict[bytes, tuple[int, Engine]] = {}  # region -> (located partition, engine)
         self.masks = ClosedLoopMasks()  # false-alarm masks from the masks topic
-        self.last_input = time.monotonic()
+        self.timer = timer  # the stages' monotonic clock: durations, idle and quiet times
+        self.last_input = timer()
         self.read_out_at = 0.0  # when the broker last said every assigned partition is read out
         self.counts: Counter[str] = Counter()  # records rejected, outside, located
         # engine metrics (latency by this clock), from every region's engine and the locate stage
         self.meter = EngineMeter(metrics, self.clock) if metrics is not None else None
-        self.timer = timer  # a monotonic timer: the stages' durations, for the metrics
 
     # -- locate -------------------------------------------------------------------------------
     def locate(
@@ -137,7 +142,7 @@ class Worker:
         raw = [v or b"" for v in values]
         not_after = self.clock.now() + self.max_future
         began = self.timer()
-        detections, kept, rejects = validate_lines(
+        detections, _, rejects = validate_lines(
             raw,
             f"{topic}[{partition}]",
             first_line=None,
@@ -155,19 +160,20 @@ class Worker:
             for r in rejects
         ]
         validated = self.timer()
-        routed: dict[str, list[bytes]] = defaultdict(list)
-        outside: list[str] = []
-        regions = self.locator.regions(detections)
-        for d, i, region in zip(detections, kept, regions, strict=True):
-            if region is None:
-                outside.append(d["source"])  # outside every cell: nothing to route it to
-                continue
-            routed[region].append(raw[i])
+        prepared = self.locator.prepare(detections)
+        codes, names = self.locator.regions(prepared)
+        # in no cell: nothing to route it to
+        outside = [detections[i]["source"] for i in np.flatnonzero(codes < 0).tolist()]
         # one message per region and batch: Kafka's per-message cost, not per detection
-        out = [(r.encode(), e) for r, lines in routed.items() for e in envelopes(lines)]
-        self.counts.update(
-            rejected=len(rejects), outside=len(outside), located=sum(map(len, routed.values()))
-        )
+        out = [
+            (names[code].encode(), message)
+            for code in np.unique(codes[codes >= 0]).tolist()
+            for message in wire.messages(
+                prepared.take(np.flatnonzero(codes == code)), ENVELOPE_BYTES
+            )
+        ]
+        located = len(detections) - len(outside)
+        self.counts.update(rejected=len(rejects), outside=len(outside), located=located)
         if self.meter is not None:
             self.meter.timed(VALIDATE, validated - began)
             self.meter.timed("locate", self.timer() - validated)
@@ -247,7 +253,7 @@ class Worker:
     ) -> tuple[list[IncidentEvent], set[bytes]]:
         """One located partition's batch: incident events, and the regions whose state changed."""
         where = f"{self.topics.located}[{partition}]"
-        by_region: dict[bytes, list[bytes]] = defaultdict(list)
+        by_region: dict[bytes, list[Located | list[bytes]]] = defaultdict(list)
         for key, value in records:
             if key == MARKER:
                 seen = self.progress[partition]
@@ -256,25 +262,27 @@ class Worker:
                     seen[source] = max(seen.get(source, t), t)
                 if sources:
                     self.sources[partition] = sources
-            elif key and value:
-                by_region[key] += value.split(b"\n")
+            elif key and wire.is_columns(value):
+                try:
+                    by_region[key].append(wire.decode(value))
+                except wire.WireError as exc:
+                    log.warning("%s: region %r: %s; skipped", where, key, exc)
+            elif key and value:  # the JSON lines an earlier version's locate stage sent
+                by_region[key].append(value.split(b"\n"))
             else:  # only `locate` writes here; anything else is skipped, loudly
                 log.warning("%s: message without a region key or value skipped", where)
         events: list[IncidentEvent] = []
         by_engine: dict[bytes, list[IncidentEvent]] = defaultdict(list)  # for the metrics
-        for region, lines in by_region.items():
+        for region, parts in by_region.items():
             engine = self.engine_for(region, partition, saved(region))
-            # checked against the clock where they arrived (locate): not again here, where a
-            # clock a few minutes behind would drop what locate accepted
-            began = self.timer()
-            detections, _, rejects = validate_lines(lines, where, first_line=None)
-            if self.meter is not None:
-                self.meter.timed(VALIDATE, self.timer() - began)
-            if rejects:
-                log.warning("%s: %d located records invalid, skipped", where, len(rejects))
-            processed = engine.process(detections, hold=True)
-            events += processed
-            by_engine[region] += processed
+            for part in _runs(parts):
+                processed = (
+                    engine.process_located(part, hold=True)
+                    if isinstance(part, Located)
+                    else engine.process(self._earlier(part, where), hold=True)
+                )
+                events += processed
+                by_engine[region] += processed
         watermark = self.watermark(partition)
         for region, (p, engine) in self.engines.items():
             if p == partition and watermark is not None:
@@ -284,6 +292,18 @@ class Worker:
                     by_engine[region] += released
         self._count(by_engine)
         return events, set(by_engine)
+
+    def _earlier(self, lines: list[bytes], where: str) -> list[AnyDetection]:
+        """The JSON lines of an earlier version's located message, validated again (checked
+        against the clock where they arrived, not here, where a clock a few minutes behind
+        would drop what locate accepted)."""
+        began = self.timer()
+        detections, _, rejects = validate_lines(lines, where, first_line=None)
+        if self.meter is not None:
+            self.meter.timed(VALIDATE, self.timer() - began)
+        if rejects:
+            log.warning("%s: %d located records invalid, skipped", where, len(rejects))
+        return detections
 
     def _count(self, by_engine: dict[bytes, list[IncidentEvent]]) -> None:
         """The engines that processed input or released events: what they counted, and their
@@ -333,6 +353,29 @@ class Worker:
                 by_engine[region] = released
         self._count(by_engine)
         return [e for events in by_engine.values() for e in events], set(by_engine)
+
+
+def _runs(parts: list[Located | list[bytes]]) -> Iterator[Located | list[bytes]]:
+    """A region's located messages of one batch, consecutive ones of a format (and, in columns,
+    of a grid) joined."""
+    run: list[Any] = []
+    for part in parts:
+        if run and _kind(part) != _kind(run[0]):
+            yield _joined(run)
+            run = []
+        run.append(part)
+    if run:
+        yield _joined(run)
+
+
+def _kind(part: Located | list[bytes]) -> str | None:
+    return part.grid if isinstance(part, Located) else None
+
+
+def _joined(run: list[Any]) -> Located | list[bytes]:
+    if isinstance(run[0], Located):
+        return Located.concat(run)
+    return [line for lines in run for line in lines]
 
 
 def _progress(value: bytes, where: str) -> tuple[dict[int, float], int | None]:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -170,7 +169,7 @@ def build_app(
         # taken first: what the agent adds while this awaits belongs to the next checkpoint
         regions, pending.regions = pending.regions, set()
         events, pending.events = pending.events, []
-        pending.due = time.monotonic() + snapshot_every
+        pending.due = worker.timer() + snapshot_every
         save(regions)
         for event in events:
             await pending.stream.ack(event)
@@ -204,7 +203,7 @@ def build_app(
             await worker.masks.ready.wait()
         async for batch in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
             if any(e.key != MARKER for e in batch):  # progress markers are not input
-                worker.last_input = time.monotonic()
+                worker.last_input = worker.timer()
             for partition, group in _by_partition(batch).items():
                 records = [(e.key, e.value) for e in group]
                 events, touched = worker.incidents(partition, records, saved)
@@ -212,7 +211,7 @@ def build_app(
                 pending.regions |= touched
             pending.events += batch
             # a rebalance or shutdown waits for these messages to be acked: do it at once
-            if app.should_stop or app.rebalancing or time.monotonic() >= pending.due:
+            if app.should_stop or app.rebalancing or worker.timer() >= pending.due:
                 await checkpoint()
 
     @app.timer(snapshot_every)  # type: ignore[untyped-decorator]
@@ -223,8 +222,8 @@ def build_app(
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def idle() -> None:
         if app.rebalancing:  # revoking, assigning or recovering: input paused, not ended
-            worker.last_input = time.monotonic()
-        now = time.monotonic()
+            worker.last_input = worker.timer()
+        now = worker.timer()
         if now - worker.last_input < idle_release or now - worker.read_out_at > READ_OUT_FRESH:
             return  # input came lately, or the broker has not said lately that none is left
         worker.load_all(state.data)
@@ -237,7 +236,7 @@ def build_app(
 
     @app.timer(5.0)  # type: ignore[untyped-decorator]
     async def watchdog() -> None:
-        stalled = watch.check(time.monotonic())
+        stalled = watch.check(worker.timer())
         if stalled:
             log.error(
                 "%s: %s; exiting (%d) to be started again", app.conf.id, stalled, EXIT_STALLED

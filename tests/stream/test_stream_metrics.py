@@ -69,7 +69,7 @@ def test_both_stages_count_what_they_do(make_engine: Callable[..., Engine]) -> N
     # the worker's clock is a day after the camera's event time
     latency = "firewatch_engine_event_latency_seconds_sum"
     assert value(registry, latency, event="opened") == 86400
-    assert value(registry, count, stage="validate") == 2  # locate's, and incidents' own
+    assert value(registry, count, stage="validate") == 1  # locate's only: validated once
     assert value(registry, count, stage="incidents") == 1
 
 

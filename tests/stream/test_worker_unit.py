@@ -21,7 +21,8 @@ from firewatch.model import EventKind
 from firewatch.rules.model import Circle, Mask, MaskReason
 from firewatch.settings import Settings
 from firewatch.stream.locate import run_locate
-from firewatch.stream.stages import MARKER, Worker, envelopes, pack_state, unpack_state
+from firewatch.stream import wire
+from firewatch.stream.stages import MARKER, Worker, pack_state, unpack_state
 from firewatch.stream.watchdog import RecoveryWatch
 
 from ..engine.conftest import T0, camera, sensor
@@ -58,18 +59,28 @@ def test_bad_records_become_dead_letters_and_the_rest_is_routed(worker: Worker) 
     assert all(d["partition"] == 3 and d["topic"] == worker.topics.detections for d in letters)
     assert [d["raw"] for d in letters] == [(v or b"").decode(errors="replace") for v, _ in bad]
     assert [k for k, _ in out] == [b"test"]  # the grid's one district: one message
-    assert out[0][1].split(b"\n") == good
+    located = wire.decode(out[0][1])  # the two good records, in columns, their cell found
+    assert located.cols.lat.tolist() == [orjson.loads(g)["lat"] for g in good]
+    assert (
+        located.cell.tolist()
+        == worker.locator.prepare(
+            [orjson.loads(g) | {"observed_at": T0} for g in good]
+        ).cell.tolist()
+    )
+    assert located.cell.min() >= 0 and sorted(located.signals) == [0]  # the camera's 0.9
     assert worker.counts == {"rejected": len(bad), "outside": 1, "located": 2}
     assert list(orjson.loads(worker.marker() or b"{}")) == ["3"]
 
 
-def test_envelopes_keep_each_line_whole_and_stay_under_the_limit() -> None:
-    lines = [b'{"a": %d}' % i for i in range(100)] + [b'{\n"multi": "line"\n}', b"x" * 300]
-    messages = list(envelopes(lines, limit=200))
-    assert all(len(m) <= 200 for m in messages[:-1]) and messages[-1] == b"x" * 300
-    assert [orjson.loads(line) for m in messages[:-1] for line in m.split(b"\n")] == [
-        orjson.loads(line) for line in lines[:-1]
-    ]
+def test_located_messages_of_an_earlier_version_are_still_read(worker: Worker) -> None:
+    """A rolling upgrade: the located topic holds JSON lines sent by the earlier locate stage."""
+    lines = [orjson.dumps(camera("c", 0, 0.9)), orjson.dumps(sensor("s", 1, temp=20))]
+    earlier = [(b"test", b"\n".join(lines))]
+    now, _ = worker.locate(0, [orjson.dumps(camera("c2", 2, 0.95))], [0])
+    events, touched = worker.incidents(0, [*earlier, *now], lambda region: None)
+    assert touched == {b"test"}
+    engine = worker.engines[b"test"][1]
+    assert engine.stats.records == 3 and engine.stats.as_dict()["outcomes"]["incident"] == 2
 
 
 def test_nothing_is_released_until_every_source_partition_has_reported(worker: Worker) -> None:
@@ -261,7 +272,7 @@ def test_a_future_record_is_rejected_and_moves_no_progress(worker: Worker) -> No
     broken = orjson.dumps({**sensor("s2", 0, temp=20), "observed_at": "2099-01-01T00:00:00+00:00"})
     out, dead = worker.locate(0, [honest, broken], [0, 1], [1, 1])
     assert [orjson.loads(d)["reason"] for d in dead] == ["future_timestamp"]
-    assert out[0][1] == honest
+    assert wire.decode(out[0][1]).cols.t.tolist() == [(T0 + timedelta(minutes=30)).timestamp()]
     assert orjson.loads(worker.marker() or b"{}") == {"0": (T0 + timedelta(minutes=30)).timestamp()}
 
 
