@@ -69,8 +69,8 @@ topic.
 - Baseline, same run: the engine alone on the same lines (`firewatch replay` in the
   benchmark's process, median of as many runs); target: one worker carries at least 0.7 of it,
   and at least 150,000 detections/s (issue #11).
-- Second baseline, same run: a naive Faust agent (benchmarks/naive_worker.py) that awaits per event and
-  calls the engine with one detection at a time, on a 6 h stream of the same sensors.
+- Second baseline, same run: a naive Faust agent (benchmarks/naive_worker.py) that awaits per
+  event and calls the engine with one detection at a time, on a 6 h stream of the same sensors.
 - Latency: a 72 h stream with 360 fires offered at 10,000 records/s to a running worker; for each
   opened/updated event, the time it is read from the incidents topic minus the time the detection
   at its observed_at was produced. It includes the rules' 10 min grace period, which is event
