@@ -20,8 +20,8 @@ from firewatch.engine.core import Engine
 from firewatch.model import EventKind
 from firewatch.rules.model import Circle, Mask, MaskReason
 from firewatch.settings import Settings
-from firewatch.stream.locate import run_locate
 from firewatch.stream import wire
+from firewatch.stream.locate import run_locate
 from firewatch.stream.stages import MARKER, Worker, pack_state, unpack_state
 from firewatch.stream.watchdog import RecoveryWatch
 
@@ -77,7 +77,7 @@ def test_located_messages_of_an_earlier_version_are_still_read(worker: Worker) -
     lines = [orjson.dumps(camera("c", 0, 0.9)), orjson.dumps(sensor("s", 1, temp=20))]
     earlier = [(b"test", b"\n".join(lines))]
     now, _ = worker.locate(0, [orjson.dumps(camera("c2", 2, 0.95))], [0])
-    events, touched = worker.incidents(0, [*earlier, *now], lambda region: None)
+    _, touched = worker.incidents(0, [*earlier, *now], lambda region: None)
     assert touched == {b"test"}
     engine = worker.engines[b"test"][1]
     assert engine.stats.records == 3 and engine.stats.as_dict()["outcomes"]["incident"] == 2
