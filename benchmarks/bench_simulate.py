@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_engine import GRID, engine_factory, run_engine  # noqa: E402
 from machine import describe, write_section  # noqa: E402
 
-from firewatch.sim.demo import DEMO_DAYS, DEMO_FIRES, DEMO_SEED, DEMO_SENSORS  # noqa: E402
+from firewatch.sim.defaults import DEMO_DAYS, DEMO_FIRES, DEMO_SEED, DEMO_SENSORS  # noqa: E402
 from firewatch.sim.season import write_season  # noqa: E402
 from firewatch.sim.world import SimGrid, read_grid  # noqa: E402
 from firewatch.simulate import build_stream  # noqa: E402

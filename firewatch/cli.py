@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fires", type=int, default=5)
     p.set_defaults(func=_simulate)
 
-    from firewatch.sim import demo
+    from firewatch.sim import defaults as demo
 
     p = sub.add_parser(
         "demo",

@@ -206,7 +206,7 @@ def test_default_streams_lie_before_any_clock_a_replay_reads(run: Run) -> None:
     demo season (DEMO_DAYS from START) must end before 2026-11-28, when this was written, so that
     they replay whole on any machine whose clock is later; a stream for another time is
     replayed with `--now` (after its end: every record is observed by START + hours)."""
-    from firewatch.sim.demo import DEMO_DAYS
+    from firewatch.sim.defaults import DEMO_DAYS
 
     written = datetime(2026, 11, 28, tzinfo=UTC)
     newest = max(datetime.fromisoformat(r["observed_at"]) for r in run.records.values())

@@ -16,10 +16,8 @@ import redis
 
 from firewatch.errors import FirewatchError
 from firewatch.linkage import inbox, server
-from firewatch.linkage.consumer import LinkageConsumer, read_events
 from firewatch.linkage.model import Order, Resolution
 from firewatch.linkage.service import Linkage
-from firewatch.runtime import open_linkage
 from firewatch.settings import Settings
 
 
@@ -34,6 +32,8 @@ def _client(settings: Settings) -> redis.Redis:
 
 
 def _linkage(args: argparse.Namespace) -> Linkage:
+    from firewatch.runtime import open_linkage  # imported when run: the CLI starts fast
+
     return open_linkage(_settings(args))
 
 
@@ -51,6 +51,8 @@ def _print_order(order: Order, as_json: bool) -> None:
 
 
 def _consume(args: argparse.Namespace) -> int:
+    from firewatch.linkage.consumer import LinkageConsumer, read_events  # imports the engine
+
     consumer = LinkageConsumer(_linkage(args))
     totals = consumer.run(read_events(args.events, args.batch_size))
     print(

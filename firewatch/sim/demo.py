@@ -25,14 +25,16 @@ from firewatch.metrics import CollectorRegistry, EngineMetrics, LinkageMetrics, 
 from firewatch.rules.model import RoutingRules
 from firewatch.runtime import open_engine
 from firewatch.settings import Settings
+from firewatch.sim.defaults import (
+    DEMO_BATCH_SIZE,
+    DEMO_DAYS,
+    DEMO_FIRES,
+    DEMO_REDIS_DIR,
+    DEMO_SEED,
+    DEMO_SENSORS,
+)
 from firewatch.sim.season import SeasonMetrics, SeasonResult, run_season, write_season
 from firewatch.simulate import START, SimSummary
-
-# `firewatch demo --no-serve`: 268 warnings in about 10 s here (3 s simulating, 5 s the season).
-DEMO_SEED, DEMO_DAYS, DEMO_FIRES, DEMO_SENSORS = 1, 10.0, 330, 30
-DEMO_BATCH_SIZE = 500  # about 2 h of the demo stream: masks reach the engine within a batch
-DEMO_REDIS_DIR = Path("var/demo-redis")  # the demo's own embedded Redis, emptied at every run
-DEMO_SPEED = 1440.0  # served: simulated seconds per wall second, the 10 days in 10 minutes
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ from firewatch.linkage.server import connect
 from firewatch.linkage.service import Linkage
 from firewatch.model import AnyDetection
 from firewatch.settings import Settings
-from firewatch.sim.demo import DEMO_SPEED, DemoSeason, Prepared, prepare
+from firewatch.sim.defaults import DEMO_SPEED
+from firewatch.sim.demo import DemoSeason, Prepared, prepare
 from firewatch.sim.season import TAIL
 from firewatch.sim.summary import SimFire
 from firewatch.simulate import START
