@@ -25,8 +25,11 @@ class Bar:
     """One task's progress: the records handled so far and the time, and with a `total` (bytes of
     input, known beforehand) a bar, its percentage and the time left."""
 
-    def __init__(self, stream: IO[str], description: str, total: float | None = None) -> None:
-        self.enabled = stream.isatty()
+    def __init__(
+        self, stream: IO[str] | None, description: str, total: float | None = None
+    ) -> None:
+        """`stream` None: nothing is shown (a caller that did not ask for progress)."""
+        self.enabled = stream is not None and stream.isatty()
         columns: list[ProgressColumn] = [TextColumn(description)]
         if total is not None:
             columns += [BarColumn(), TaskProgressColumn()]

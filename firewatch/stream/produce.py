@@ -92,7 +92,7 @@ async def produce(
     except KafkaConnectionError as exc:
         raise KafkaError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from None
     start = clock()
-    with Bar(progress or sys.stderr, f"produce to {topic}") as bar:
+    with Bar(progress, f"produce to {topic}") as bar:
         try:
             pending: list[asyncio.Future[object]] = []
             for path in paths:
