@@ -21,6 +21,7 @@ from firewatch.settings import Settings
 from firewatch.simulate import write_stream
 from firewatch.stream.consume import consume_main
 from firewatch.stream.topics import Topics, ensure_topics
+from firewatch.stream.watchdog import EXIT_STALLED
 
 from ..kafka_fixtures import KafkaTestClient
 from .conftest import ROOT, Processes, saved_states
@@ -52,12 +53,23 @@ def _raw(kafka: KafkaTestClient, topics: Topics) -> list[bytes]:
 
 
 def _wait_for(
-    kafka: KafkaTestClient, topics: Topics, expected: set[bytes], timeout: float = 120
+    kafka: KafkaTestClient,
+    topics: Topics,
+    expected: set[bytes],
+    timeout: float = 120,
+    supervise: tuple[Processes, list[subprocess.Popen[bytes]]] | None = None,
 ) -> list[bytes]:
-    """The raw incidents topic once it holds every expected event (or at the timeout)."""
+    """The raw incidents topic once it holds every expected event (or at the timeout). With
+    `supervise`, a worker that exits EXIT_STALLED (its state-table recovery made no progress: it
+    asks to be started again) is started again, as compose's `restart:` does (README, Faults)."""
     deadline = time.monotonic() + timeout
     got: list[bytes] = []
     while time.monotonic() < deadline:
+        if supervise is not None:
+            procs, workers = supervise
+            for i, worker in enumerate(workers):
+                if worker.poll() == EXIT_STALLED:
+                    workers[i] = procs.worker()
         got = _raw(kafka, topics)
         if set(got) >= expected:
             time.sleep(1)  # anything wrong still on its way shows up too
@@ -234,13 +246,13 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
     expected = _replayed(tmp_path, [stream])
     first = procs.worker()
     producer = _offer_until_events(topics, stream, rate=2500)  # ~23 s of input
-    procs.worker()  # a second worker joins: both consumer groups rebalance
+    second = procs.worker()  # a second worker joins: both consumer groups rebalance
     time.sleep(6)
     first.terminate()  # the first leaves: its partitions move to the second
     assert first.wait(timeout=60) == 0, procs.log_tail()
     assert producer.poll() is None  # all of it while input still arrives
     assert producer.wait(timeout=120) == 0
-    raw = _wait_for(kafka, topics, expected)
+    raw = _wait_for(kafka, topics, expected, timeout=180, supervise=(procs, [second]))
     assert _same_events(raw, expected, copies=True) is None, procs.log_tail()
 
 
