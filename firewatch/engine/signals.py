@@ -1,14 +1,18 @@
 """Rules, per batch: which located detections are a fire signal, which are suppressed.
 
-Vectorised over the batch with numpy; the only per-record Python work is reading the validated
-dicts into columns and building a `Signal` for the few records that are fire signals.
+Vectorised over the batch with numpy; the only per-record work is reading the validated dicts
+into columns (C-level passes: map, itemgetter) and building a `Signal` for the few records that
+are fire signals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -21,6 +25,8 @@ from firewatch.rules.model import Mask, RuleSet
 
 SOURCE_CODE = {Source.SENSOR: 0, Source.CAMERA: 1, Source.SATELLITE: 2}
 _KM_PER_DEG_LAT = 110.574
+_OBSERVED_AT, _LAT, _LON, _SOURCE = (itemgetter(k) for k in ("observed_at", "lat", "lon", "source"))
+_CONFIDENCE, _READINGS = itemgetter("confidence"), itemgetter("readings")
 
 
 class Strength(IntEnum):
@@ -89,12 +95,14 @@ class Columns:
 
     @classmethod
     def of(cls, batch: list[AnyDetection]) -> Columns:
+        # one C-level pass per column (map and itemgetter: no Python frame per record); the
+        # event time is most of it (datetime.timestamp, benchmarks/README.md "Engine")
         n = len(batch)
         return cls(
-            t=np.fromiter((d["observed_at"].timestamp() for d in batch), np.float64, n),
-            lat=np.fromiter((d["lat"] for d in batch), np.float64, n),
-            lon=np.fromiter((d["lon"] for d in batch), np.float64, n),
-            source=np.fromiter((SOURCE_CODE[d["source"]] for d in batch), np.int8, n),  # type: ignore[index]
+            t=np.fromiter(map(datetime.timestamp, map(_OBSERVED_AT, batch)), np.float64, n),
+            lat=np.fromiter(map(_LAT, batch), np.float64, n),
+            lon=np.fromiter(map(_LON, batch), np.float64, n),
+            source=np.fromiter(map(SOURCE_CODE.__getitem__, map(_SOURCE, batch)), np.int8, n),
         )
 
 
@@ -135,22 +143,30 @@ def suppressed(
 
 def strengths(batch: list[AnyDetection], cols: Columns, rules: RuleSet) -> np.ndarray:
     """Per record: 0 (no fire signal), Strength.SUSPECT or Strength.STRONG."""
-    n = len(batch)
-    out = np.zeros(n, dtype=np.int8)
-    conf = np.fromiter((d.get("confidence") or 0.0 for d in batch), np.float64, n)
+    out = np.zeros(len(batch), dtype=np.int8)
     cam = cols.source == SOURCE_CODE[Source.CAMERA]
+    sat = cols.source == SOURCE_CODE[Source.SATELLITE]
+    rated = np.flatnonzero(cam | sat)  # a camera's and a satellite's confidence is required
+    conf = np.zeros(len(batch), dtype=np.float64)
+    conf[rated] = np.fromiter(map(_CONFIDENCE, _rows(batch, rated)), np.float64, len(rated))
     cr = rules.sources.camera
     out[cam & (conf >= cr.suspect_confidence)] = Strength.SUSPECT
     out[cam & (conf >= cr.open_confidence)] = Strength.STRONG
-    sat = cols.source == SOURCE_CODE[Source.SATELLITE]
     out[sat] = Strength.SUSPECT
     out[sat & (conf >= rules.sources.satellite.open_confidence)] = Strength.STRONG
-    thresholds = list(rules.sources.sensor.thresholds.items())
-    for i in np.flatnonzero(cols.source == SOURCE_CODE[Source.SENSOR]):
-        readings = batch[i]["readings"]  # type: ignore[typeddict-item]
-        if any(readings.get(k, -np.inf) >= v for k, v in thresholds):
-            out[i] = Strength.SUSPECT
+    sensors = np.flatnonzero(cols.source == SOURCE_CODE[Source.SENSOR])
+    readings = list(map(_READINGS, _rows(batch, sensors)))
+    over = np.zeros(len(sensors), dtype=bool)
+    for name, threshold in rules.sources.sensor.thresholds.items():
+        # dict.get(readings, name, -inf) for each sensor, without a Python frame per record
+        value = np.fromiter(map(dict.get, readings, repeat(name), repeat(-np.inf)), np.float64)
+        over |= value >= threshold
+    out[sensors[over]] = Strength.SUSPECT
     return out
+
+
+def _rows(batch: list[AnyDetection], rows: np.ndarray) -> Iterator[AnyDetection]:
+    return map(batch.__getitem__, rows.tolist())
 
 
 def make_signal(d: AnyDetection, det_id: str, t: float, strength: int, cell: int) -> Signal:
