@@ -4,7 +4,9 @@
         firewatch.incidents (keyed by incident id)          bad records -> firewatch.rejects
 
 Both stages take whole batches and call the one engine (their logic is in stages.py; the locate
-stage's Kafka loop in locate.py; metrics through observe.py when given). `locate`
+stage's Kafka loop in locate.py; the incidents stage's snapshots in checkpoint.py; metrics through
+observe.py when given). `WorkerApp` wires them into one Faust app, one method per task, agent and
+timer; `build_app` makes one. `locate`
 validates (rejects go to the dead-letter topic with their partition and offset) and finds each
 detection's region; it reads the detections topic with a batched aiokafka consumer (its own
 group, `<group>.locate`), because a Faust stream handles records one by one (a Faust agent here
@@ -48,16 +50,15 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
-from faust.types.tuples import Message
 
 from firewatch.engine.core import Engine
 from firewatch.metrics import EngineMetrics, StreamMetrics
 from firewatch.model import IncidentEvent
 from firewatch.settings import Settings
+from firewatch.stream.checkpoint import Checkpoints
 from firewatch.stream.locate import locate_clients, run_locate
 from firewatch.stream.masks import follow_masks
 from firewatch.stream.observe import StreamSensor, faust_lag
@@ -71,32 +72,6 @@ WITHIN = 0.01  # seconds a take waits to fill: located messages are few and larg
 READ_OUT_FRESH = 2.0  # seconds a "nothing left to read" from the broker counts for the idle release
 LAG_EVERY = 5.0  # seconds between reads of the incidents stage's consumer lag
 STALL_AFTER = 60.0  # seconds a table recovery may go without progress (watchdog.py)
-
-
-def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-
-
-class Pending:
-    """Regions changed since their last snapshot, and the located messages those snapshots will
-    cover: acked (so committed) only once the snapshot is on its way to the changelog."""
-
-    def __init__(self) -> None:
-        self.regions: set[bytes] = set()
-        self.events: list[Any] = []
-        self.stream: Any = None
-        self.due = 0.0
-
-    def drop(self, partitions: set[int]) -> None:
-        """Revoked partitions: their messages are read again by the new owner."""
-        self.events = [e for e in self.events if e.message.partition not in partitions]
 
 
 class App(faust.App):
@@ -123,171 +98,171 @@ def build_app(
 ) -> faust.App:
     """The worker's Faust app (see the module); with metrics, the engines' and the stages' are
     counted there (firewatch/metrics: the caller serves the registry)."""
-    topics = Topics.of(settings)
-    snapshot_every = settings.snapshot_every
-    parts = topics.partitions
-    app = App(
+    worker = Worker(settings, make_engine, quiet_after=quiet_after, metrics=engine_metrics)
+    return WorkerApp(settings, worker, idle_release, stall_after, stream_metrics).app
+
+
+def faust_app(settings: Settings) -> App:
+    """The Faust app of `settings`: its broker, group, state store and commit pace."""
+    return App(
         settings.kafka_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.state_store,
         datadir=str(settings.state_dir),
-        topic_partitions=parts,
+        topic_partitions=settings.kafka_partitions,
         web_enabled=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         broker_session_timeout=10.0,  # a killed worker's partitions move on after 10 s, not 60
         broker_heartbeat_interval=3.0,
-        broker_commit_interval=snapshot_every,  # acked at each snapshot, committed soon after
+        broker_commit_interval=settings.snapshot_every,  # acked at each snapshot, committed soon
         key_serializer="raw",  # every topic and the table's changelog carry bytes as they are
         value_serializer="raw",
     )
-    worker = Worker(settings, make_engine, quiet_after=quiet_after, metrics=engine_metrics)
-    located = _raw_topic(app, topics.located, parts)
-    incidents = _raw_topic(app, topics.incidents, parts)
-    state = app.Table(
-        "engine-state", key_type=bytes, value_type=bytes, partitions=parts, default=None
-    )
-    pending = Pending()
 
-    def save(regions: set[bytes]) -> None:
-        for region, (partition, blob) in worker.states(regions).items():
-            state.changelog_topic.send_soon(
-                key=region,
-                value=blob,
-                partition=partition,
-                callback=partial(_stored, state.data, region, blob),
-            )
 
-    def saved(region: bytes) -> bytes | None:
-        # by iteration over the assigned partitions: a RocksDB store's get() looks in the
-        # partition of the stream's current event, which in a batch may be another one
-        return dict(state.data.items()).get(region)
+class WorkerApp:
+    """One worker's Faust app and what runs in it, one method each: the locate stage (a task),
+    the masks it follows (a task), the incidents stage (an agent on the located topic), its
+    checkpoints (a timer, and before the app stops), the idle release (a timer), the recovery
+    watchdog (a timer), the revocation of partitions, and the lag metric (a timer)."""
 
-    async def checkpoint() -> None:
-        """Snapshot the changed regions, then ack the located messages they cover."""
-        # taken first: what the agent adds while this awaits belongs to the next checkpoint
-        regions, pending.regions = pending.regions, set()
-        events, pending.events = pending.events, []
-        pending.due = worker.timer() + snapshot_every
-        save(regions)
-        for event in events:
-            await pending.stream.ack(event)
+    def __init__(
+        self,
+        settings: Settings,
+        worker: Worker,
+        idle_release: float = 5.0,
+        stall_after: float = STALL_AFTER,
+        stream_metrics: StreamMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics.of(settings)
+        self.worker = worker
+        self.idle_release = idle_release
+        self.stream_metrics = stream_metrics
+        self.app = app = faust_app(settings)
+        parts = self.topics.partitions
+        self.located = _raw_topic(app, self.topics.located, parts)
+        self.incidents = _raw_topic(app, self.topics.incidents, parts)
+        table = app.Table(
+            "engine-state", key_type=bytes, value_type=bytes, partitions=parts, default=None
+        )
+        self.checkpoints = Checkpoints(worker, table, settings.snapshot_every)
+        tables: Any = app.tables  # faust.tables.TableManager: `recovery` is not in the protocol
+        self.watch = RecoveryWatch(tables.recovery, stall_after)
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def locate() -> None:
+        app.task(self.locate)
+        app.task(self.follow_masks)
+        app.agent(self.located, name="incidents")(self.take_located)
+        app.timer(settings.snapshot_every, name="snapshot")(self.snapshot)
+        app.timer(1.0, name="idle")(self.release_if_idle)
+        app.timer(5.0, name="watchdog")(self.check_recovery)
+        if stream_metrics is not None:
+            app.sensors.add(StreamSensor(stream_metrics))
+            app.timer(LAG_EVERY, name="lag")(self.read_lag)
+        app.on_partitions_revoked.connect(self.revoked)  # type: ignore[arg-type]
+        app.before_stop = self.checkpoints.checkpoint
+
+    async def locate(self) -> None:
+        """The locate stage, for the app's life: detections in, located and rejects out."""
         try:
-            clients = locate_clients(worker, stream_metrics)
-            await run_locate(worker, *clients, metrics=stream_metrics)
+            clients = locate_clients(self.worker, self.stream_metrics)
+            await run_locate(self.worker, *clients, metrics=self.stream_metrics)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the worker cannot go on without its input: stop it loudly
-            log.exception("%s: the locate stage failed", topics.detections)
-            await app.crash(exc)
+            log.exception("%s: the locate stage failed", self.topics.detections)
+            await self.app.crash(exc)
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def masks() -> None:
-        consumer = reader(settings.kafka_bootstrap, topics.masks)
+    async def follow_masks(self) -> None:
+        """The closed-loop masks topic, from its start, into every region's engine."""
+        consumer = reader(self.settings.kafka_bootstrap, self.topics.masks)
+        masks = self.worker.masks
         try:
-            await follow_masks(consumer, topics.masks, worker.set_masks, worker.masks.ready)
+            await follow_masks(consumer, self.topics.masks, self.worker.set_masks, masks.ready)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # without the masks a worker would open what they suppress
-            log.exception("%s: following the closed-loop masks failed", topics.masks)
-            await app.crash(exc)
+            log.exception("%s: following the closed-loop masks failed", self.topics.masks)
+            await self.app.crash(exc)
 
-    @app.agent(located)
-    async def incident_agent(stream: Any) -> None:
-        pending.stream = stream
+    async def take_located(self, stream: Any) -> None:
+        """The incidents stage: located messages in, incident events out, in batches."""
+        worker, checkpoints = self.worker, self.checkpoints
+        checkpoints.stream = stream
         if not worker.masks.ready.is_set():  # what a false alarm suppresses, before any input
             await worker.masks.ready.wait()
         async for batch in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
             if any(e.key != MARKER for e in batch):  # progress markers are not input
                 worker.last_input = worker.timer()
+            touched: set[bytes] = set()
             for partition, group in _by_partition(batch).items():
                 records = [(e.key, e.value) for e in group]
-                events, touched = worker.incidents(partition, records, saved)
-                _publish(incidents, events)
-                pending.regions |= touched
-            pending.events += batch
+                events, regions = worker.incidents(partition, records, checkpoints.saved)
+                self.publish(events)
+                touched |= regions
+            checkpoints.took(batch, touched)
             # a rebalance or shutdown waits for these messages to be acked: do it at once
-            if app.should_stop or app.rebalancing or worker.timer() >= pending.due:
-                await checkpoint()
+            app = self.app
+            if app.should_stop or app.rebalancing or checkpoints.is_due(worker.timer()):
+                await checkpoints.checkpoint()
 
-    @app.timer(snapshot_every)  # type: ignore[untyped-decorator]
-    async def snapshot() -> None:
-        if pending.events or pending.regions:
-            await checkpoint()
+    async def snapshot(self) -> None:
+        if self.checkpoints.dirty:
+            await self.checkpoints.checkpoint()
 
-    @app.timer(1.0)  # type: ignore[untyped-decorator]
-    async def idle() -> None:
-        if app.rebalancing:  # revoking, assigning or recovering: input paused, not ended
+    async def release_if_idle(self) -> None:
+        """Release every region to its latest event time once the input has ended (see the
+        module: idle for `idle_release` s, and the broker said lately that nothing is left)."""
+        worker = self.worker
+        if self.app.rebalancing:  # revoking, assigning or recovering: input paused, not ended
             worker.last_input = worker.timer()
-        now = worker.timer()
-        if now - worker.last_input < idle_release or now - worker.read_out_at > READ_OUT_FRESH:
-            return  # input came lately, or the broker has not said lately that none is left
-        worker.load_all(state.data)
+        if not idle(worker, worker.timer(), self.idle_release):
+            return
+        worker.load_all(self.checkpoints.table.data)
         events, touched = worker.release_idle()
-        _publish(incidents, events)
-        save(touched)
+        self.publish(events)
+        self.checkpoints.save(touched)
 
-    tables: Any = app.tables  # faust.tables.TableManager: its `recovery` is not in the protocol
-    watch = RecoveryWatch(tables.recovery, stall_after)
-
-    @app.timer(5.0)  # type: ignore[untyped-decorator]
-    async def watchdog() -> None:
-        stalled = watch.check(worker.timer())
+    async def check_recovery(self) -> None:
+        stalled = self.watch.check(self.worker.timer())
         if stalled:
             log.error(
-                "%s: %s; exiting (%d) to be started again", app.conf.id, stalled, EXIT_STALLED
+                "%s: %s; exiting (%d) to be started again", self.app.conf.id, stalled, EXIT_STALLED
             )
             logging.shutdown()
             os._exit(EXIT_STALLED)  # safe at any moment; Faust's own shutdown may wait for ever
 
-    async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic == topics.located}
-        pending.drop(gone)
-        worker.forget(gone)
+    async def revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == self.topics.located}
+        self.checkpoints.drop(gone)
+        self.worker.forget(gone)
 
-    if stream_metrics is not None:
-        app.sensors.add(StreamSensor(stream_metrics))
+    async def read_lag(self) -> None:
+        assert self.stream_metrics is not None
+        await faust_lag(self.app, self.topics.located, self.stream_metrics)
 
-        @app.timer(LAG_EVERY)  # type: ignore[untyped-decorator]
-        async def lag() -> None:
-            await faust_lag(app, topics.located, stream_metrics)
-
-    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
-    app.before_stop = checkpoint
-
-    return app
+    def publish(self, events: list[IncidentEvent]) -> None:
+        for e in events:
+            self.incidents.send_soon(key=e.incident_id.encode(), value=e.model_dump_json().encode())
 
 
-class _Change(NamedTuple):
-    """What a store's apply_changelog_batch reads of a changelog event."""
-
-    key: bytes
-    value: bytes
-    message: Message
+def idle(worker: Worker, now: float, idle_release: float) -> bool:
+    """Whether the input has ended for the idle release: no detection for `idle_release` s, and
+    the broker said within READ_OUT_FRESH s that every detection partition is read to its end."""
+    return now - worker.last_input >= idle_release and now - worker.read_out_at <= READ_OUT_FRESH
 
 
-def _stored(store: Any, key: bytes, value: bytes, sent: Any) -> None:
-    """A region's state is in the changelog: put it in the local store, in its partition and
-    with its changelog offset, as a recovery would. (Faust's table writes would put it in the
-    partition of the current event, which in a batch may be another one, and RocksDB would then
-    record an offset it has no data for.)"""
-    meta = sent.result()
-    tp = meta.topic_partition
-    message = Message(tp.topic, tp.partition, meta.offset, 0.0, 0, None, key, value, None)
-    store.apply_changelog_batch([_Change(key, value, message)], _same, _same)
-
-
-def _same(x: Any) -> Any:
-    return x
-
-
-def _publish(topic: Any, events: list[IncidentEvent]) -> None:
-    for e in events:
-        topic.send_soon(key=e.incident_id.encode(), value=e.model_dump_json().encode())
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
 
 
 def _by_partition(batch: Sequence[Any]) -> dict[int, list[Any]]:

@@ -1,0 +1,95 @@
+"""The incidents stage's checkpoints: each region's engine state goes to the changelog of a Faust
+table, and the located messages that state covers are acked (so committed) only once it is sent.
+
+`Checkpoints` keeps what changed since the last checkpoint (the regions, the located messages
+taken) and makes one: snapshot the changed regions (Worker.states), send each to the changelog
+in its own partition, put it in the local store once the broker has it, then ack the messages.
+A successor (after a kill, a stop or a rebalance) resumes from the snapshots and the messages
+after them. Revoked partitions' messages are dropped, not acked: their new owner reads them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import Any, NamedTuple
+
+from faust.types.tuples import Message
+
+from firewatch.stream.stages import Worker
+
+
+class Checkpoints:
+    def __init__(self, worker: Worker, table: Any, every: float) -> None:
+        self.worker = worker
+        self.table = table  # a Faust table of bytes: region -> packed engine state
+        self.every = every  # seconds between checkpoints, at most
+        self.regions: set[bytes] = set()  # changed since their last snapshot
+        self.events: list[Any] = []  # located messages taken, not yet acked
+        self.stream: Any = None  # the agent's stream, which acks them
+        self.due = 0.0  # the worker's timer reading at which the next checkpoint is due
+
+    def took(self, events: Iterable[Any], touched: set[bytes]) -> None:
+        """A batch of located messages taken and the regions it changed."""
+        self.events += events
+        self.regions |= touched
+
+    def is_due(self, now: float) -> bool:
+        return now >= self.due
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.events or self.regions)
+
+    async def checkpoint(self) -> None:
+        """Snapshot the changed regions, then ack the located messages they cover."""
+        # taken first: what the agent adds while this awaits belongs to the next checkpoint
+        regions, self.regions = self.regions, set()
+        events, self.events = self.events, []
+        self.due = self.worker.timer() + self.every
+        self.save(regions)
+        for event in events:
+            await self.stream.ack(event)
+
+    def save(self, regions: set[bytes]) -> None:
+        """Send these regions' states to the changelog (the local store follows on delivery)."""
+        for region, (partition, blob) in self.worker.states(regions).items():
+            self.table.changelog_topic.send_soon(
+                key=region,
+                value=blob,
+                partition=partition,
+                callback=partial(_stored, self.table.data, region, blob),
+            )
+
+    def saved(self, region: bytes) -> bytes | None:
+        """A region's last saved state, if this worker has it."""
+        # by iteration over the assigned partitions: a RocksDB store's get() looks in the
+        # partition of the stream's current event, which in a batch may be another one
+        return dict(self.table.data.items()).get(region)
+
+    def drop(self, partitions: set[int]) -> None:
+        """Revoked partitions: their messages are read again by the new owner."""
+        self.events = [e for e in self.events if e.message.partition not in partitions]
+
+
+class _Change(NamedTuple):
+    """What a store's apply_changelog_batch reads of a changelog event."""
+
+    key: bytes
+    value: bytes
+    message: Message
+
+
+def _stored(store: Any, key: bytes, value: bytes, sent: Any) -> None:
+    """A region's state is in the changelog: put it in the local store, in its partition and
+    with its changelog offset, as a recovery would. (Faust's table writes would put it in the
+    partition of the current event, which in a batch may be another one, and RocksDB would then
+    record an offset it has no data for.)"""
+    meta = sent.result()
+    tp = meta.topic_partition
+    message = Message(tp.topic, tp.partition, meta.offset, 0.0, 0, None, key, value, None)
+    store.apply_changelog_batch([_Change(key, value, message)], _same, _same)
+
+
+def _same(x: Any) -> Any:
+    return x

@@ -1,0 +1,143 @@
+"""The incidents stage's checkpoints and idle release, one step at a time, without a broker: a
+table whose changelog records what is sent, a stream that records what is acked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from firewatch.clock import FakeClock
+from firewatch.engine.core import Engine
+from firewatch.settings import Settings
+from firewatch.stream.checkpoint import Checkpoints
+from firewatch.stream.stages import Worker, unpack_state
+from firewatch.stream.worker import READ_OUT_FRESH, idle
+
+from ..engine.conftest import T0, camera
+
+EVERY = 1.0  # seconds between checkpoints
+
+
+class Store:
+    """A table's local store: what apply_changelog_batch was given, by partition and offset."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, bytes] = {}
+        self.applied: list[tuple[int, int, bytes]] = []
+
+    def items(self) -> Any:
+        return self.rows.items()
+
+    def apply_changelog_batch(self, batch: Any, to_key: Any, to_value: Any) -> None:
+        for change in batch:
+            self.rows[to_key(change.key)] = to_value(change.value)
+            self.applied.append((change.message.partition, change.message.offset, change.key))
+
+
+class Changelog:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send_soon(self, **kwargs: Any) -> None:
+        self.sent.append(kwargs)
+
+    def deliver(self, offset: int) -> None:
+        """The broker has every message sent so far, from `offset` on."""
+        for i, message in enumerate(self.sent):
+            tp = SimpleNamespace(topic="changelog", partition=message["partition"])
+            meta = SimpleNamespace(topic_partition=tp, offset=offset + i)
+            message["callback"](SimpleNamespace(result=lambda meta=meta: meta))
+
+
+class Stream:
+    def __init__(self, on_ack: Callable[[], None] = lambda: None) -> None:
+        self.acked: list[Any] = []
+        self.on_ack = on_ack
+
+    async def ack(self, event: Any) -> None:
+        self.on_ack()
+        self.acked.append(event)
+
+
+def message(partition: int, offset: int) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset))
+
+
+@pytest.fixture
+def worker(make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch) -> Worker:
+    monkeypatch.setenv("FIREWATCH_KAFKA_PARTITIONS", "2")
+    clock = FakeClock(T0 + timedelta(days=1))
+    return Worker(Settings.from_env(os.environ), make_engine, clock, quiet_after=10)
+
+
+@pytest.fixture
+def table() -> Any:
+    return SimpleNamespace(changelog_topic=Changelog(), data=Store())
+
+
+def touch(worker: Worker, partition: int) -> set[bytes]:
+    """A camera fire through the locate and incidents stages: the regions it changed."""
+    located, _ = worker.locate(0, [orjson.dumps(camera("c", 0, 0.95))], [0])
+    _, touched = worker.incidents(partition, located, lambda region: None)
+    return touched
+
+
+def test_a_checkpoint_sends_the_changed_regions_then_acks_what_they_cover(
+    worker: Worker, table: Any
+) -> None:
+    checkpoints = Checkpoints(worker, table, EVERY)
+    checkpoints.stream = stream = Stream()
+    touched = touch(worker, 1)
+    taken = [message(1, 7), message(1, 8)]
+    checkpoints.took(taken, touched)
+    assert checkpoints.dirty and checkpoints.is_due(worker.timer())
+
+    asyncio.run(checkpoints.checkpoint())
+
+    sent = table.changelog_topic.sent
+    assert [(m["key"], m["partition"]) for m in sent] == [(b"test", 1)]
+    partition, snapshot = unpack_state(sent[0]["value"])
+    restored = worker.make_engine()
+    restored.restore(snapshot)
+    assert partition == 1 and restored.snapshot() == worker.engines[b"test"][1].snapshot()
+    assert stream.acked == taken
+    assert not checkpoints.dirty and not checkpoints.is_due(worker.timer())
+    assert checkpoints.saved(b"test") is None  # the local store follows the broker's answer
+    table.changelog_topic.deliver(offset=41)
+    assert checkpoints.saved(b"test") == sent[0]["value"]
+    assert table.data.applied == [(1, 41, b"test")]  # its partition and changelog offset
+
+
+def test_what_is_taken_during_a_checkpoint_waits_for_the_next(worker: Worker, table: Any) -> None:
+    checkpoints = Checkpoints(worker, table, EVERY)
+    late = message(0, 3)
+    checkpoints.stream = stream = Stream(on_ack=lambda: checkpoints.took([late], set()))
+    checkpoints.took([message(0, 2)], touch(worker, 0))
+    asyncio.run(checkpoints.checkpoint())
+    assert late not in stream.acked and checkpoints.events == [late]
+
+
+def test_a_revoked_partition_s_messages_are_never_acked(worker: Worker, table: Any) -> None:
+    checkpoints = Checkpoints(worker, table, EVERY)
+    checkpoints.stream = stream = Stream()
+    kept, revoked = message(0, 1), message(1, 1)
+    checkpoints.took([kept, revoked], set())
+    checkpoints.drop({1})
+    asyncio.run(checkpoints.checkpoint())
+    assert stream.acked == [kept]
+
+
+def test_the_idle_release_needs_quiet_input_and_a_fresh_read_out(worker: Worker) -> None:
+    worker.last_input, worker.read_out_at = 100.0, 104.0
+    assert not idle(worker, 104.9, idle_release=5.0)  # input came 4.9 s ago
+    assert idle(worker, 105.0, idle_release=5.0)
+    assert idle(worker, 104.0 + READ_OUT_FRESH, idle_release=5.0)
+    # the broker said "read to the end" too long ago: records may have come since
+    assert not idle(worker, 104.0 + READ_OUT_FRESH + 0.1, idle_release=5.0)
