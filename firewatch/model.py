@@ -154,6 +154,13 @@ class IncidentEvent(BaseModel):
     last_seen: datetime
     rule: str  # the rule that opened the incident
     evidence: list[str]  # detection ids, first ones, capped
+    # where the fire is now: the centroid of its last detections (rules: incidents.track_points);
+    # None in events of a firewatch before spreading fires were followed
+    current_lat: float | None = None
+    current_lon: float | None = None
+    extent: tuple[float, float, float, float] | None = None  # west, south, east, north
+    area_km2: float = 0.0  # of that bounding box
+    teams: list[str] = []  # teams whose cells its detections fell in, in the order reached
 
 
 def utc_datetime(ts: float) -> datetime:

@@ -2,17 +2,22 @@
 
 The tracker sees signals one at a time in (event time, detection id) order; the engine's grace
 buffer gives it that order. A signal
-  - joins the nearest open incident whose first detection is within the merge radius (widened by
-    `satellite_pixel_factor` x the pixel size of satellite detections on either side) and whose
-    inactivity deadline (last detection + inactivity) it does not pass;
+  - joins the nearest open incident one of whose last `track_points` detections is within the
+    merge radius (widened by `satellite_pixel_factor` x the pixel size of satellite detections on
+    either side) and whose inactivity deadline (last detection + inactivity) it does not pass: an
+    incident follows a fire that spreads, with bounded memory per incident;
   - else, if strong, opens an incident (rule `<source>.confident`);
   - else, a suspect, opens one when corroborated by a pending suspect of the same device within the
     source's repeat window (rule `<source>.repeat`) or of another device within the corroboration
     radius and window (rule `<source>.corroborated`); otherwise it waits as a pending suspect.
 Pending suspects near a new incident join it. An incident's id is derived from its first detection
-(the earliest in (time, id) order) and its position is that detection's position. `updated` is
-emitted only when the severity rises or a new source type joins; `closed` when the event-time
-watermark passes the inactivity deadline, with observed_at = the deadline.
+(the earliest in (time, id) order) and its position (`lat`, `lon`) is that detection's; it also
+reports where the fire is now (`current_lat`, `current_lon`: the centroid of its last
+`track_points` detections), its extent (the bounding box of all its detections, and its area) and
+the teams whose cells its detections fell in, in the order reached. `updated` is emitted only when
+the severity rises (a spreading fire adds points: severity.span_km), a new source type joins, or
+the fire reaches another team's cell; `closed` when the event-time watermark passes the inactivity
+deadline, with observed_at = the deadline.
 
 Nothing is merged or corroborated across regions (`incidents.region_level`, default the district):
 a fire on a district boundary is one incident per district, each dispatched by its own district's
@@ -27,6 +32,7 @@ import math
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 from firewatch.engine.severity import severity_of
 from firewatch.engine.signals import Signal, Strength
@@ -37,6 +43,7 @@ from firewatch.rules.model import RuleSet
 _BUCKET_DEG = 0.1
 _KM_PER_DEG_LAT = 110.574
 _KM_PER_DEG_LON = 111.320
+TEAMS_CAP = 50  # teams listed per incident (the first reached)
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -48,6 +55,22 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def incident_id(first_detection_id: str) -> str:
     return "inc-" + hashlib.blake2b(first_detection_id.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(slots=True, eq=False)
+class Point:
+    """Where and when one of an incident's recent detections was (what merging reads of it);
+    compared by identity."""
+
+    t: float
+    lat: float
+    lon: float
+    pixel_km: float
+    cell: int
+
+    @classmethod
+    def of(cls, s: Signal) -> Point:
+        return cls(s.t, s.lat, s.lon, s.pixel_km, s.cell)
 
 
 @dataclass(slots=True)
@@ -64,6 +87,35 @@ class Incident:
     evidence: list[str] = field(default_factory=list)
     severity: Severity = Severity.LOW
     seq: int = 0  # events emitted so far: the event id is "<incident id>/<seq>"
+    recent: deque[Point] = field(default_factory=deque)  # its last track_points detections
+    extent: list[float] = field(default_factory=list)  # [west, south, east, north] of all
+    teams: list[str] = field(default_factory=list)  # of the cells reached, in order (capped)
+
+    @property
+    def area_km2(self) -> float:
+        """Area of the bounding box of its detections."""
+        width, height = self._box_km()
+        return width * height
+
+    @property
+    def span_km(self) -> float:
+        """Diagonal of the bounding box of its detections: how far the fire has spread."""
+        return math.hypot(*self._box_km())
+
+    def _box_km(self) -> tuple[float, float]:
+        if not self.extent:
+            return 0.0, 0.0
+        west, south, east, north = self.extent
+        cos = math.cos(math.radians((south + north) / 2))
+        return (east - west) * _KM_PER_DEG_LON * cos, (north - south) * _KM_PER_DEG_LAT
+
+    @property
+    def position(self) -> tuple[float, float]:
+        """Where the fire is now: the centroid (lat, lon) of its last detections."""
+        if not self.recent:
+            return self.anchor.lat, self.anchor.lon
+        n = len(self.recent)
+        return sum(p.lat for p in self.recent) / n, sum(p.lon for p in self.recent) / n
 
 
 @dataclass(slots=True)
@@ -81,27 +133,37 @@ class TrackerState:
     suspects_expired: int
 
 
-class _Buckets:
+class _Placed(Protocol):
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+
+
+T = TypeVar("T", bound=_Placed)
+
+
+class _Buckets(Generic[T]):
     """Items on a 0.1-degree lat/lon grid, for "what is within r km of here"."""
 
     def __init__(self) -> None:
-        self._cells: dict[tuple[int, int], list[Signal]] = {}
+        self._cells: dict[tuple[int, int], list[T]] = {}
 
     @staticmethod
     def key(lat: float, lon: float) -> tuple[int, int]:
         return math.floor(lat / _BUCKET_DEG), math.floor(lon / _BUCKET_DEG)
 
-    def add(self, s: Signal) -> None:
-        self._cells.setdefault(self.key(s.lat, s.lon), []).append(s)
+    def add(self, item: T) -> None:
+        self._cells.setdefault(self.key(item.lat, item.lon), []).append(item)
 
-    def remove(self, s: Signal) -> None:
-        k = self.key(s.lat, s.lon)
+    def remove(self, item: T) -> None:
+        k = self.key(item.lat, item.lon)
         items = self._cells[k]
-        items.remove(s)
+        items.remove(item)
         if not items:
             del self._cells[k]
 
-    def near(self, lat: float, lon: float, radius_km: float) -> Iterator[Signal]:
+    def near(self, lat: float, lon: float, radius_km: float) -> Iterator[T]:
         ky, kx = self.key(lat, lon)
         dy = math.ceil(radius_km / _KM_PER_DEG_LAT / _BUCKET_DEG)
         cos = max(math.cos(math.radians(lat)), 1e-6)
@@ -128,12 +190,13 @@ class Tracker:
         self._suspect_ttl = max(self._corr_window, *self._repeat.values())
         level = inc.region_level
         self._region = [getattr(c, level) for c in cells] if level else None
+        self._track = inc.track_points
         self.open: dict[str, Incident] = {}
-        self._anchors = _Buckets()  # anchors of open incidents
-        self._anchor_owner: dict[str, Incident] = {}  # anchor detection id -> incident
-        self._max_pixel = 0.0  # largest anchor pixel among open incidents (search radius)
+        self._points: _Buckets[Point] = _Buckets()  # the recent detections of open incidents
+        self._point_owner: dict[Point, Incident] = {}
+        self._max_pixel = 0.0  # largest pixel of a tracked detection so far (search radius)
         self._deadlines: list[tuple[float, str]] = []  # lazy heap of (deadline, incident id)
-        self._pending = _Buckets()  # suspects waiting for corroboration
+        self._pending: _Buckets[Signal] = _Buckets()  # suspects waiting for corroboration
         self._pending_by_device: dict[str, deque[Signal]] = {}
         self._pending_order: deque[Signal] = deque()  # by time, for expiry
         self.suspects_expired = 0
@@ -155,12 +218,13 @@ class Tracker:
         leaving them out changes nothing but the heap's size.
         """
         self.open = {}
-        self._anchors = _Buckets()
-        self._anchor_owner = {}
+        self._points = _Buckets()
+        self._point_owner = {}
         for inc in state.open:
             self.open[inc.id] = inc
-            self._anchors.add(inc.anchor)
-            self._anchor_owner[inc.anchor.id] = inc
+            for p in inc.recent:
+                self._points.add(p)
+                self._point_owner[p] = inc
         self._max_pixel = state.max_pixel
         self._deadlines = sorted((i.last_seen + self._inactivity, i.id) for i in state.open)
         self._pending = _Buckets()
@@ -184,6 +248,7 @@ class Tracker:
             return []
         for inc in joined:
             inc.last_seen = bound  # first_seen <= anchor.t <= bound
+            inc.recent = deque(p for p in inc.recent if p.t <= bound)  # the extent stays
         kept = [i for i in state.open if i.anchor.t <= bound]
         self.load_state(TrackerState(kept, state.max_pixel, pending, state.suspects_expired))
         notes = [f"incident {i.id} (first detection after the limit) dropped" for i in ahead]
@@ -203,8 +268,9 @@ class Tracker:
                 continue  # closed already, or the deadline moved on (a newer heap entry exists)
             events.append(self._emit(inc, EventKind.CLOSED, deadline))
             del self.open[iid]
-            self._anchors.remove(inc.anchor)
-            del self._anchor_owner[inc.anchor.id]
+            for p in inc.recent:
+                self._points.remove(p)
+                del self._point_owner[p]
         self._expire_suspects(t)
         return events
 
@@ -229,16 +295,15 @@ class Tracker:
         return base + self._pixel_factor * (a.pixel_km + b_pixel)
 
     def _nearest_open(self, s: Signal) -> Incident | None:
+        """The open incident with a recent detection nearest `s` within reach (ties: by id)."""
         best: tuple[float, str] | None = None
         found = None
-        for anchor in self._anchors.near(
-            s.lat, s.lon, self._reach(s, self._max_pixel, self._radius)
-        ):
-            inc = self._anchor_owner[anchor.id]
-            if s.t > inc.last_seen + self._inactivity or not self._same_region(s, anchor):
+        for p in self._points.near(s.lat, s.lon, self._reach(s, self._max_pixel, self._radius)):
+            inc = self._point_owner[p]
+            if s.t > inc.last_seen + self._inactivity or not self._same_region(s, p):
                 continue
-            d = distance_km(s.lat, s.lon, anchor.lat, anchor.lon)
-            if d <= self._reach(s, anchor.pixel_km, self._radius) and (
+            d = distance_km(s.lat, s.lon, p.lat, p.lon)
+            if d <= self._reach(s, p.pixel_km, self._radius) and (
                 best is None or (d, inc.id) < best
             ):
                 best, found = (d, inc.id), inc
@@ -247,10 +312,15 @@ class Tracker:
     def _join(self, inc: Incident, s: Signal) -> list[IncidentEvent]:
         before_sources = {k for k, v in inc.counts.items() if v}
         before_rank = inc.severity.rank
+        before_teams = len(inc.teams)
         self._absorb(inc, s)
         self._push_deadline(inc)
         inc.severity = severity_of(inc, self.rules.severity, self.cells[inc.anchor.cell])
-        if inc.severity.rank > before_rank or s.source not in before_sources:
+        if (
+            inc.severity.rank > before_rank
+            or s.source not in before_sources
+            or len(inc.teams) > before_teams
+        ):
             return [self._emit(inc, EventKind.UPDATED, s.t)]
         return []
 
@@ -268,13 +338,10 @@ class Tracker:
             last_seen=anchor.t,
             counts=dict.fromkeys(SOURCES, 0),
         )
+        self.open[inc.id] = inc
         for m in members:
             self._absorb(inc, m)
         inc.severity = severity_of(inc, self.rules.severity, self.cells[anchor.cell])
-        self.open[inc.id] = inc
-        self._anchors.add(anchor)
-        self._anchor_owner[anchor.id] = inc
-        self._max_pixel = max(self._max_pixel, anchor.pixel_km)
         self._push_deadline(inc)
         return [self._emit(inc, EventKind.OPENED, s.t)]
 
@@ -287,6 +354,28 @@ class Tracker:
         inc.flame = inc.flame or s.flame
         if len(inc.evidence) < self.rules.incidents.evidence_cap:
             inc.evidence.append(s.id)
+        if inc.extent:
+            west, south, east, north = inc.extent
+            inc.extent = [min(west, s.lon), min(south, s.lat), max(east, s.lon), max(north, s.lat)]
+        else:
+            inc.extent = [s.lon, s.lat, s.lon, s.lat]
+        team = self.cells[s.cell].team
+        if team and team not in inc.teams and len(inc.teams) < TEAMS_CAP:
+            inc.teams.append(team)
+        self._follow(inc, s)
+
+    def _follow(self, inc: Incident, s: Signal) -> None:
+        """Track `s` among the incident's recent detections, forgetting the oldest beyond
+        track_points (signals come in (time, id) order, so the deque stays in that order)."""
+        point = Point.of(s)
+        inc.recent.append(point)
+        self._points.add(point)
+        self._point_owner[point] = inc
+        self._max_pixel = max(self._max_pixel, s.pixel_km)
+        while len(inc.recent) > self._track:
+            old = inc.recent.popleft()
+            self._points.remove(old)
+            del self._point_owner[old]
 
     def _push_deadline(self, inc: Incident) -> None:
         heapq.heappush(self._deadlines, (inc.last_seen + self._inactivity, inc.id))
@@ -310,7 +399,7 @@ class Tracker:
             <= self._reach(s, p.pixel_km, self._corr_radius)
         ]
 
-    def _same_region(self, a: Signal, b: Signal) -> bool:
+    def _same_region(self, a: Signal, b: Signal | Point) -> bool:
         return self._region is None or self._region[a.cell] == self._region[b.cell]
 
     def _add_pending(self, s: Signal) -> None:
@@ -333,6 +422,7 @@ class Tracker:
     # -- events -----------------------------------------------------------------------------
     def _emit(self, inc: Incident, kind: EventKind, at: float) -> IncidentEvent:
         cell = self.cells[inc.anchor.cell]
+        lat, lon = inc.position
         event = IncidentEvent(
             event=kind,
             event_id=f"{inc.id}/{inc.seq}",
@@ -347,6 +437,11 @@ class Tracker:
             district=cell.district,
             lat=round(inc.anchor.lat, 6),
             lon=round(inc.anchor.lon, 6),
+            current_lat=round(lat, 6),
+            current_lon=round(lon, 6),
+            extent=_box(inc.extent),
+            area_km2=round(inc.area_km2, 4),
+            teams=list(inc.teams),
             sources={str(k): v for k, v in inc.counts.items()},
             detections=inc.detections,
             first_seen=utc_datetime(inc.first_seen),
@@ -360,3 +455,10 @@ class Tracker:
     @property
     def pending_suspects(self) -> int:
         return len(self._pending_order)
+
+
+def _box(extent: list[float]) -> tuple[float, float, float, float] | None:
+    if not extent:
+        return None
+    west, south, east, north = (round(x, 6) for x in extent)
+    return west, south, east, north

@@ -1,4 +1,5 @@
-"""Severity of an incident from its mix of sources, FRP, cell risk class and detection count."""
+"""Severity of an incident from its mix of sources, FRP, cell risk class, detection count and
+extent."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def severity_points(inc: Incident, rules: SeverityRules, cell: Cell) -> int:
         + (rules.flame if inc.flame else 0)
         + _step(rules.frp_mw, inc.max_frp)
         + _step(rules.detections, inc.detections)
+        + _step(rules.span_km, inc.span_km)
         + rules.risk.get(cell.risk or "", 0)
     )
 

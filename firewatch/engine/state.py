@@ -7,9 +7,11 @@ an uninterrupted engine would have given, byte for byte. A snapshot may hold eve
 clock far ahead (taken before records were checked against the clock on arrival): after the
 restore, `Engine.limit_time(clock now + sources.max_future)` repairs it and says what it did.
 
-Format, version 1: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
+Format, version 2: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
+Version 1 (before incidents followed spreading fires) is still read: an incident without
+`recent`, `extent` and `teams` gets its first detection for each.
 
-    v              1
+    v              2
     cells          fingerprint of the grid's cell ids in order (signals name cells by index)
     max_t          the largest event time seen, epoch seconds (null: no record yet)
     watermark      epoch seconds (null: not moved yet)
@@ -20,7 +22,9 @@ Format, version 1: one JSON object (orjson, compact, keys sorted; floats round-t
                    rule masks replaced by another version
     masks_removed  names of rule masks the engine does not apply where the rules put them
                    (removed at run time; or removed and added again, then also in `masks`)
-    tracker        open: incidents by id, every field of `Incident` (anchor: a signal);
+    tracker        open: incidents by id, every field of `Incident` (anchor: a signal; recent:
+                   its last detections as [t, lat, lon, pixel_km, cell]; extent: [west, south,
+                   east, north] of all its detections; teams: of the cells reached, in order);
                    max_pixel; pending: suspects in arrival order; suspects_expired
     stats          `EngineStats`: records, late and the counters, so they continue after a
                    restore (they count since the state began, not since the process started)
@@ -37,9 +41,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 import orjson
 from pydantic import (
@@ -54,14 +59,15 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from firewatch.engine.incidents import Incident, TrackerState
+from firewatch.engine.incidents import Incident, Point, TrackerState
 from firewatch.engine.signals import Signal, Strength
 from firewatch.errors import FirewatchError
 from firewatch.geo.grid import Cell
 from firewatch.model import SOURCES, Severity, Source
 from firewatch.rules.model import Mask
 
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # versions decode() accepts
 
 
 class StateError(FirewatchError):
@@ -84,6 +90,11 @@ SignalRow = tuple[
 ]
 
 
+PointRow = tuple[
+    StrictFloat, StrictFloat, StrictFloat, StrictFloat, StrictInt
+]  # t lat lon pixel cell
+
+
 @with_config(ConfigDict(extra="forbid"))
 class IncidentDoc(TypedDict):
     id: StrictStr
@@ -98,6 +109,9 @@ class IncidentDoc(TypedDict):
     evidence: list[StrictStr]
     severity: Severity
     seq: StrictInt
+    recent: NotRequired[list[PointRow]]  # version 2 on
+    extent: NotRequired[tuple[StrictFloat, StrictFloat, StrictFloat, StrictFloat]]
+    teams: NotRequired[list[StrictStr]]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -120,7 +134,7 @@ class StatsState(TypedDict):
 
 @with_config(ConfigDict(extra="forbid"))
 class StateDoc(TypedDict):
-    v: Literal[1]
+    v: Literal[1, 2]
     cells: StrictStr
     max_t: StrictFloat | None
     watermark: StrictFloat | None
@@ -213,6 +227,9 @@ def _incident(inc: Incident) -> dict[str, Any]:
         "evidence": inc.evidence,
         "severity": inc.severity.value,
         "seq": inc.seq,
+        "recent": [(p.t, p.lat, p.lon, p.pixel_km, p.cell) for p in inc.recent],
+        "extent": inc.extent,
+        "teams": inc.teams,
     }
 
 
@@ -240,22 +257,22 @@ def decode(data: bytes, cells: Sequence[Cell]) -> EngineState:
     if not isinstance(doc, dict) or "v" not in doc:
         raise StateError("engine state has no format version `v`: not an engine snapshot")
     version = doc["v"]
-    if type(version) is not int or version != VERSION:
+    if type(version) is not int or version not in READABLE:
         raise StateError(
             f"engine state format version {version!r} is unknown: this firewatch reads "
-            f"version {VERSION} (a snapshot from a newer firewatch?)"
+            f"versions {', '.join(map(str, READABLE))} (a snapshot from a newer firewatch?)"
         )
     try:
         wire = _STATE.validate_python(doc)
     except ValidationError as exc:
-        raise StateError(f"engine state (version {VERSION}) is corrupt: {_problems(exc)}") from exc
+        raise StateError(f"engine state (version {version}) is corrupt: {_problems(exc)}") from exc
     expected = cells_key(cells)
     if wire["cells"] != expected:
         raise StateError(
             f"engine state was taken on another grid (cells {wire['cells']}, this grid's are "
             f"{expected}): its signals name cells by index, so it cannot be restored here"
         )
-    return _state(wire, len(cells))
+    return _state(wire, cells)
 
 
 def _problems(exc: ValidationError, most: int = 3) -> str:
@@ -266,7 +283,9 @@ def _problems(exc: ValidationError, most: int = 3) -> str:
     return text + (f" (and {len(errors) - most} more)" if len(errors) > most else "")
 
 
-def _state(wire: StateDoc, n_cells: int) -> EngineState:
+def _state(wire: StateDoc, cells: Sequence[Cell]) -> EngineState:
+    n_cells = len(cells)
+
     def signal(row: SignalRow, where: str) -> Signal:
         s = Signal(*row)
         if not 0 <= s.cell < n_cells:
@@ -274,9 +293,14 @@ def _state(wire: StateDoc, n_cells: int) -> EngineState:
         return s
 
     t = wire["tracker"]
-    incidents = [
-        _decoded_incident(d, signal(d["anchor"], f"incident {d['id']}")) for d in t["open"]
-    ]
+    incidents = []
+    for d in t["open"]:
+        where = f"incident {d['id']}"
+        anchor = signal(d["anchor"], where)
+        recent = [Point(*r) for r in d.get("recent", [])]
+        if any(not 0 <= p.cell < n_cells for p in recent):
+            raise StateError(f"engine state is corrupt: {where}.recent: a cell not in the grid")
+        incidents.append(_decoded_incident(d, anchor, recent, cells[anchor.cell].team))
     if len({i.id for i in incidents}) != len(incidents):
         raise StateError("engine state is corrupt: tracker.open lists an incident twice")
     return EngineState(
@@ -297,7 +321,12 @@ def _state(wire: StateDoc, n_cells: int) -> EngineState:
     )
 
 
-def _decoded_incident(d: IncidentDoc, anchor: Signal) -> Incident:
+def _decoded_incident(
+    d: IncidentDoc, anchor: Signal, recent: list[Point], team: str | None
+) -> Incident:
+    """An incident of the snapshot; one of version 1 follows the fire from its first detection."""
+    if "recent" not in d:
+        recent = [Point.of(anchor)]
     return Incident(
         id=d["id"],
         anchor=anchor,
@@ -311,6 +340,9 @@ def _decoded_incident(d: IncidentDoc, anchor: Signal) -> Incident:
         evidence=d["evidence"],
         severity=d["severity"],
         seq=d["seq"],
+        recent=deque(recent),
+        extent=list(d.get("extent", (anchor.lon, anchor.lat, anchor.lon, anchor.lat))),
+        teams=d.get("teams", [team] if team else []),
     )
 
 

@@ -57,7 +57,8 @@ def _consume(args: argparse.Namespace) -> int:
     totals = consumer.run(read_events(args.events, args.batch_size))
     print(
         f"{args.events}: {totals.created} orders created, {totals.duplicates} already dispatched, "
-        f"{totals.renotified} re-notified on a severity rise, {totals.incident_closed} incidents "
+        f"{totals.renotified} re-notified on a severity rise, {totals.reached} teams told a fire "
+        f"reached them, {totals.incident_closed} incidents "
         f"closed by the engine, {totals.unknown} updates for unknown incidents"
     )
     return 0

@@ -13,7 +13,7 @@ Redis store the field names once per stream node instead of once per entry):
     kind         `incident` | `order`
     event        incident: `opened` | `updated` | `closed` (the incident event);
                  order: `created` | `ack` | `arrive` | `close` | `mask` | `escalated` |
-                 `severity` | `incident_closed` (the order log entry's kind)
+                 `severity` | `reached` | `incident_closed` (the order log entry's kind)
     incident     the incident id
     order        the order id ('' for an incident without an order)
     event_id     incident: the incident event's deterministic id; order: ''

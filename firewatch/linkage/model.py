@@ -71,7 +71,8 @@ class LogEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: datetime
-    # created | ack | arrive | close | mask | escalated | notified | severity | incident_closed
+    # created | ack | arrive | close | mask | escalated | notified | severity | reached |
+    # incident_closed
     kind: str
     detail: str
     by: str | None = None  # who did it (ack, arrive, close, mask), when the caller said

@@ -353,11 +353,15 @@ return target
 )
 
 # KEYS: order key, log key, feed. ARGV: kind (severity | incident_closed), at, severity, rank,
-# meta JSON {rows, metrics, ranks, streams, maxlen, message, targets, feed_maxlen}, the `updated`
-# or `closed` event to record (JSON, see record; recorded whether or not there is an order), the
-# incident indexes (incidents.INDEXES, JSON).
+# meta JSON {rows, metrics, ranks, streams, maxlen, message, targets, feed_maxlen, reached,
+# reached_streams, reached_message}, the `updated` or `closed` event to record (JSON, see record;
+# recorded whether or not there is an order), the incident indexes (incidents.INDEXES, JSON).
+# Reached: each team the fire has reached besides the order's (`reached`, with its stream in
+# `reached_streams`) is told once (the order's field `told:<target>` remembers it) while the order
+# is not closed: a notification, not a second order.
 # Severity: raises the order's severity when `rank` is higher and re-notifies; else nothing.
-# Returns {status, recorded}: status ok | noop | missing (no order), recorded 1 or 0.
+# Returns {status, recorded, told}: status ok (the severity rose, or the order noted the incident's
+# close) | noop | missing (no order), recorded 1 or 0, told: teams told the fire reached them.
 INCIDENT = (
     PRELUDE
     + r"""
@@ -367,18 +371,29 @@ local meta = cjson.decode(ARGV[5])
 local o = redis.call('HMGET', okey, 'id', 'responder')
 local recorded = record(cjson.decode(ARGV[6]), cjson.decode(ARGV[7]), ARGV[2], o[1] or '',
                         o[2] or '', KEYS[3], meta.feed_maxlen)
-if not state then return {'missing', recorded} end
+if not state then return {'missing', recorded, 0} end
 if ARGV[1] == 'incident_closed' then
   if redis.call('HSETNX', okey, 'incident_closed_at', ARGV[2]) == 0 then
-    return {'noop', recorded}
+    return {'noop', recorded, 0}
   end
   change(okey, KEYS[2], KEYS[3], meta.feed_maxlen, ARGV[2], 'incident_closed',
          'the engine closed the incident (no detection for the inactivity window); order stays ' ..
          state, '')
-  return {'ok', recorded}
+  return {'ok', recorded, 0}
+end
+local told = 0
+if state ~= 'closed' then
+  for i, target in ipairs(meta.reached) do
+    if redis.call('HSETNX', okey, 'told:' .. target, ARGV[2]) == 1 then
+      tell({meta.reached_streams[i]}, meta.maxlen, meta.reached_message)
+      change(okey, KEYS[2], KEYS[3], meta.feed_maxlen, ARGV[2], 'reached',
+             'the fire reached the cells of ' .. target .. ': told', '')
+      told = told + 1
+    end
+  end
 end
 local current = meta.ranks[redis.call('HGET', okey, 'severity')]
-if tonumber(ARGV[4]) <= current then return {'noop', recorded} end
+if tonumber(ARGV[4]) <= current then return {'noop', recorded, told} end
 redis.call('HSET', okey, 'severity', ARGV[3])
 change(okey, KEYS[2], KEYS[3], meta.feed_maxlen, ARGV[2], 'severity',
        'severity rose to ' .. ARGV[3], '')
@@ -387,7 +402,7 @@ if state ~= 'closed' and #meta.streams > 0 then
   bump(okey, meta.rows, {meta.metrics.renotified})
   note(KEYS[2], ARGV[2], 'notified', table.concat(meta.targets, ' '))
 end
-return {'ok', recorded}
+return {'ok', recorded, told}
 """
 )
 

@@ -71,6 +71,7 @@ class DispatchCounts:
     created: int = 0
     duplicates: int = 0  # `opened` events for incidents that already have an order
     renotified: int = 0
+    reached: int = 0  # teams told that a fire spread into their cells (one each per order)
     incident_closed: int = 0
     unknown: int = 0  # updates for incidents this queue never dispatched
     recorded: int = 0  # incident events recorded (not seen before)
@@ -123,8 +124,9 @@ class DispatchStore:
                 counts.duplicates += sum(1 - created for created, _ in result)
                 counts.recorded += sum(recorded for _, recorded in result)
                 continue
-            status, recorded = result
+            status, recorded, told = result
             counts.recorded += recorded
+            counts.reached += told
             if status == b"missing":
                 counts.unknown += 1
             elif kind is EventKind.UPDATED:
@@ -215,12 +217,16 @@ class DispatchStore:
             if self.routing.renotify_on_severity_rise:
                 team = [f"team:{e.team}"] if e.team else []
                 targets = list(dict.fromkeys([*team, *self.targets(e, e.severity)]))
+            reached = [f"team:{t}" for t in e.teams if t != e.team]
             meta |= {
                 "ranks": _RANKS,
                 "streams": [keys.notify(t) for t in targets],
                 "targets": targets,
                 "maxlen": STREAM_MAXLEN,
                 "message": codec.message("severity", oid, e, now),
+                "reached": reached,
+                "reached_streams": [keys.notify(t) for t in reached],
+                "reached_message": codec.message("reached", oid, e, now),
             }
         self._incident(
             keys=[keys.order(oid), keys.order_log(oid), keys.FEED],

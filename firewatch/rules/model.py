@@ -86,7 +86,9 @@ class CorroborationRule(_Rule):
 
 
 class IncidentRules(_Rule):
-    merge_radius_km: Positive  # a detection joins an open incident within this distance of it
+    merge_radius_km: Positive  # a detection joins an open incident within this distance of one
+    # of the incident's last `track_points` detections (so an incident follows a spreading fire)
+    track_points: Annotated[int, Field(ge=1, le=1000)] = 10
     satellite_pixel_factor: Annotated[float, Field(ge=0.0)]  # widen by this x the pixel size (km)
     inactivity: Duration  # an incident with no detection for this long is closed
     grace: Duration  # out-of-order input late by up to this gives the same incidents as sorted
@@ -107,6 +109,7 @@ class SeverityRules(_Rule):
     flame: int  # a camera saw flame
     frp_mw: list[Step]  # the incident's largest fire radiative power
     detections: list[Step]  # detections in the incident
+    span_km: list[Step] = []  # diagonal of the bounding box of its detections: a fire spreading
     risk: dict[str, int]  # the cell's risk class -> points (unknown classes: 0)
     levels: dict[Severity, int]  # minimum points for moderate, high, critical
 

@@ -81,6 +81,40 @@ def test_only_a_rise_in_severity_renotifies(linkage: Linkage, redis_client: redi
     assert len(_stream(redis_client, "district:D1")) == 1
 
 
+def test_a_team_the_fire_reaches_is_told_once_and_no_second_order(
+    linkage: Linkage, redis_client: redis.Redis
+) -> None:
+    linkage.consume([event(teams=["team-A"])])
+    spread = event("updated", seq=1, teams=["team-A", "team-B"])
+    further = event("updated", seq=2, teams=["team-A", "team-B", "team-C"])
+    counts = linkage.consume([spread, spread, further])  # the first one delivered twice
+    assert (counts.reached, counts.created, counts.renotified) == (2, 0, 0)
+    told = [_stream(redis_client, f"team:{t}") for t in ("team-B", "team-C")]
+    assert [[(m["kind"], m["order"]) for m in stream] for stream in told] == [
+        [("reached", oid(1))],
+        [("reached", oid(1))],
+    ]
+    assert [m["kind"] for m in _stream(redis_client, "team:team-A")] == ["dispatch"]
+    assert len(redis_client.keys("fw:order:*:log")) == 1  # still the one order, team-A's
+    assert linkage.store.get(oid(1)).team == "team-A"
+    log = [(e.kind, e.detail) for e in linkage.store.log(oid(1))]
+    assert log[1:] == [
+        ("reached", "the fire reached the cells of team:team-B: told"),
+        ("reached", "the fire reached the cells of team:team-C: told"),
+    ]
+    feed = [fields[b"event"] for _, fields in redis_client.xrange(keys.FEED)]
+    assert feed.count(b"reached") == 2
+
+
+def test_a_closed_order_tells_no_team_the_fire_reaches(
+    linkage: Linkage, redis_client: redis.Redis
+) -> None:
+    linkage.consume([event(teams=["team-A"])])
+    linkage.close(oid(1), Resolution.EXTINGUISHED)
+    counts = linkage.consume([event("updated", seq=1, teams=["team-A", "team-B"])])
+    assert counts.reached == 0 and _stream(redis_client, "team:team-B") == []
+
+
 def test_lifecycle_is_timestamped_logged_and_idempotent(linkage: Linkage, clock: FakeClock) -> None:
     linkage.consume([event()])
     clock.advance(minutes=4)

@@ -82,8 +82,8 @@ def test_california_replay_counts_783_located_and_1792_outside(tmp_path: Path) -
             total(registry, "firewatch_engine_incident_events_total", event=kind.value)
             == (events[kind.value])
         )
-    assert events["opened"] == 71
-    assert value(registry, "firewatch_engine_open_incidents") == summary.open_incidents == 51
+    assert events["opened"] == 54  # 71 before incidents followed spreading fires (2026-12-03)
+    assert value(registry, "firewatch_engine_open_incidents") == summary.open_incidents == 38
     # one batch of 2,575 records: one validate, locate and rules observation; incidents twice
     # (the batch, then the flush); no event latency (recorded input is not live)
     count = "firewatch_engine_batch_duration_seconds_count"
