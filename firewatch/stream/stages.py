@@ -180,7 +180,7 @@ class Worker:
             self.meter.metrics.count_rejects(rejects)
             self.meter.metrics.count_outside(outside)
         if detections:  # a batch of nothing but bad records tells nothing of event time
-            newest = max(d["observed_at"].timestamp() for d in detections)
+            newest = float(prepared.cols.t.max())
             # validation rejected what is beyond the bound; the bound again, in depth
             newest = min(newest, not_after.timestamp())
             self.forward.record(partition, newest, max(timestamps) if timestamps else -1)
