@@ -39,6 +39,7 @@ CSV = "text/csv"
 COLUMNS = (
     "id", "status", "severity", "first_seen", "last_seen", "detections", "grid_id", "grid_name",
     "team", "village", "township", "district", "lat", "lon", "rule", "order_id", "closed_at",
+    "current_lat", "current_lon", "area_km2", "teams",
 )  # fmt: skip
 _TIME = TypeAdapter(datetime)
 _STATUS = TypeAdapter(IncidentStatus)
@@ -214,6 +215,8 @@ def _row(r: IncidentRecord) -> list[str]:
     def text(value: Any) -> str:
         if value is None:
             return ""
+        if isinstance(value, list):
+            return " ".join(value)  # teams
         return value.isoformat() if isinstance(value, datetime) else str(value)
 
     return [text(getattr(r, column)) for column in COLUMNS]

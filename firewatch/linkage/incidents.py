@@ -71,6 +71,11 @@ def record_item(e: IncidentEvent) -> dict[str, Any]:
         "sources", orjson.dumps(e.sources).decode(),
         "rule", e.rule,
         "evidence", orjson.dumps(e.evidence).decode(),
+        "current_lat", "" if e.current_lat is None else repr(e.current_lat),
+        "current_lon", "" if e.current_lon is None else repr(e.current_lon),
+        "extent", "" if e.extent is None else orjson.dumps(e.extent).decode(),
+        "area_km2", repr(e.area_km2),
+        "teams", orjson.dumps(e.teams).decode(),
     ]  # fmt: skip
     plural = "" if e.detections == 1 else "s"
     return {
@@ -203,6 +208,12 @@ def decode(h: dict[bytes, bytes]) -> IncidentRecord:
         sources=orjson.loads(s["sources"]),
         rule=s["rule"],
         evidence=orjson.loads(s["evidence"]),
+        # recorded since incidents follow spreading fires (2026-12-03): absent in older records
+        current_lat=float(s["current_lat"]) if s.get("current_lat") else None,
+        current_lon=float(s["current_lon"]) if s.get("current_lon") else None,
+        extent=orjson.loads(s["extent"]) if s.get("extent") else None,
+        area_km2=float(s.get("area_km2") or 0.0),
+        teams=orjson.loads(s["teams"]) if s.get("teams") else [],
         closed_at=codec.from_epoch(h.get(b"closed_at")),
         recorded_at=codec.at(h[b"recorded_at"]),
         updated_at=codec.at(h[b"updated_at"]),

@@ -108,6 +108,13 @@ class IncidentRecord(BaseModel):
     sources: dict[str, int]
     rule: str  # the rule that opened it
     evidence: list[str]  # detection ids, first ones, capped
+    # where the fire is now and how far it spread (IncidentEvent; None, 0 and [] in records of
+    # a firewatch before spreading fires were followed)
+    current_lat: float | None = None
+    current_lon: float | None = None
+    extent: tuple[float, float, float, float] | None = None  # west, south, east, north
+    area_km2: float = 0.0
+    teams: list[str] = Field(default_factory=list)  # whose cells it reached, the first: `team`
     closed_at: datetime | None = None  # event time of its `closed` event (inactivity deadline)
     recorded_at: datetime  # when the queue recorded its first event
     updated_at: datetime  # when the queue recorded its latest event

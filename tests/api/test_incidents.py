@@ -176,6 +176,11 @@ def test_csv_exports_the_whole_query_page_by_page(
         "rule": "camera.confident",
         "order_id": oid(1),
         "closed_at": (T0 + timedelta(minutes=45)).isoformat(),
+        # events of a firewatch before spreading fires were followed have no current position
+        "current_lat": "",
+        "current_lon": "",
+        "area_km2": "0.0",
+        "teams": "",
     }
     assert dict(zip(table[0], table[1], strict=True))["team"] == ""  # incident 5: no team
     # Accept: text/csv asks for the same; filters and the team scope apply

@@ -123,6 +123,29 @@ def _indexed(client: redis.Redis, incident_id: str) -> dict[str, float]:
     return out
 
 
+def test_the_record_follows_where_a_spreading_fire_is_now(linkage: Linkage) -> None:
+    linkage.consume([event(n=1, current_lat=28.91, current_lon=118.9, teams=["team-A"])])
+    assert linkage.store.incident(iid(1)).teams == ["team-A"]
+    moved = event(
+        "updated",
+        n=1,
+        seq=1,
+        current_lat=28.95,
+        current_lon=118.93,
+        extent=(118.9, 28.91, 118.94, 28.96),
+        area_km2=21.6,
+        teams=["team-A", "team-B"],
+    )
+    linkage.consume([moved])
+    record = linkage.store.incident(iid(1))
+    assert (record.lat, record.lon) == (28.91, 118.9)  # its first detection
+    assert (record.current_lat, record.current_lon, record.area_km2) == (28.95, 118.93, 21.6)
+    assert record.extent == (118.9, 28.91, 118.94, 28.96)
+    assert record.teams == ["team-A", "team-B"] and record.team == "team-A"
+    listed, _ = linkage.store.incidents()
+    assert [(r.id, r.current_lat, r.teams) for r in listed] == [(iid(1), 28.95, record.teams)]
+
+
 def test_a_redelivered_event_is_recorded_once(linkage: Linkage, redis_client: redis.Redis) -> None:
     batch = [event(n=1), event("updated", n=1, seq=1, severity="high"), event("closed", n=1, seq=2)]
     assert linkage.consume(batch).recorded == 3

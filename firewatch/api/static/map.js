@@ -87,11 +87,11 @@ export function createMap(el, { onCell }) {
         };
         let marker = markers.get(inc.id);
         if (!marker) {
-          marker = L.circleMarker([inc.lat, inc.lon], style).addTo(map);
+          marker = L.circleMarker(where(inc), style).addTo(map);
           marker.bindPopup(() => popup(state.incidents.get(inc.id) || inc, state));
           markers.set(inc.id, marker);
         } else {
-          marker.setLatLng([inc.lat, inc.lon]).setStyle(style);
+          marker.setLatLng(where(inc)).setStyle(style);
         }
         marker.bringToFront();
         const path = marker.getElement();
@@ -113,7 +113,13 @@ export function createMap(el, { onCell }) {
   };
 }
 
+// Where the fire is now (the centroid of its last detections), else its first detection.
+function where(inc) {
+  return inc.current_lat != null ? [inc.current_lat, inc.current_lon] : [inc.lat, inc.lon];
+}
+
 function popup(inc, state) {
+  const others = (inc.teams || []).filter((t) => t !== inc.team);
   return h(
     "div",
     { class: "popup" },
@@ -121,5 +127,7 @@ function popup(inc, state) {
     h("div", {}, `team ${inc.team || "none"} · ${STATE_LABELS[orderState(inc, state.orders)]}`),
     h("div", {}, `first seen ${clockTime(inc.first_seen)} (${ago(inc.first_seen)})`),
     inc.detections ? h("div", {}, `${plural(inc.detections, "detection")} · rule ${inc.rule}`) : null,
+    inc.area_km2 ? h("div", {}, `spread over ${inc.area_km2.toFixed(1)} km²`) : null,
+    others.length ? h("div", { class: "warn" }, `reached ${others.join(", ")}`) : null,
   );
 }
