@@ -213,9 +213,9 @@ class Tracker:
     def load_state(self, state: TrackerState) -> None:
         """Replace everything this tracker carries by `state`, rebuilding the search structures.
 
-        The deadline heap gets one entry per open incident: the live heap also holds entries
-        that `close_before` would skip (incidents closed since, deadlines that moved on), so
-        leaving them out changes nothing but the heap's size.
+        The deadline heap gets one entry per open incident, at its current deadline: the live
+        heap's entry may be at an earlier one (close_before moves it on when it falls due), and
+        may outlive its incident (close_before skips it), so this changes nothing but timing.
         """
         self.open = {}
         self._points = _Buckets()
@@ -264,8 +264,11 @@ class Tracker:
         while self._deadlines and self._deadlines[0][0] < t:
             deadline, iid = heapq.heappop(self._deadlines)
             inc = self.open.get(iid)
-            if inc is None or inc.last_seen + self._inactivity != deadline:
-                continue  # closed already, or the deadline moved on (a newer heap entry exists)
+            if inc is None:
+                continue  # closed already
+            if inc.last_seen + self._inactivity != deadline:  # a later detection joined it
+                self._push_deadline(inc)
+                continue
             events.append(self._emit(inc, EventKind.CLOSED, deadline))
             del self.open[iid]
             for p in inc.recent:
@@ -313,8 +316,7 @@ class Tracker:
         before_sources = {k for k, v in inc.counts.items() if v}
         before_rank = inc.severity.rank
         before_teams = len(inc.teams)
-        self._absorb(inc, s)
-        self._push_deadline(inc)
+        self._absorb(inc, s)  # its heap entry stays: close_before moves it on when it is due
         inc.severity = severity_of(inc, self.rules.severity, self.cells[inc.anchor.cell])
         if (
             inc.severity.rank > before_rank
@@ -378,6 +380,8 @@ class Tracker:
             del self._point_owner[old]
 
     def _push_deadline(self, inc: Incident) -> None:
+        """One heap entry per open incident: pushed when it opens; when an entry falls due after
+        a later detection joined, close_before pushes the incident's current deadline."""
         heapq.heappush(self._deadlines, (inc.last_seen + self._inactivity, inc.id))
 
     # -- pending suspects -------------------------------------------------------------------

@@ -43,11 +43,19 @@ class Progress:
         self.forwarded[partition] = max(self.forwarded.get(partition, event_time), event_time)
         self.newest_ts = max(self.newest_ts, timestamp)
         self.recent.append((timestamp, event_time))
+        self._settle()  # so `recent` holds only the last quiet_after, caught up or not
 
     def claimable(self) -> float | None:
         """The latest event time of the batches appended `quiet_after` before the newest record
         read (None: none yet). A batch counts by its newest timestamp: it claims less, not more."""
+        self._settle()
+        return None if self.settled == -math.inf else self.settled
+
+    def _settle(self) -> None:
+        """Fold the batches appended quiet_after before the newest record into `settled`."""
         horizon = self.newest_ts - self.quiet_after_ms
+        if all(ts > horizon for ts, _ in self.recent):
+            return
         keep = []
         for ts, t in self.recent:
             if ts <= horizon:
@@ -55,7 +63,6 @@ class Progress:
             else:
                 keep.append((ts, t))
         self.recent = keep
-        return None if self.settled == -math.inf else self.settled
 
     def marker(self, caught_up: Set[int] = frozenset(), sources: int | None = None) -> bytes | None:
         """Every detection partition's progress, for every located partition (None: no news).

@@ -251,3 +251,18 @@ def test_held_batches_wait_for_the_slowest_source(make_engine: Callable[..., Eng
     unheld = make_engine()
     run(unheld, [r for _, chunk in chunks for r in chunk], batch=40)
     assert unheld.stats.late > 0  # without hold, the same interleaving makes records late
+
+
+def test_the_deadline_heap_holds_one_entry_per_open_incident(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # a fire seen every minute for 5 hours: its deadline moves on 300 times, the heap does not
+    # grow with it (it held one entry per joining detection before 2026-12-03)
+    engine = make_engine()
+    run(engine, [camera("cam", m, 0.9) for m in range(300)] + [camera("c2", 200, 0.9, east_km=4)])
+    assert len(engine.tracker.open) == 2
+    assert len(engine.tracker._deadlines) <= 2 + 1  # one each, and at most one moved on
+    # and the incidents still close at their current deadlines
+    events = run(engine, [camera("far", 299 + DAY + 1, 0.9, north_km=-4)])
+    closed = [e for e in events if e.event is EventKind.CLOSED]
+    assert [(e.observed_at - T0) / timedelta(minutes=1) for e in closed] == [200 + DAY, 299 + DAY]
