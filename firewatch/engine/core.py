@@ -86,7 +86,8 @@ class Engine:
         self._masks = {m.name: CompiledMask.compile(m) for m in rules.masks}
         self._grace = rules.incidents.grace.total_seconds()
         self._inactivity = rules.incidents.inactivity.total_seconds()
-        self._retention = self._inactivity + self._grace
+        # how long a fire signal's id is remembered (the dedup window): rules.incidents
+        self._retention = rules.incidents.dedup_window.total_seconds() + self._grace
         self._buffer: list[tuple[float, str, Signal]] = []  # heap by (event time, id)
         self._seen: set[str] = set()
         self._seen_order: deque[tuple[float, str]] = deque()

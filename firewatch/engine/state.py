@@ -17,7 +17,8 @@ Version 1 (before incidents followed spreading fires) is still read: an incident
     watermark      epoch seconds (null: not moved yet)
     buffer         signals waiting for the watermark, in (event time, detection id) order
     seen           [t, detection id] of admitted fire signals, in admission order: the dedup
-                   window (the order decides when each id is forgotten)
+                   window (rules: incidents.dedup_window; the order decides when each id is
+                   forgotten)
     masks          masks set at run time (`add_mask`), in the engine's order: new names, and
                    rule masks replaced by another version
     masks_removed  names of rule masks the engine does not apply where the rules put them

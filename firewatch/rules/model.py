@@ -92,6 +92,9 @@ class IncidentRules(_Rule):
     satellite_pixel_factor: Annotated[float, Field(ge=0.0)]  # widen by this x the pixel size (km)
     inactivity: Duration  # an incident with no detection for this long is closed
     grace: Duration  # out-of-order input late by up to this gives the same incidents as sorted
+    # a fire signal's id is remembered this long after its event time (plus the grace): a copy
+    # within it is dropped as a duplicate, a later one counts again; it bounds the engine's state
+    dedup_window: Duration = timedelta(hours=2)
     evidence_cap: Annotated[int, Field(ge=1, le=1000)]
     outside_buffer_m: Annotated[float, Field(ge=0.0)]  # 0: outside is outside; >0: nearest cell
     region_level: Literal["district", "township", "village"] | None  # never merged across

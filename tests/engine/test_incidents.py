@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from firewatch.clock import FakeClock
 from firewatch.engine.core import Engine
 from firewatch.engine.incidents import incident_id
@@ -163,6 +165,24 @@ def test_duplicates_change_nothing(make_engine: Callable[..., Engine]) -> None:
     doubled = [r for r in records for _ in (0, 1)]
     assert _dump(run(engine, doubled)) == expected
     assert engine.stats.outcomes[Outcome.DUPLICATE] > 0
+
+
+def test_a_copy_within_the_dedup_window_is_dropped_and_a_later_one_counts_again(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # rules/incidents.yaml: dedup_window 2 h (+ the 10 min grace); a fire seen every 10 minutes
+    engine = make_engine()
+    first = camera("cam", 0, 0.9)
+    run(engine, [first, *(camera("cam", m, 0.9) for m in range(10, 101, 10)), first])
+    assert engine.stats.outcomes[Outcome.DUPLICATE] == 1  # 100 min later: still remembered
+    run(engine, [camera("cam", m, 0.9) for m in range(110, 201, 10)])  # the watermark: 190 min
+    # the ids of signals more than 2 h 10 min older than the watermark (200 min) are forgotten
+    remembered = {i for _, i in orjson.loads(engine.snapshot())["seen"]}
+    assert remembered == {f"cam@{m}" for m in range(70, 201, 10)}
+    counted = engine.stats.outcomes[Outcome.INCIDENT]
+    run(engine, [first])  # 3 h 10 min after it: a late record, not a duplicate any more
+    assert engine.stats.outcomes[Outcome.DUPLICATE] == 1
+    assert engine.stats.outcomes[Outcome.INCIDENT] == counted + 1
 
 
 def test_records_later_than_grace_are_processed_late_and_stale_ones_dropped(
