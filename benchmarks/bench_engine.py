@@ -31,6 +31,23 @@ from firewatch.simulate import build_stream  # noqa: E402
 GRID = ROOT / "data/grids/qujiang.geojson"
 
 
+STEPS_NOTE = """Profiled (cProfile and timing each column, 2026-12-03): most of
+`prepare` is reading the validated records into columns, and most of that is the event time:
+`datetime.timestamp()` on the datetimes pydantic makes (their tzinfo is pydantic's own TzInfo, whose
+utcoffset costs a call into its Rust object) took about 0.8 us a line, a third of the whole cost
+after validation; latitude, longitude and source about 0.06-0.1 us each (C-level map and
+itemgetter passes), the strengths 0.3 us (they were 1.1 us with a generator and a loop per sensor
+before 2026-12-03). Locate is under 0.1 us. `process_located` is vectorised numpy but for the few
+fire signals. So the target (0.25 of validation) is not reached by the engine's own code: what is
+left is the per-record conversion out of pydantic's objects, and the next step would be a validator
+that yields the columns (epoch seconds among them) instead of a dict per record."""
+
+
+HISTORY = """Before, on 2026-11-28 (another machine, about 5x faster: the one-record baseline ran
+12,271/s there, 2,501/s here): 302,944 records/s, 0.53 of validation alone (567,678/s); so the
+150,000/s target is a figure of that machine, and the ratio is what compares across them."""
+
+
 def engine_factory(cache: Path) -> Callable[[], Engine]:
     settings = Settings(grid=GRID, rules=ROOT / "rules", cache_dir=cache)
     open_engine(settings)  # warm the locate-index cache
@@ -53,6 +70,25 @@ def run_validation(lines: list[bytes], batch: int) -> float:
     return time.perf_counter() - start
 
 
+def run_steps(engine: Engine, lines: list[bytes], batch: int) -> dict[str, float]:
+    """Seconds in each step of `Engine.process_lines` over the lines: validation, `prepare`
+    (columns, locate, signal strengths) and `process_located` (masks, counts, grace buffer,
+    incidents), called one after the other as process_lines calls them."""
+    spent = dict.fromkeys(("validate", "prepare", "located"), 0.0)
+    for i in range(0, len(lines), batch):
+        t0 = time.perf_counter()
+        detections, _, _ = validate_lines(lines[i : i + batch], "bench", first_line=i + 1)
+        t1 = time.perf_counter()
+        located = engine.prepare(detections)
+        t2 = time.perf_counter()
+        engine.process_located(located)
+        t3 = time.perf_counter()
+        spent["validate"] += t1 - t0
+        spent["prepare"] += t2 - t1
+        spent["located"] += t3 - t2
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sensors", type=int, default=7000, help="simulated sensors (volume)")
@@ -68,10 +104,17 @@ def main() -> None:
     print(f"stream: {len(lines):,} lines of the simulated Qujiang stream ({args.sensors} sensors)")
     with tempfile.TemporaryDirectory() as tmp:
         make = engine_factory(Path(tmp))
-        engine_s, events = min(run_engine(make(), lines, args.batch) for _ in range(args.repeat))
-        valid_s = min(run_validation(lines, args.batch) for _ in range(args.repeat))
+        # alternated, so that a machine whose speed drifts (it is shared) biases neither side
+        timings = [
+            (run_engine(make(), lines, args.batch), run_validation(lines, args.batch))
+            for _ in range(args.repeat)
+        ]
+        engine_s, events = min(engine for engine, _ in timings)
+        valid_s = min(valid for _, valid in timings)
         naive = lines[: args.naive_records]
         naive_s, _ = run_engine(make(), naive, 1)
+        runs = [run_steps(make(), lines, args.batch) for _ in range(args.repeat)]
+        steps = {k: min(r[k] for r in runs) * 1e6 / len(lines) for k in runs[0]}  # us a line
     engine_rate = len(lines) / engine_s
     valid_rate = len(lines) / valid_s
     naive_rate = len(naive) / naive_s
@@ -82,6 +125,8 @@ def main() -> None:
     print(f"batched / one at a time:   {engine_rate / naive_rate:.1f}x")
     verdict = "met" if engine_rate >= 150_000 else "NOT met"
     print(f"target 150,000 records/s: {verdict}")
+    print("us a line: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
+    after = steps["prepare"] + steps["located"]
     if not args.no_readme:
         write_section(
             "Engine",
@@ -91,8 +136,8 @@ def main() -> None:
 (`Engine.process_lines`: validate, locate, rules, grace buffer, incidents), on the simulated
 Qujiang stream ({len(lines):,} lines: {args.sensors} sensors reporting every 10 min for
 {args.hours:g} h, cameras, satellite passes, fires, noise, late, duplicate and malformed lines),
-one process, one thread. Best of {args.repeat} runs; the baselines ran in the same run on the same
-lines.
+one process, one thread. Best of {args.repeat} runs, the engine's and validation's alternated;
+the baselines ran in the same run on the same lines.
 
 Machine: {describe()}
 
@@ -103,8 +148,17 @@ Machine: {describe()}
 | engine, one record per call (first {len(naive):,} lines) | {naive_rate:,.0f} |
 
 Target >= 150,000 records/s per core: {verdict}. The engine runs at
-{engine_rate / valid_rate:.2f} of validation alone, and {engine_rate / naive_rate:.1f}x the
+{engine_rate / valid_rate:.2f} of validation alone (target >= 0.8:
+{"met" if engine_rate / valid_rate >= 0.8 else "not met"}), and {engine_rate / naive_rate:.1f}x the
 one-record-per-call baseline.
+
+Where the time goes, each step of `process_lines` timed apart (best of {args.repeat}), in us a
+line: validation {steps["validate"]:.2f}; `Engine.prepare` {steps["prepare"]:.2f} (the batch's
+columns, locate, signal strengths, the few signals); `Engine.process_located`
+{steps["located"]:.2f} (masks, counts, grace buffer, incidents). Everything after validation
+costs {after / steps["validate"]:.2f} of it (target 0.25). {STEPS_NOTE}
+
+{HISTORY}
 """,
         )
 
