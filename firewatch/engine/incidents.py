@@ -248,7 +248,10 @@ class Tracker:
             return []
         for inc in joined:
             inc.last_seen = bound  # first_seen <= anchor.t <= bound
-            inc.recent = deque(p for p in inc.recent if p.t <= bound)  # the extent stays
+            # its detections after the limit are no longer followed (the extent stays)
+            inc.recent = deque(p for p in inc.recent if p.t <= bound) or deque(
+                [Point.of(inc.anchor)]
+            )
         kept = [i for i in state.open if i.anchor.t <= bound]
         self.load_state(TrackerState(kept, state.max_pixel, pending, state.suspects_expired))
         notes = [f"incident {i.id} (first detection after the limit) dropped" for i in ahead]

@@ -217,6 +217,9 @@ def test_an_incident_joined_from_ahead_closes_from_the_limit(new_engine: Factory
 
     assert repaired is not None
     assert f"incident {incident_id('a@0')}: last detection pulled back to the limit" in repaired
+    # followed from its detections up to the limit only: the one ahead is not a place it burns
+    (incident,) = engine.tracker.open.values()
+    assert [p.t for p in incident.recent] == [T0.timestamp()]
     assert engine.advance(limit + timedelta(hours=24, minutes=10)) == []
     (closed,) = engine.advance(limit + timedelta(hours=24, minutes=11))
     assert closed.event is EventKind.CLOSED and closed.observed_at == limit + timedelta(hours=24)
