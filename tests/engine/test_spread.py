@@ -16,9 +16,8 @@ import orjson
 from firewatch.engine.core import Engine
 from firewatch.engine.incidents import distance_km
 from firewatch.model import EventKind, IncidentEvent, Severity
-from firewatch.rules import RuleSet
 
-from .conftest import KM_LAT, camera, place, run, sensor
+from .conftest import KM_LAT, KM_LON, camera, place, run, sensor
 
 HOURS = 6
 DAY = 24 * 60
@@ -108,6 +107,7 @@ def test_two_fires_10_km_apart_at_the_same_time_stay_two(
         assert e.extent is not None
         west, south, east, north = e.extent
         assert (north - south) / KM_LAT < 1.1  # each keeps to its own place
+        assert (east - west) / KM_LON < 1.1
 
 
 def test_a_spreading_fire_names_each_team_it_reaches(make_engine: Callable[..., Engine]) -> None:

@@ -26,7 +26,8 @@ from firewatch.rules import RuleSet
 from firewatch.rules.model import Mask
 from tests.engine_fixtures import write_grid
 
-from . import conftest, test_spread as spread
+from . import conftest
+from . import test_spread as spread
 from .conftest import T0, camera, place, satellite, sensor
 
 DAY = 24 * 60
@@ -417,6 +418,16 @@ def _edit(data: bytes, change: Callable[[dict[str, Any]], object]) -> bytes:
         (
             lambda d: _edit(d, lambda doc: doc["tracker"]["open"][0]["anchor"].__setitem__(7, 100)),
             "cell 100 is not in the grid",
+        ),
+        (
+            lambda d: _edit(
+                d, lambda doc: doc["tracker"]["open"][0]["recent"][0].__setitem__(4, -1)
+            ),
+            "recent: a cell not in the grid",
+        ),
+        (
+            lambda d: _edit(d, lambda doc: doc["tracker"]["open"][0].__setitem__("extent", [1.0])),
+            "tracker.open.0.extent",
         ),
         (
             lambda d: _edit(
