@@ -45,7 +45,7 @@ CHUNK = 400  # lines per send
 EVERY = 0.25  # seconds between sends: 1,600 lines/s
 # the order an order's log may move in: kinds that change its state, each at most once
 STEPS = ("created", "ack", "arrive", "close")
-ANYTIME = {"notified", "escalated", "severity", "incident_closed", "mask"}
+ANYTIME = {"notified", "escalated", "severity", "reached", "incident_closed", "mask"}
 
 
 class Timeline:
