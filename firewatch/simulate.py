@@ -29,9 +29,10 @@ import numpy as np
 from typing_extensions import Unpack
 
 from firewatch.errors import FirewatchError
+from firewatch.sim.records import Recorder
 from firewatch.sim.scenario import Fire, Noise, Pass, plan_fires, plan_noise, satellite_passes
 from firewatch.sim.sensors import SensorLines, normal_readings
-from firewatch.sim.signals import Recorder, Seen, burn, false_signal, static_source
+from firewatch.sim.signals import Seen, burn, false_signal, static_source
 from firewatch.sim.summary import NoiseEvent, SimFire, SimSummary, StaticSite
 from firewatch.sim.timefmt import Stamps
 from firewatch.sim.transport import Delivery, deliver
@@ -111,7 +112,7 @@ def build_stream(
     for event in noise:
         false_signal(event, bulk, passes, rec, signal_rng)
     lines = SensorLines(bulk, world.sensors, stamps)
-    delivery = deliver(lines, rec.records(), rec.times, stamps, (start_s, end_s), rng(7))
+    delivery = deliver(lines, rec.specials(), stamps, (start_s, end_s), rng(7))
     summary = SimSummary(
         seed=seed,
         start=start,

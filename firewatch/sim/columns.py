@@ -25,6 +25,7 @@ IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
 MAX_TABLE = 1_000_000  # a range table larger than this: a table of the distinct values instead
+KEEP_STEPS = 100_000  # range tables up to this size are kept for the next call
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Column:
 
 def join(columns: Sequence[Column]) -> bytes:
     """Line after line, the pieces of each line in column order, as one bytes object."""
+    return text(columns).encode("latin-1")
+
+
+def text(columns: Sequence[Column]) -> str:
+    """What `join` gives, as str (bytes as latin-1)."""
     pool = [""]  # index 0: the empty piece, left out
     at = np.zeros((len(columns[0].index), len(columns)), dtype=np.int64)
     for j, column in enumerate(columns):
@@ -53,7 +59,7 @@ def join(columns: Sequence[Column]) -> bytes:
     pieces = np.empty(len(pool), dtype=object)
     pieces[:] = pool
     flat = at.ravel()
-    return "".join(pieces[flat[flat > 0]].tolist()).encode("latin-1")
+    return "".join(pieces[flat[flat > 0]].tolist())
 
 
 def decimals(rounded: FloatArray, places: int, after: str = "") -> Column:
@@ -71,9 +77,27 @@ def decimals(rounded: FloatArray, places: int, after: str = "") -> Column:
         index = (steps - lo).astype(np.int64)
         same = values[index] == rounded
         if same.all() and not np.signbit(rounded[rounded == 0]).any():
-            return Column([repr(v) + after for v in values.tolist()], index)
+            return Column(_steps_texts(int(lo), int(hi), places, after), index)
     distinct, index = np.unique(rounded, return_inverse=True)  # NaN, -0.0, huge ranges
     return Column([repr(v) + after for v in distinct.tolist()], index.astype(np.int64))
+
+
+_STEPS: dict[tuple[int, str], tuple[int, list[str]]] = {}  # (places, after): (first step, texts)
+
+
+def _steps_texts(lo: int, hi: int, places: int, after: str) -> list[str]:
+    """[repr(i / 10**places) + after for i in lo..hi], from texts kept from earlier calls (a
+    season's episodes write readings of much the same ranges)."""
+    first, texts = _STEPS.get((places, after), (lo, []))
+    if hi - lo >= KEEP_STEPS:
+        return [repr(v) + after for v in (np.arange(lo, hi + 1) / 10.0**places).tolist()]
+    if not texts or lo < first or hi >= first + len(texts):
+        end = max(hi, first + len(texts) - 1) if texts else hi
+        first = min(lo, first) if texts else lo
+        values = (np.arange(first, end + 1) / 10.0**places).tolist()
+        texts = [repr(v) + after for v in values]
+        _STEPS[(places, after)] = first, texts
+    return texts[lo - first : hi - first + 1]
 
 
 def integers(values: IntArray) -> list[Column]:

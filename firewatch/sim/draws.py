@@ -1,6 +1,6 @@
 """Many rounds of a scalar-draw loop at once, with the numbers the loop itself would draw.
 
-A fire's place is found by tries (scenario.py), each drawn as one `rng.integers(bound)` and two
+A fire's place is found by tries (placement.py), each drawn as one `rng.integers(bound)` and two
 `rng.uniform(...)` calls, and the same seed must keep giving the same places. A season makes
 about 250,000 tries: seconds of numpy calls one by one, milliseconds as arrays. `rounds` works
 out what those calls return from the generator's raw 64-bit words (numpy's PCG64 Generator):
@@ -10,6 +10,10 @@ out what those calls return from the generator's raw 64-bit words (numpy's PCG64
   value is Lemire's (half * bound) >> 32, drawn again in rare cases (`rounds` gives up: None);
 - `uniform(lo, hi)` takes a whole word: lo + (hi - lo) * ((word >> 11) * 2**-53), which the
   caller computes from the `u1` and `u2` given here.
+
+So the rounds go two by two in five words (a new integer word, whose low half is the first
+round's integer and high half the second's, and each round's two uniforms), after a first round
+of two words if the generator already holds a half: where each number is, is arithmetic.
 
 `seek` puts the generator just before a given round; the caller then draws that round with the
 real calls, which leaves the generator exactly where the loop would have left it, and compares:
@@ -27,23 +31,48 @@ from numpy.typing import NDArray
 
 UInt = NDArray[np.uint64]
 _LOW = np.uint64(0xFFFF_FFFF)
+_HIGH = np.uint64(32)
+_ULP = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @dataclass(frozen=True)
 class Rounds:
-    """`n` rounds of (integers(bound), a uniform, a uniform), and where each one starts."""
+    """`n` rounds of (integers(bound), a uniform, a uniform) from `state`."""
 
     state: Mapping[str, Any]  # the generator's state before the first round
     ints: NDArray[np.int64]
-    u1: NDArray[np.float64]  # in [0, 1): uniform(lo, hi) is lo + (hi - lo) * u1
-    u2: NDArray[np.float64]
-    # before each round, and after the last: raw words taken, and the generator's 32-bit register
-    words_before: NDArray[np.int64]
-    has_kept: NDArray[np.bool_]  # the register holds a half the next integer takes
-    kept: UInt
+    raw: UInt  # the words the rounds take
+    lead: int  # 2 if the first round takes the half the generator holds (its words), else 0
 
     def __len__(self) -> int:
         return len(self.ints)
+
+    def uniforms(self, rows: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The two uniforms of the given rounds, in [0, 1): uniform(lo, hi) is lo + (hi - lo) * u.
+        (Round j of the pairs takes words 1, 2 of its five if j is even, else 3, 4; a lead
+        round is "pair -1, odd": words 0, 1.)"""
+        j = rows - self.lead // 2
+        at = self.lead + 5 * (j // 2) + 1 + 2 * (j % 2)
+        return _unit(self.raw[at]), _unit(self.raw[at + 1])
+
+    def uniform_pair(self, row: int) -> tuple[float, float]:
+        """`uniforms` of one round, as Python floats (the same numbers)."""
+        j = row - self.lead // 2
+        at = self.lead + 5 * (j // 2) + 1 + 2 * (j % 2)
+        return (int(self.raw[at]) >> 11) * _ULP, (int(self.raw[at + 1]) >> 11) * _ULP
+
+    def position(self, i: int) -> tuple[int, bool, int]:
+        """Before round i (i = len: after the last): the raw words taken since `state`, whether
+        the generator holds a half, and its 32-bit register (kept even when not held)."""
+        initial = int(self.state["uinteger"]) & 0xFFFF_FFFF
+        if self.lead and i == 0:
+            return 0, True, initial
+        pair, second = divmod(i - self.lead // 2, 2)
+        first_word = self.lead + 5 * pair  # of the pair: its integers' word
+        if second:
+            return first_word + 3, True, int(self.raw[first_word] >> _HIGH)
+        kept = int(self.raw[first_word - 5] >> _HIGH) if pair else initial
+        return first_word, False, kept
 
 
 def rounds(rng: np.random.Generator, n: int, bound: int) -> Rounds | None:
@@ -52,43 +81,33 @@ def rounds(rng: np.random.Generator, n: int, bound: int) -> Rounds | None:
     state = bitgen.state
     if state.get("bit_generator") != "PCG64" or not 2 <= bound < 2**32 or n < 1:
         return None  # (integers(1) draws nothing at all)
-    fresh = (int(state["has_uint32"]) + np.arange(n + 1)) % 2 == 0  # takes a new word
-    takes = 2 + fresh[:n]
-    words_before = np.concatenate([[0], np.cumsum(takes)])
-    raw: UInt = bitgen.random_raw(int(words_before[-1]) + 1)
+    lead = 2 if state["has_uint32"] else 0
+    count = (n - lead // 2 + 1) // 2  # rounds two by two
+    raw: UInt = bitgen.random_raw(lead + 5 * count)
     bitgen.state = state
-    word = raw[words_before]  # a fresh round's integer word (another round: its first uniform)
-    # the kept half before each round: the high half of the last new integer word before it
-    last = np.maximum.accumulate(np.where(fresh[:n], np.arange(n), -1))
-    last = np.concatenate([[-1], last])
-    initial = np.uint64(int(state["uinteger"]) & 0xFFFF_FFFF)
-    kept = np.where(last >= 0, word[np.maximum(last, 0)] >> np.uint64(32), initial)
-    half = np.where(fresh, word & _LOW, kept)[:n]
-    m = half * np.uint64(bound)
+    word = raw[lead::5]  # each pair's integers' word: low half, then high half
+    halves = np.empty(lead // 2 + 2 * count, dtype=np.uint64)
+    halves[lead // 2 :: 2] = word & _LOW
+    halves[lead // 2 + 1 :: 2] = word >> _HIGH
+    if lead:
+        halves[0] = int(state["uinteger"]) & 0xFFFF_FFFF
+    m = halves[:n] * np.uint64(bound)
     if ((m & _LOW) < np.uint64((2**32 - bound) % bound)).any():
         return None  # Lemire's method draws again here: leave it to the real calls
-    first = words_before[:n] + fresh[:n]
-    return Rounds(
-        state=state,
-        ints=(m >> np.uint64(32)).astype(np.int64),
-        u1=_unit(raw[first]),
-        u2=_unit(raw[first + 1]),
-        words_before=words_before,
-        has_kept=~fresh,
-        kept=kept,
-    )
+    return Rounds(state=state, ints=(m >> _HIGH).astype(np.int64), raw=raw, lead=lead)
 
 
 def _unit(words: UInt) -> NDArray[np.float64]:
     """numpy's next_double: the top 53 bits as a fraction of 2**53."""
-    return (words >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+    return (words >> np.uint64(11)).astype(np.float64) * _ULP
 
 
 def seek(rng: np.random.Generator, drawn: Rounds, i: int) -> None:
     """Put the generator just before round `i` of `drawn` (i = len(drawn): after the last)."""
-    bitgen = rng.bit_generator
+    words, held, kept = drawn.position(i)
+    bitgen: Any = rng.bit_generator  # PCG64 (rounds makes Rounds of no other)
     bitgen.state = drawn.state
-    bitgen.random_raw(int(drawn.words_before[i]), output=False)
+    bitgen.advance(words)  # as if `words` raw words were drawn
     state = dict(bitgen.state)
-    state["has_uint32"], state["uinteger"] = int(drawn.has_kept[i]), int(drawn.kept[i])
+    state["has_uint32"], state["uinteger"] = int(held), kept
     bitgen.state = state

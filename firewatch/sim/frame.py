@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +14,7 @@ KM_PER_DEG_LON_AT_EQUATOR = 111.320
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+Km = TypeVar("Km", float, FloatArray)  # one point's coordinate, or many
 
 
 @dataclass(frozen=True)
@@ -33,5 +35,5 @@ class Frame:
     def to_km(self, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
         return (lon - self.lon0) * self.kx, (lat - self.lat0) * self.ky
 
-    def to_deg(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def to_deg(self, x: Km, y: Km) -> tuple[Km, Km]:
         return self.lon0 + x / self.kx, self.lat0 + y / self.ky

@@ -93,24 +93,45 @@ def villages(
 def lloyd(points: FloatArray, centers: FloatArray, iterations: int) -> IntArray:
     """Nearest-centre labels after a few Lloyd (k-means) steps from `centers`.
 
-    A centre left without points jumps to the point farthest from its centre.
-    """
+    A centre left without points jumps to the point farthest from its centre. Distances are
+    dx² + dy² and means the sums of `cluster_means`, so the labels are those of the same steps
+    written point by point (the demo's figures depend on them)."""
     centers = centers.copy()
+    px, py = points[:, 0], points[:, 1]
     for step in range(iterations + 1):
-        d2 = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        d2 = np.subtract.outer(px, centers[:, 0])
+        d2 *= d2
+        dy = np.subtract.outer(py, centers[:, 1])
+        dy *= dy
+        d2 += dy  # dx² + dy²
         labels = d2.argmin(axis=1)
         counts = np.bincount(labels, minlength=len(centers))
         for empty in np.flatnonzero(counts == 0):
             worst = int(d2[np.arange(len(points)), labels].argmax())
             centers[empty] = points[worst]
-            d2[:, empty] = ((points - centers[empty]) ** 2).sum(axis=1)
+            ex, ey = px - centers[empty, 0], py - centers[empty, 1]
+            d2[:, empty] = ex * ex + ey * ey
             labels = d2.argmin(axis=1)
         if step < iterations:
-            for c in range(len(centers)):
-                if (labels == c).any():
-                    centers[c] = points[labels == c].mean(axis=0)
+            means, filled = cluster_means(points, labels, len(centers))
+            centers[filled] = means[filled]
     out: IntArray = labels.astype(np.int64)
     return out
+
+
+def cluster_means(
+    points: FloatArray, labels: IntArray, k: int
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """The mean point of each label 0..k-1, and which labels have points (the others' means
+    are NaN). The same floats as `points[labels == c].mean(axis=0)`: numpy sums along axis 0
+    one row after another, as bincount does."""
+    counts = np.bincount(labels, minlength=k)
+    filled = counts > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.column_stack(
+            [np.bincount(labels, weights=points[:, j], minlength=k) / counts for j in (0, 1)]
+        )
+    return means, filled
 
 
 def _contiguous(labels: IntArray, borders: Borders, group: IntArray) -> IntArray:

@@ -269,7 +269,7 @@ def write_season(
     season is therefore written as ceil(fires / EPISODE_FIRES) episodes of equal length, episode
     k with seed `seed * 1000 + k`: its own fires, noise and device layout (the sensors are
     redeployed between episodes, a simplification of the demo). The grid is read once. The demo
-    season (330 fires, 59,712 lines) takes about 3 s.
+    season (330 fires, 59,712 lines) takes about half a second (benchmarks/README.md).
     """
     if days <= 0 or fires < 0:
         raise FirewatchError(f"a season needs days > 0 and fires >= 0 (got {days}, {fires})")

@@ -71,8 +71,14 @@ def normal_readings(
 
 
 def set_reading(
-    bulk: SensorBulk, sensor: int, step: int, temperature: float, co: float, humidity: float
+    bulk: SensorBulk,
+    sensor: int | IntArray,
+    step: int | IntArray,
+    temperature: float | FloatArray,
+    co: float | FloatArray,
+    humidity: float | FloatArray,
 ) -> None:
+    """Overwrite one reading, or many (arrays of sensors and steps, and their values)."""
     bulk.temperature[sensor, step] = temperature
     bulk.co[sensor, step] = co
     bulk.humidity[sensor, step] = humidity

@@ -11,110 +11,28 @@
   heat source (`static: true`).
 
 Record ids are "<device_id>:<epoch seconds>"; no device reports twice in one second (a camera or
-satellite record is moved on by a second if it would).
+satellite record is moved on by a second if it would: records.py).
+
+The draws are those of loops of scalar draws (a seed keeps its stream); some are made many at a
+time where numpy gives the same numbers: n scalar uniform (or normal) draws are one draw of size
+n, and rng.uniform(lo, hi) and rng.normal(0, s) are lo + (hi - lo) * rng.random() and
+0.0 + s * rng.standard_normal().
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from firewatch.sim.records import Recorder
 from firewatch.sim.scenario import MINUTE, SATELLITE_SEEN, Fire, Noise, Pass
 from firewatch.sim.sensors import SensorBulk, set_reading
-from firewatch.sim.timefmt import Stamps
-from firewatch.sim.world import CAMERA_RANGE_KM, World
+from firewatch.sim.world import CAMERA_RANGE_KM, FloatArray, World
 
 SENSOR_REACH_KM = 1.2
 CAMERA_SEES = 0.7
-
-
-@dataclass
-class Recorder:
-    """Collects the camera and satellite records, with unique ids, and who saw which fire.
-
-    Positions are kept in km as the records come; `records` turns them into degrees (and
-    cameras' bearings) for all records at once."""
-
-    world: World
-    stamps: Stamps
-    end_s: int
-    times: list[int] = field(default_factory=list)
-    camera_times: dict[int, list[int]] = field(default_factory=dict)
-    _records: list[dict[str, Any]] = field(default_factory=list)
-    _xy: list[tuple[float, float]] = field(default_factory=list)  # of each record, km
-    # (record, camera) of each camera record: its bearing is set by `records`
-    _seen_from: list[tuple[int, int]] = field(default_factory=list)
-    _used: set[tuple[str, int]] = field(default_factory=set)
-
-    def records(self) -> list[dict[str, Any]]:
-        """The records so far, in the order they came, with their positions in degrees."""
-        if self._records and self._records[-1]["lat"] is None:
-            self._place()
-        return self._records
-
-    def _place(self) -> None:
-        """The records' positions in degrees, and the cameras' bearings to what they saw."""
-        xy = np.array(self._xy)
-        lon, lat = self.world.grid.to_deg(xy[:, 0], xy[:, 1])
-        for record, lat_deg, lon_deg in zip(self._records, lat.tolist(), lon.tolist(), strict=True):
-            record["lat"], record["lon"] = lat_deg, lon_deg
-        if not self._seen_from:
-            return
-        index, cam = np.array(self._seen_from).T
-        dx, dy = (xy[index] - self.world.cameras.xy[cam]).T
-        bearing = np.degrees(np.arctan2(dx, dy)) % 360.0
-        for i, b in zip(index.tolist(), bearing.tolist(), strict=True):
-            self._records[i]["bearing_deg"] = round(b, 1)
-
-    def _claim(self, device: str, t: int) -> int:
-        while (device, t) in self._used:
-            t += 1
-        self._used.add((device, t))
-        return t
-
-    def _head(self, source: str, device: str, t: int, x: float, y: float) -> dict[str, Any]:
-        """A new record; its "lat" and "lon" are set by `records`."""
-        self._xy.append((x, y))
-        self.times.append(t)
-        record = {
-            "id": f"{device}:{t}",
-            "source": source,
-            "device_id": device,
-            "observed_at": self.stamps.iso(t),
-            "lat": None,
-            "lon": None,
-        }
-        self._records.append(record)
-        return record
-
-    def camera(self, cam: int, t: int, x: float, y: float, conf: float, label: str) -> bool:
-        if t >= self.end_s:
-            return False
-        cameras = self.world.cameras
-        t = self._claim(cameras.names[cam], t)
-        self._seen_from.append((len(self._records), cam))
-        record = self._head("camera", cameras.names[cam], t, x, y)
-        record["confidence"] = round(conf, 2)
-        record["label"] = label
-        record["bearing_deg"] = None  # set by `records`
-        record["camera_lat"] = float(cameras.lat[cam])
-        record["camera_lon"] = float(cameras.lon[cam])
-        self.camera_times.setdefault(cam, []).append(t)
-        return True
-
-    def satellite(self, p: Pass, x: float, y: float, conf: float, frp: float, **pixel: Any) -> None:
-        t = self._claim(p.device, p.t)
-        record = self._head("satellite", p.device, t, x, y)
-        record["confidence"] = round(conf, 2)
-        record["frp_mw"] = round(frp, 1)
-        record["scan_km"] = round(pixel["scan"], 2)
-        record["track_km"] = round(pixel["track"], 2)
-        record["instrument"] = p.instrument
-        record["satellite"] = p.satellite
-        record["static"] = bool(pixel.get("static", False))
 
 
 @dataclass
@@ -147,22 +65,30 @@ def burn(
 def _heat_sensors(
     fire: Fire, bulk: SensorBulk, world: World, rng: np.random.Generator, seen: Seen
 ) -> None:
+    """Sensors within the fire's reach read hot, reading after reading. All at once: the loop
+    over sensors and their readings drew two rng.uniform(0.8, 1.2) a reading (CO, then
+    temperature), which are the draws of one call of size 2n."""
     d = np.hypot(world.sensors.xy[:, 0] - fire.x, world.sensors.xy[:, 1] - fire.y)
-    for s in np.flatnonzero(d <= SENSOR_REACH_KM):
-        hit = False
-        for k in np.flatnonzero((bulk.t[s] >= fire.t0) & (bulk.t[s] < fire.t1)):
-            p = fire.progress(float(bulk.t[s, k]))
-            if d[s] > 0.4 + 0.8 * p:
-                continue
-            near = float(np.exp(-d[s]))
-            co = 55 + (60 + 350 * p) * near * rng.uniform(0.8, 1.2)
-            temp = bulk.temperature[s, k] + (25 + 80 * p) * near * rng.uniform(0.8, 1.2)
-            humidity = max(8.0, bulk.humidity[s, k] * (0.35 + 0.35 * d[s]))
-            set_reading(bulk, int(s), int(k), temp, co, humidity)
-            seen.records["sensor"] += 1
-            hit = True
-        if hit:
-            seen.sensors.append(world.sensors.names[s])
+    near_ones = np.flatnonzero(d <= SENSOR_REACH_KM)
+    t = bulk.t[near_ones]
+    row, k = np.nonzero((t >= fire.t0) & (t < fire.t1))  # sensor after sensor, in time order
+    s = near_ones[row]
+    span = max(fire.t1 - fire.t0, 1)
+    p = np.minimum(np.maximum((t[row, k].astype(np.float64) - fire.t0) / span, 0.0), 1.0)
+    reached = ~(d[s] > 0.4 + 0.8 * p)
+    s, k, p = s[reached], k[reached], p[reached]
+    if not s.size:
+        return
+    u = rng.uniform(0.8, 1.2, size=(len(s), 2))
+    near = np.exp(-d[s])
+    co = 55 + (60 + 350 * p) * near * u[:, 0]
+    temp = bulk.temperature[s, k] + (25 + 80 * p) * near * u[:, 1]
+    humidity = np.maximum(8.0, bulk.humidity[s, k] * (0.35 + 0.35 * d[s]))
+    set_reading(bulk, s, k, temp, co, humidity)
+    seen.records["sensor"] += len(s)
+    hot = np.ones(len(s), dtype=bool)
+    hot[1:] = s[1:] != s[:-1]
+    seen.sensors += [world.sensors.names[i] for i in s[hot].tolist()]
 
 
 def _smoulder(
@@ -200,21 +126,60 @@ def _watch(fire: Fire, rec: Recorder, rng: np.random.Generator, seen: Seen) -> N
         return
     d = np.hypot(cams[:, 0] - fire.x, cams[:, 1] - fire.y)
     nearest = d.argmin()
-    for cam in np.flatnonzero(d <= CAMERA_RANGE_KM):
-        if cam != nearest and rng.random() >= CAMERA_SEES:
+    watching: list[tuple[int, int, list[int], FloatArray]] = []  # camera, first, times, normals
+    for in_range in np.flatnonzero(d <= CAMERA_RANGE_KM):
+        if in_range != nearest and rng.random() >= CAMERA_SEES:
             continue
-        first = fire.t0 + int(rng.uniform(4, 15) * MINUTE + 40 * d[cam])
-        t, reported = first, 0
-        while t < fire.t1:
-            q = (t - first) / max(fire.t1 - first, 1)
-            conf = _clip(0.55 + 0.40 * q + rng.normal(0, 0.015), 0.5, 0.97)
-            x, y = _estimate(fire, q, rng)
-            if rec.camera(int(cam), t, x, y, conf, "flame" if conf >= 0.8 else "smoke"):
-                reported += 1
-            t += int(rng.uniform(3, 7) * MINUTE)
+        first = fire.t0 + int(rng.uniform(4, 15) * MINUTE + 40 * d[in_range])
+        times, z = _report_draws(first, fire.t1, rng)
+        if times:
+            watching.append((int(in_range), first, times, z))
+    if not watching:
+        return
+    # every camera's reports at once: confidence and position, as the loop worked them out
+    counts = [len(times) for _, _, times, _ in watching]
+    t = np.concatenate([times for _, _, times, _ in watching])
+    firsts = np.repeat([f for _, f, _, _ in watching], counts)
+    q = (t - firsts) / np.repeat([max(fire.t1 - f, 1) for _, f, _, _ in watching], counts)
+    z = np.concatenate([z for _, _, _, z in watching])
+    conf = np.minimum(np.maximum(0.55 + 0.40 * q + (0.0 + 0.015 * z[:, 0]), 0.5), 0.97)
+    x, y = _estimates(fire, q, z[:, 1:])
+    labels = ["flame" if c >= 0.8 else "smoke" for c in conf.tolist()]
+    at = 0
+    for (cam, _, times, _), n in zip(watching, counts, strict=True):
+        end = at + n
+        reported = rec.cameras(cam, times, x[at:end], y[at:end], conf[at:end], labels[at:end])
+        at = end
         if reported:
             seen.cameras.append(rec.world.cameras.names[cam])
             seen.records["camera"] += reported
+
+
+def _report_draws(first: int, t1: int, rng: np.random.Generator) -> tuple[list[int], FloatArray]:
+    """A camera's report times from `first` until `t1`, and for each report the three standard
+    normals it draws: the same draws as a loop of rng.normal(0, 0.015) (confidence),
+    _estimate's rng.normal(0, s, size=2) and rng.uniform(3, 7) (minutes to the next report),
+    which are loc + scale * a standard normal and lo + (hi - lo) * rng.random()."""
+    normals = np.empty((max(t1 - first, 0) // (3 * MINUTE) + 1, 3))  # room for every report
+    times: list[int] = []
+    standard_normal, random = rng.standard_normal, rng.random
+    t = first
+    while t < t1:
+        standard_normal(out=normals[len(times)])
+        times.append(t)
+        t += int((3.0 + 4.0 * random()) * MINUTE)
+    return times, normals[: len(times)]
+
+
+def _estimates(fire: Fire, q: FloatArray, z: FloatArray) -> tuple[list[float], list[float]]:
+    """_estimate of each report, from its two standard normals."""
+    spread = 0.3 - 0.2 * q
+    ex, ey = 0.0 + spread * z[:, 0], 0.0 + spread * z[:, 1]
+    norm = np.hypot(ex, ey)
+    far = norm > 0.5
+    shrink = 0.5 / norm[far]
+    ex[far], ey[far] = ex[far] * shrink, ey[far] * shrink
+    return (fire.x + ex).tolist(), (fire.y + ey).tolist()
 
 
 def _estimate(fire: Fire, q: float, rng: np.random.Generator) -> tuple[float, float]:

@@ -33,6 +33,8 @@ class Stamps:
         minutes = abs(self.offset_s) // 60
         self.suffix = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
         self._days: dict[int, str] = {}
+        self._hours: dict[int, str] = {}  # 'YYYY-MM-DDTHH:' of local hours
+        self._in_hour = _in_hour(self.suffix)
 
     def day(self, local_day: int) -> str:
         """'YYYY-MM-DDT' of a local day number (days since 1970-01-01 in this offset)."""
@@ -52,9 +54,11 @@ class Stamps:
         return [Column(hours, hour - first), Column(_in_hour(self.suffix), second)]
 
     def iso(self, t: int) -> str:
-        day, second = divmod(t + self.offset_s, DAY_S)
-        hh, mm, ss = second // 3600, second // 60 % 60, second % 60
-        return f"{self.day(day)}{hh:02d}:{mm:02d}:{ss:02d}{self.suffix}"
+        hour, second = divmod(t + self.offset_s, HOUR_S)
+        text = self._hours.get(hour)
+        if text is None:
+            text = self._hours[hour] = f"{self.day(hour // 24)}{hour % 24:02d}:"
+        return text + self._in_hour[second]
 
     def at(self, t: int) -> datetime:
         return datetime.fromtimestamp(t, self.tz)

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from firewatch.sim.columns import Column, join
+from firewatch.sim.records import Specials
 from firewatch.sim.sensors import BoolArray, IntArray, SensorLines
 from firewatch.sim.summary import DuplicateLine, LateLine, MalformedLine
 from firewatch.sim.timefmt import Stamps
@@ -57,7 +58,7 @@ class Delivery:
     dup_source: IntArray  # the record each duplicate copy repeats
     has_id: BoolArray  # per record
     sensor_lines: SensorLines
-    special_lines: list[bytes]  # camera and satellite records, serialised
+    special_lines: list[str]  # camera and satellite records, serialised (bytes as latin-1)
     malformed_lines: list[bytes]
     by_source: dict[str, int]
     malformed: list[MalformedLine]
@@ -72,9 +73,8 @@ class Delivery:
     def chunks(self) -> Iterator[bytes]:
         """The lines in arrival order, each ending in a newline, CHUNK lines at a time."""
         n, n_bulk, n_dup = self.n_records, self.sensor_lines.bulk.size, len(self.dup_source)
-        whole = [
-            (line + b"\n").decode("latin-1") for line in self.special_lines + self.malformed_lines
-        ]
+        whole = self.special_lines + [line.decode("latin-1") for line in self.malformed_lines]
+        newline = ["\n"]
         malformed_at = len(self.special_lines) - n - n_dup  # malformed entry -> index in whole
         for lo in range(0, len(self.order), CHUNK):
             entry = self.order[lo : lo + CHUNK]
@@ -85,25 +85,25 @@ class Delivery:
             line = np.where(record < 0, entry + malformed_at, record - n_bulk)  # in `whole`
             line[reading >= 0] = -1
             has_id = self.has_id[np.maximum(record, 0)]
-            yield join([*self.sensor_lines.columns(reading, has_id), Column(whole, line)])
+            special = Column(whole, line)
+            ends = Column(newline, np.where(line >= 0, 0, -1))
+            yield join([*self.sensor_lines.columns(reading, has_id), special, ends])
 
 
 def deliver(
     sensor_lines: SensorLines,
-    specials: list[dict[str, Any]],
-    special_t: list[int],
+    specials: Specials,
     stamps: Stamps,
     window: tuple[int, int],
     rng: np.random.Generator,
 ) -> Delivery:
     """Send the bulk sensor readings and the special (camera, satellite) records on their way."""
     n_bulk = sensor_lines.bulk.size
-    observed = np.concatenate([sensor_lines.bulk.t.ravel(), np.array(special_t, dtype=np.int64)])
+    special_t = np.array(specials.times, dtype=np.int64)
+    observed = np.concatenate([sensor_lines.bulk.t.ravel(), special_t])
     n = len(observed)
     has_id = rng.random(n) >= MISSING_ID_SHARE
-    flames = np.array(
-        [n_bulk + i for i, r in enumerate(specials) if r.get("label") == "flame"], dtype=np.int64
-    )
+    flames = n_bulk + specials.flames
     delay = _delays(n, sensor_lines.bulk.special.ravel(), flames, rng)
     arrival = observed * 1000 + delay
     dup_source = _union(
@@ -115,7 +115,7 @@ def deliver(
     order = _arrival_order(np.concatenate([arrival, dup_arrival, bad_arrival]))
     line_of = np.empty(len(order), dtype=np.int64)
     line_of[order] = np.arange(1, len(order) + 1)
-    sources = [str(r["source"]) for r in specials]
+    sources = specials.sources
     counts = Counter({"sensor": n_bulk + int((dup_source < n_bulk).sum())})
     counts.update(sources)
     counts.update(sources[i - n_bulk] for i in dup_source.tolist() if i >= n_bulk)
@@ -126,10 +126,7 @@ def deliver(
         dup_source=dup_source,
         has_id=has_id,
         sensor_lines=sensor_lines,
-        special_lines=[
-            orjson.dumps(r if has_id[n_bulk + i] else {k: v for k, v in r.items() if k != "id"})
-            for i, r in enumerate(specials)
-        ],
+        special_lines=specials.lines(has_id[n_bulk:]),
         malformed_lines=bad_lines,
         by_source={s: counts[s] for s in ("sensor", "camera", "satellite")},
         malformed=[
@@ -157,7 +154,7 @@ def _arrival_order(arrival: IntArray) -> IntArray:
 
 def _late_lines(
     sensor_lines: SensorLines,
-    specials: list[dict[str, Any]],
+    specials: Specials,
     stamps: Stamps,
     observed: IntArray,
     delay: IntArray,
@@ -169,7 +166,7 @@ def _late_lines(
     n_bulk = sensor_lines.bulk.size
 
     def device(i: int) -> str:
-        return sensor_lines.device(i) if i < n_bulk else str(specials[i - n_bulk]["device_id"])
+        return sensor_lines.device(i) if i < n_bulk else specials.devices[i - n_bulk]
 
     return [
         LateLine(

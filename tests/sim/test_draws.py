@@ -40,8 +40,11 @@ def test_rounds_are_what_the_loop_draws_and_seek_puts_the_generator_where_it_wou
         states, ints, angles, dists = one_by_one(rng, n, bound)
         after = rng.bit_generator.state
         assert drawn.ints.tolist() == ints
-        assert (2 * np.pi * drawn.u1).tolist() == angles
-        assert (0.2 + (0.6 - 0.2) * drawn.u2).tolist() == dists
+        u1, u2 = drawn.uniforms(np.arange(n))
+        assert (2 * np.pi * u1).tolist() == angles
+        assert (0.2 + (0.6 - 0.2) * u2).tolist() == dists
+        some = np.array(sorted({n - 1, n // 3, 0}))  # any rows, in any number
+        assert (2 * np.pi * drawn.uniforms(some)[0]).tolist() == [angles[i] for i in some]
         for i in sorted({0, 1 % n, n // 2, n - 1}):
             draws.seek(rng, drawn, i)
             assert rng.bit_generator.state == states[i]
@@ -76,7 +79,9 @@ def test_fires_are_placed_the_same_whether_tries_are_drawn_at_once_or_one_by_one
 
     def wrong(rng: np.random.Generator, n: int, bound: int) -> draws.Rounds | None:
         drawn = real(rng, n, bound)
-        return None if drawn is None else dataclasses.replace(drawn, u1=drawn.u1 + 1e-3)
+        if drawn is None:
+            return None
+        return dataclasses.replace(drawn, raw=drawn.raw ^ np.uint64(1 << 40))  # the uniforms
 
     for name, rounds in [("at once", real), ("one by one", lambda *_: None), ("wrong", wrong)]:
         monkeypatch.setattr(draws, "rounds", rounds)
