@@ -11,6 +11,7 @@ Kafka. What it measures and how: SECTION below, written to benchmarks/README.md 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import pickle
 import resource
@@ -21,6 +22,7 @@ import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,7 @@ from firewatch.geo.index import load_index  # noqa: E402
 from firewatch.rules import load_rules  # noqa: E402
 from firewatch.runtime import engine_factory  # noqa: E402
 from firewatch.settings import Settings  # noqa: E402
+from firewatch.stream.checkpoint import Checkpoints  # noqa: E402
 from firewatch.stream.stages import MARKER, Worker, pack_state  # noqa: E402
 
 RULES = ROOT / "rules"
@@ -65,13 +68,14 @@ class Stages:
     def __init__(self, worker: Worker, route: dict[bytes, int], take: int) -> None:
         self.worker, self.route, self.take_n = worker, route, take
         self.parts = worker.topics.partitions
-        self.table: dict[bytes, bytes] = {}  # the state table's memory:// store
+        self.table = MemoryTable()
+        # the incidents stage's own checkpoints (stream/checkpoint.py), on an in-memory table
+        self.saves = Checkpoints(worker, self.table, worker.settings.snapshot_every)
+        self.saves.due = worker.timer() + worker.settings.snapshot_every
         self.queue: deque[tuple[int, bytes, bytes]] = deque()  # located topic: (partition, k, v)
         self.offsets = [0] * self.parts
-        self.changed: set[bytes] = set()
         self.secs = dict.fromkeys(("locate", "incidents", "checkpoints"), 0.0)
         self.lines = self.rejects = self.events = self.checkpoints = 0
-        self.due = worker.timer() + worker.settings.snapshot_every
 
     def getmany(self, batch: list[tuple[int, bytes]]) -> None:
         """One getmany of the locate stage: its records by detection partition, then markers."""
@@ -99,22 +103,45 @@ class Stages:
             q, key, value = self.queue.popleft()
             groups[q].append((key, value))
         for q, records in groups.items():
-            events, touched = self.worker.incidents(q, records, self.saved)
+            events, touched = self.worker.incidents(q, records, self.saves.saved)
             self.events += len([e.model_dump_json().encode() for e in events])  # as published
-            self.changed |= touched
+            self.saves.took((), touched)  # no located messages to ack: no broker here
         self.secs["incidents"] += time.perf_counter() - began
-        if self.worker.timer() >= self.due:
+        if self.saves.is_due(self.worker.timer()):
             self.checkpoint()
-
-    def saved(self, region: bytes) -> bytes | None:
-        return dict(self.table.items()).get(region)  # as Checkpoints.saved reads the store
 
     def checkpoint(self) -> None:
         began = time.perf_counter()
-        self.table.update((r, blob) for r, (_, blob) in self.worker.states(self.changed).items())
-        self.changed, self.checkpoints = set(), self.checkpoints + 1
-        self.due = self.worker.timer() + self.worker.settings.snapshot_every
+        asyncio.run(self.saves.checkpoint())
+        self.checkpoints += 1
         self.secs["checkpoints"] += time.perf_counter() - began
+
+
+class MemoryTable:
+    """A Faust table as Checkpoints uses it, in memory: its changelog delivers at once, and its
+    store keeps what was delivered (Faust's memory:// store)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, bytes] = {}
+        self.changelog_topic = self
+        self.data = self
+        self.offset = 0
+
+    def send_soon(self, key: bytes, value: bytes, partition: int, callback: Any) -> None:
+        tp = SimpleNamespace(topic="changelog", partition=partition)
+        meta = SimpleNamespace(topic_partition=tp, offset=self.offset)
+        self.offset += 1
+        callback(SimpleNamespace(result=lambda: meta))
+
+    def apply_changelog_batch(self, batch: Any, to_key: Any, to_value: Any) -> None:
+        for change in batch:
+            self.rows[to_key(change.key)] = to_value(change.value)
+
+    def items(self) -> Any:
+        return self.rows.items()
+
+    def values(self) -> Any:
+        return self.rows.values()
 
 
 def run_worker(inp: IO[bytes], out: IO[bytes]) -> None:
@@ -410,8 +437,9 @@ partition as Kafka's default partitioner places device-id keys (4 partitions), e
 `Worker.locate`; the located messages go to the located partition of their region key (murmur2),
 then a progress marker to each partition. `Worker.incidents` then takes them by partition, at most
 {take} at a time, as the agent takes what has arrived, reading saved states from the table; its
-events are serialised as the agent publishes them. Every `snapshot_every` (1 s) the changed
-regions' `Worker.states` go into an in-memory table, as Faust's memory:// store keeps them. Not
+events are serialised as the agent publishes them. Every `snapshot_every` (1 s) the stage's own
+`Checkpoints` (stream/checkpoint.py) save the changed regions to an in-memory table whose
+changelog delivers at once, as Faust's memory:// store keeps them. Not
 included: the Kafka clients (buffers, fetching, decoding), Faust (its app, the changelog
 producer), the metrics. The worker's clock reads the end of the stream. Checked at the end:
 {incidents:,} incidents open, no rejects, nothing outside the grid, each restored engine
