@@ -55,6 +55,16 @@ class EventKind(StrEnum):
     CLOSED = "closed"
 
 
+class LocatedBy(StrEnum):
+    """How an incident (or one detection) was placed: where its record says (`detection`), at the
+    crossing of two or more cameras' lines of sight (`triangulated`), or on one camera's line of
+    sight (`line_of_sight`). Camera placement: engine/sights.py."""
+
+    DETECTION = "detection"
+    TRIANGULATED = "triangulated"
+    LINE_OF_SIGHT = "line_of_sight"
+
+
 class Severity(StrEnum):
     LOW = "low"
     MODERATE = "moderate"
@@ -146,8 +156,8 @@ class IncidentEvent(BaseModel):
     village: str | None
     township: str | None
     district: str | None
-    lat: float  # position of the incident's first detection
-    lon: float
+    lat: float  # where the incident is placed: its first detection's place, until a better one
+    lon: float  # (a camera's line of sight gives way to a crossing or a detection's own place)
     sources: dict[str, int]  # detections per source
     detections: int
     first_seen: datetime
@@ -161,6 +171,10 @@ class IncidentEvent(BaseModel):
     extent: tuple[float, float, float, float] | None = None  # west, south, east, north
     area_km2: float = 0.0  # of that bounding box
     teams: list[str] = []  # teams whose cells its detections fell in, in the order reached
+    # how `lat`/`lon` (and the grid cell) were found, and the radius in metres that holds the fire
+    # with about 95% confidence (None: a detection's own place, as its device reported it)
+    located_by: LocatedBy = LocatedBy.DETECTION
+    uncertainty_m: float | None = None
 
 
 def utc_datetime(ts: float) -> datetime:

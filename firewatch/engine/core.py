@@ -75,7 +75,7 @@ class Engine:
         self.grid = grid
         self.index = index
         self.rules = rules
-        self.tracker = Tracker(rules, grid.cells)
+        self.tracker = Tracker(rules, grid.cells, lambda lat, lon: self._locate_xy(lon, lat))
         self.stats = EngineStats()
         # stage durations, when the caller sets `laps.timer` (stats.py): the engine reads no clock
         self.laps = Laps()
@@ -332,12 +332,15 @@ class Engine:
 
     # -- internals ----------------------------------------------------------------------------
     def _locate(self, cols: Columns) -> np.ndarray:
-        cell = self.index.locate(cols.lon, cols.lat)
+        return self._locate_xy(cols.lon, cols.lat)
+
+    def _locate_xy(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        cell = self.index.locate(lon, lat)
         buffer_m = self.rules.incidents.outside_buffer_m
         if buffer_m > 0:
             out = np.flatnonzero(cell < 0)
             if out.size:
-                cell[out] = self.grid.nearest_within(cols.lon[out], cols.lat[out], buffer_m)
+                cell[out] = self.grid.nearest_within(lon[out], lat[out], buffer_m)
         return cell
 
     def _count(

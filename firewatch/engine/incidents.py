@@ -11,13 +11,21 @@ buffer gives it that order. A signal
     source's repeat window (rule `<source>.repeat`) or of another device within the corroboration
     radius and window (rule `<source>.corroborated`); otherwise it waits as a pending suspect.
 Pending suspects near a new incident join it. An incident's id is derived from its first detection
-(the earliest in (time, id) order) and its position (`lat`, `lon`) is that detection's; it also
+(the earliest in (time, id) order) and its place (`lat`, `lon`, grid cell) is that detection's
+until a better one joins (`Place`: a camera's line of sight gives way to a crossing of several
+cameras' lines or to a detection's own place; a crossing to a more certain one); it also
 reports where the fire is now (`current_lat`, `current_lon`: the centroid of its last
 `track_points` detections), its extent (the bounding box of all its detections, and its area) and
 the teams whose cells its detections fell in, in the order reached. `updated` is emitted only when
 the severity rises (a spreading fire adds points: severity.span_km), a new source type joins, or
-the fire reaches another team's cell; `closed` when the event-time watermark passes the inactivity
-deadline, with observed_at = the deadline.
+the fire reaches another team's cell, or the incident is placed better; `closed` when the
+event-time watermark passes the inactivity deadline, with observed_at = the deadline.
+
+Cameras that send their position and the smoke's bearing are placed by their lines of sight before
+they are taken (sights.py). A crossing joins the incident of the signals whose sights it crossed
+(pending suspects among them corroborate it and move to the crossing); a line of sight with nothing
+known along it first joins the open incident with a detection closest to its line (within the merge
+radius and three bearing errors), placed at that detection.
 
 Nothing is merged or corroborated across regions (`incidents.region_level`, default the district):
 a fire on a district boundary is one incident per district, each dispatched by its own district's
@@ -31,19 +39,29 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
 from firewatch.engine.severity import severity_of
+from firewatch.engine.sights import Locate, Placement, Sights, along_off
 from firewatch.engine.signals import Signal, Strength
 from firewatch.geo.grid import Cell
-from firewatch.model import SOURCES, EventKind, IncidentEvent, Severity, Source, utc_datetime
+from firewatch.model import (
+    SOURCES,
+    EventKind,
+    IncidentEvent,
+    LocatedBy,
+    Severity,
+    Source,
+    utc_datetime,
+)
 from firewatch.rules.model import RuleSet
 
 _BUCKET_DEG = 0.1
 _KM_PER_DEG_LAT = 110.574
 _KM_PER_DEG_LON = 111.320
 TEAMS_CAP = 50  # teams listed per incident (the first reached)
+REFINED = 0.75  # a crossing moves an incident placed by one at most this uncertain (and updates)
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -74,13 +92,40 @@ class Point:
 
 
 @dataclass(slots=True)
+class Place:
+    """Where an incident is: a grid cell and a position in it, how they were found and the radius
+    (m) that holds the fire with about 95% confidence (None: as a device reported it)."""
+
+    lat: float
+    lon: float
+    cell: int
+    located_by: LocatedBy = LocatedBy.DETECTION
+    uncertainty_m: float | None = None
+
+    @classmethod
+    def of(cls, s: Signal) -> Place:
+        return cls(s.lat, s.lon, s.cell, s.located_by, s.uncertainty_m)
+
+    def gives_way_to(self, s: Signal) -> bool:
+        """Whether `s` places the incident better: a line of sight gives way to a crossing or a
+        detection's own place, a crossing to a clearly more certain one (REFINED); a detection's
+        place stays."""
+        if self.located_by is LocatedBy.LINE_OF_SIGHT:
+            return s.located_by is not LocatedBy.LINE_OF_SIGHT
+        if self.located_by is LocatedBy.TRIANGULATED and s.located_by is LocatedBy.TRIANGULATED:
+            return (s.uncertainty_m or 0.0) <= REFINED * (self.uncertainty_m or 0.0)
+        return False
+
+
+@dataclass(slots=True)
 class Incident:
     id: str
-    anchor: Signal  # the first detection: position, cell, id
+    anchor: Signal  # the first detection: its id (the incident's) and time
     rule: str
     first_seen: float
     last_seen: float
     counts: dict[Source, int]
+    place: Place  # where it is (the first detection's place until a better one)
     detections: int = 0
     max_frp: float = 0.0
     flame: bool = False
@@ -113,7 +158,7 @@ class Incident:
     def position(self) -> tuple[float, float]:
         """Where the fire is now: the centroid (lat, lon) of its last detections."""
         if not self.recent:
-            return self.anchor.lat, self.anchor.lon
+            return self.place.lat, self.place.lon
         n = len(self.recent)
         return sum(p.lat for p in self.recent) / n, sum(p.lon for p in self.recent) / n
 
@@ -131,6 +176,8 @@ class TrackerState:
     max_pixel: float  # widens the anchor search; it only grows, so it is kept, not recomputed
     pending: list[Signal]  # suspects waiting for corroboration, in arrival (expiry) order
     suspects_expired: int
+    # camera signals with a sight, in arrival order, with the incident each went to (sights.py)
+    sights: list[tuple[Signal, str | None]] = field(default_factory=list)
 
 
 class _Placed(Protocol):
@@ -174,7 +221,9 @@ class _Buckets(Generic[T]):
 
 
 class Tracker:
-    def __init__(self, rules: RuleSet, cells: list[Cell]) -> None:
+    def __init__(self, rules: RuleSet, cells: list[Cell], locate: Locate) -> None:
+        """`locate`: the grid cell of a point (lat, lon), -1 outside: where a camera's sights
+        place a fire."""
         self.rules = rules
         self.cells = cells
         inc = rules.incidents
@@ -190,6 +239,7 @@ class Tracker:
         self._suspect_ttl = max(self._corr_window, *self._repeat.values())
         level = inc.region_level
         self._region = [getattr(c, level) for c in cells] if level else None
+        self._sights = Sights(rules.triangulation, locate, self._same_cells, self._where)
         self._track = inc.track_points
         self.open: dict[str, Incident] = {}
         self._points: _Buckets[Point] = _Buckets()  # the recent detections of open incidents
@@ -208,6 +258,7 @@ class Tracker:
             max_pixel=self._max_pixel,
             pending=list(self._pending_order),
             suspects_expired=self.suspects_expired,
+            sights=self._sights.state(),
         )
 
     def load_state(self, state: TrackerState) -> None:
@@ -233,6 +284,7 @@ class Tracker:
         for s in state.pending:
             self._add_pending(s)
         self.suspects_expired = state.suspects_expired
+        self._sights.load(state.sights)
 
     def limit_time(self, bound: float) -> list[str]:
         """Repair state holding event time after `bound` (epoch s; see Engine.limit_time): drop
@@ -244,7 +296,10 @@ class Tracker:
         ahead = [i for i in state.open if i.anchor.t > bound]
         joined = [i for i in state.open if i.anchor.t <= bound < i.last_seen]
         pending = [s for s in state.pending if s.t <= bound]
-        if not (ahead or joined or len(pending) < len(state.pending)):
+        sights = [(s, iid) for s, iid in state.sights if s.t <= bound]
+        if not (
+            ahead or joined or len(pending) < len(state.pending) or len(sights) < len(state.sights)
+        ):
             return []
         for inc in joined:
             inc.last_seen = bound  # first_seen <= anchor.t <= bound
@@ -253,11 +308,15 @@ class Tracker:
                 [Point.of(inc.anchor)]
             )
         kept = [i for i in state.open if i.anchor.t <= bound]
-        self.load_state(TrackerState(kept, state.max_pixel, pending, state.suspects_expired))
+        self.load_state(
+            TrackerState(kept, state.max_pixel, pending, state.suspects_expired, sights)
+        )
         notes = [f"incident {i.id} (first detection after the limit) dropped" for i in ahead]
         notes += [f"incident {i.id}: last detection pulled back to the limit" for i in joined]
         if len(pending) < len(state.pending):
             notes.append(f"{len(state.pending) - len(pending)} pending suspects dropped")
+        if len(sights) < len(state.sights):
+            notes.append(f"{len(state.sights) - len(sights)} camera sights dropped")
         return notes
 
     # -- the two entry points -------------------------------------------------------------
@@ -278,23 +337,87 @@ class Tracker:
                 self._points.remove(p)
                 del self._point_owner[p]
         self._expire_suspects(t)
+        self._sights.expire(t)
         return events
 
     def step(self, s: Signal) -> list[IncidentEvent]:
         """Process one signal (call close_before(s.t) first)."""
-        target = self._nearest_open(s)
+        placement = self._sights.place(s)
+        s = placement.signal
+        target = self._crossed_incident(placement)
+        if target is None and not placement.ranged:
+            target, s = self._on_line(s)
+        self._sights.add(s)
+        if target is None:
+            target = self._nearest_open(s)
         if target is not None:
             return self._join(target, s)
+        crossed = [c for c in placement.crossed if self._is_pending(c)]
         if s.strength is Strength.STRONG:
-            return self._open_with(s, f"{s.source}.confident", self._nearby_pending(s))
+            nearby = self._nearby_pending(s) + crossed
+            return self._open_with(s, f"{s.source}.confident", nearby, crossed)
         repeat = self._repeats(s)
         if repeat:
-            return self._open_with(s, f"{s.source}.repeat", repeat + self._nearby_pending(s))
-        nearby = self._nearby_pending(s)
+            nearby = repeat + self._nearby_pending(s) + crossed
+            return self._open_with(s, f"{s.source}.repeat", nearby, crossed)
+        nearby = self._nearby_pending(s) + crossed
         if any(p.device != s.device for p in nearby):
-            return self._open_with(s, f"{s.source}.corroborated", nearby)
+            return self._open_with(s, f"{s.source}.corroborated", nearby, crossed)
         self._add_pending(s)
         return []
+
+    # -- cameras placed by their sights (sights.py) -------------------------------------------
+    def _crossed_incident(self, placement: Placement) -> Incident | None:
+        """The open incident (of the earliest crossed signal that went to one) whose camera
+        sights this signal's crossing used."""
+        for iid in self._sights.owners(placement.crossed):
+            inc = self.open.get(iid)
+            if inc is not None and placement.signal.t <= inc.last_seen + self._inactivity:
+                return inc
+        return None
+
+    def _on_line(self, s: Signal) -> tuple[Incident | None, Signal]:
+        """A line of sight with nothing known along it: the open incident with a detection
+        nearest its line (least bearing errors off it; ties: by incident id), within the merge
+        radius and three bearing errors, ahead of the camera and in its range; and `s` placed at
+        that detection. Incidents placed by a line of sight themselves are not candidates (their
+        place is as uncertain)."""
+        sight = s.sight
+        assert sight is not None  # placed on its line of sight
+        reach = min(sight.range_m or math.inf, self._sights.range_m)
+        merge_m = self._radius * 1000.0
+        best: tuple[tuple[float, str], Incident, Point, float, float] | None = None
+        for p in self._points.near(sight.camera_lat, sight.camera_lon, (reach + merge_m) / 1000):
+            inc = self._point_owner[p]
+            if (
+                inc.place.located_by is LocatedBy.LINE_OF_SIGHT
+                or s.t > inc.last_seen + self._inactivity
+                or not self._same_region(s, p)
+            ):
+                continue
+            along, off = along_off(sight, p.lat, p.lon)
+            if not 0 < along <= reach or abs(off) > self._sights.ray_reach(along, merge_m):
+                continue
+            key = (abs(off) / max(along, 1.0), inc.id)
+            if best is None or key < best[0]:
+                best = (key, inc, p, along, off)
+        if best is None:
+            return None, s
+        _, inc, p, along, off = best
+        uncertainty = round(self._sights.on_line_uncertainty(along, off), 1)
+        return inc, replace(s, lat=p.lat, lon=p.lon, cell=p.cell, uncertainty_m=uncertainty)
+
+    def _where(self, incident_id: str) -> tuple[float, float, float] | None:
+        """An open incident's place and how far from it (m) is still it (the merge radius and
+        the place's uncertainty), unless it is placed by a line of sight (sights.py)."""
+        inc = self.open.get(incident_id)
+        if inc is None or inc.place.located_by is LocatedBy.LINE_OF_SIGHT:
+            return None
+        place = inc.place
+        return place.lat, place.lon, self._radius * 1000.0 + (place.uncertainty_m or 0.0)
+
+    def _is_pending(self, s: Signal) -> bool:
+        return any(p is s for p in self._pending_by_device.get(s.device, ()))
 
     # -- joining and opening ------------------------------------------------------------------
     def _reach(self, a: Signal, b_pixel: float, base: float) -> float:
@@ -319,22 +442,56 @@ class Tracker:
         before_sources = {k for k, v in inc.counts.items() if v}
         before_rank = inc.severity.rank
         before_teams = len(inc.teams)
+        moved = inc.place.gives_way_to(s)
+        if moved:
+            self._move(inc, s)
         self._absorb(inc, s)  # its heap entry stays: close_before moves it on when it is due
-        inc.severity = severity_of(inc, self.rules.severity, self.cells[inc.anchor.cell])
+        inc.severity = severity_of(inc, self.rules.severity, self.cells[inc.place.cell])
         if (
             inc.severity.rank > before_rank
             or s.source not in before_sources
             or len(inc.teams) > before_teams
+            or moved
         ):
             return [self._emit(inc, EventKind.UPDATED, s.t)]
         return []
 
-    def _open_with(self, s: Signal, rule: str, others: list[Signal]) -> list[IncidentEvent]:
+    def _move(self, inc: Incident, s: Signal) -> None:
+        """Place the incident where `s` is. Its detections placed by a line of sight were as
+        uncertain as its place: they are forgotten (recent points and extent start again)."""
+        if inc.place.located_by is LocatedBy.LINE_OF_SIGHT:
+            for p in inc.recent:
+                self._points.remove(p)
+                del self._point_owner[p]
+            inc.recent.clear()
+            inc.extent = []
+        inc.place = Place.of(s)
+
+    def _open_with(
+        self, s: Signal, rule: str, others: list[Signal], crossed: list[Signal] | None = None
+    ) -> list[IncidentEvent]:
+        """Open an incident with `s` and the pending suspects `others` (`crossed`: those of them
+        whose sights the crossing that placed `s` used: they are where `s` is)."""
         members = sorted({m.id: m for m in [*others, s]}.values(), key=lambda m: (m.t, m.id))
         for m in members:
             if m is not s:
                 self._drop_pending(m)
+        moved = {id(c) for c in crossed or ()}
+        members = [
+            replace(
+                m,
+                lat=s.lat,
+                lon=s.lon,
+                cell=s.cell,
+                located_by=s.located_by,
+                uncertainty_m=s.uncertainty_m,
+            )
+            if id(m) in moved
+            else m
+            for m in members
+        ]
         anchor = members[0]
+        place = min((Place.of(m) for m in members), key=_place_rank)
         inc = Incident(
             id=incident_id(anchor.id),
             anchor=anchor,
@@ -342,11 +499,12 @@ class Tracker:
             first_seen=anchor.t,
             last_seen=anchor.t,
             counts=dict.fromkeys(SOURCES, 0),
+            place=place,
         )
         self.open[inc.id] = inc
         for m in members:
             self._absorb(inc, m)
-        inc.severity = severity_of(inc, self.rules.severity, self.cells[anchor.cell])
+        inc.severity = severity_of(inc, self.rules.severity, self.cells[place.cell])
         self._push_deadline(inc)
         return [self._emit(inc, EventKind.OPENED, s.t)]
 
@@ -368,6 +526,7 @@ class Tracker:
         if team and team not in inc.teams and len(inc.teams) < TEAMS_CAP:
             inc.teams.append(team)
         self._follow(inc, s)
+        self._sights.own(s, inc.id)
 
     def _follow(self, inc: Incident, s: Signal) -> None:
         """Track `s` among the incident's recent detections, forgetting the oldest beyond
@@ -407,7 +566,10 @@ class Tracker:
         ]
 
     def _same_region(self, a: Signal, b: Signal | Point) -> bool:
-        return self._region is None or self._region[a.cell] == self._region[b.cell]
+        return self._same_cells(a.cell, b.cell)
+
+    def _same_cells(self, a: int, b: int) -> bool:
+        return self._region is None or self._region[a] == self._region[b]
 
     def _add_pending(self, s: Signal) -> None:
         self._pending.add(s)
@@ -428,7 +590,8 @@ class Tracker:
 
     # -- events -----------------------------------------------------------------------------
     def _emit(self, inc: Incident, kind: EventKind, at: float) -> IncidentEvent:
-        cell = self.cells[inc.anchor.cell]
+        place = inc.place
+        cell = self.cells[place.cell]
         lat, lon = inc.position
         event = IncidentEvent(
             event=kind,
@@ -442,8 +605,10 @@ class Tracker:
             village=cell.village,
             township=cell.township,
             district=cell.district,
-            lat=round(inc.anchor.lat, 6),
-            lon=round(inc.anchor.lon, 6),
+            lat=round(place.lat, 6),
+            lon=round(place.lon, 6),
+            located_by=place.located_by,
+            uncertainty_m=place.uncertainty_m,
             current_lat=round(lat, 6),
             current_lon=round(lon, 6),
             extent=_box(inc.extent),
@@ -462,6 +627,13 @@ class Tracker:
     @property
     def pending_suspects(self) -> int:
         return len(self._pending_order)
+
+
+def _place_rank(place: Place) -> tuple[int, float]:
+    """Which member's place a new incident takes (the least): a detection's own, else the most
+    certain crossing, else the most certain line of sight; ties: the first member's."""
+    order = (LocatedBy.DETECTION, LocatedBy.TRIANGULATED, LocatedBy.LINE_OF_SIGHT)
+    return order.index(place.located_by), place.uncertainty_m or 0.0
 
 
 def _box(extent: list[float]) -> tuple[float, float, float, float] | None:

@@ -20,7 +20,8 @@ import shapely
 import shapely.affinity
 from shapely.geometry import Point, Polygon, shape
 
-from firewatch.model import AnyDetection, Source
+from firewatch.geo.sight import Sight
+from firewatch.model import AnyDetection, LocatedBy, Source
 from firewatch.rules.model import Mask, RuleSet
 
 SOURCE_CODE = {Source.SENSOR: 0, Source.CAMERA: 1, Source.SATELLITE: 2}
@@ -49,6 +50,10 @@ class Signal:
     frp: float  # MW, 0 when unknown
     pixel_km: float  # satellite pixel size (max of scan, track); 0 for other sources
     flame: bool
+    sight: Sight | None = None  # a camera's line of sight: where it stands, the smoke's bearing
+    # where the tracker placed it (engine/sights.py): lat, lon and cell above are that place
+    located_by: LocatedBy = LocatedBy.DETECTION
+    uncertainty_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,8 +177,13 @@ def _rows(batch: list[AnyDetection], rows: np.ndarray) -> Iterator[AnyDetection]
 def make_signal(d: AnyDetection, det_id: str, t: float, strength: int, cell: int) -> Signal:
     rec: Mapping[str, Any] = d  # the optional fields of the three kinds, read alike
     pixel = 0.0
+    sight = None
     if rec["source"] == Source.SATELLITE:
         pixel = float(max(rec.get("scan_km") or 0.0, rec.get("track_km") or 0.0))
+    elif rec["source"] == Source.CAMERA:
+        lat, lon, bearing = rec.get("camera_lat"), rec.get("camera_lon"), rec.get("bearing_deg")
+        if lat is not None and lon is not None and bearing is not None:
+            sight = Sight(lat, lon, bearing)
     return Signal(
         id=det_id,
         t=t,
@@ -186,4 +196,5 @@ def make_signal(d: AnyDetection, det_id: str, t: float, strength: int, cell: int
         frp=float(rec.get("frp_mw") or 0.0),
         pixel_km=pixel,
         flame=rec.get("label") == "flame",
+        sight=sight,
     )

@@ -7,11 +7,13 @@ an uninterrupted engine would have given, byte for byte. A snapshot may hold eve
 clock far ahead (taken before records were checked against the clock on arrival): after the
 restore, `Engine.limit_time(clock now + sources.max_future)` repairs it and says what it did.
 
-Format, version 2: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
-Version 1 (before incidents followed spreading fires) is still read: an incident without
-`recent`, `extent` and `teams` gets its first detection for each.
+Format, version 3: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
+Versions 1 (before incidents followed spreading fires) and 2 (before cameras were placed by their
+sights) are still read: an incident without `recent`, `extent` and `teams` gets its first
+detection for each, one without `place` its first detection's place; a signal row of 11 fields
+has no sight and was placed where its record said.
 
-    v              2
+    v              3
     cells          fingerprint of the grid's cell ids in order (signals name cells by index)
     max_t          the largest event time seen, epoch seconds (null: no record yet)
     watermark      epoch seconds (null: not moved yet)
@@ -25,12 +27,15 @@ Version 1 (before incidents followed spreading fires) is still read: an incident
                    (removed at run time; or removed and added again, then also in `masks`)
     tracker        open: incidents by id, every field of `Incident` (anchor: a signal; recent:
                    its last detections as [t, lat, lon, pixel_km, cell]; extent: [west, south,
-                   east, north] of all its detections; teams: of the cells reached, in order);
-                   max_pixel; pending: suspects in arrival order; suspects_expired
+                   east, north] of all its detections; teams: of the cells reached, in order;
+                   place: [lat, lon, cell, located_by, uncertainty_m]); max_pixel; pending:
+                   suspects in arrival order; suspects_expired; sights: [signal, incident id or
+                   null] of the camera signals with a sight, in arrival order (engine/sights.py)
     stats          `EngineStats`: records, late and the counters, so they continue after a
                    restore (they count since the state began, not since the process started)
 
-A signal is an array [id, t, lat, lon, source, device, strength, cell, frp, pixel_km, flame].
+A signal is an array [id, t, lat, lon, source, device, strength, cell, frp, pixel_km, flame,
+sight, located_by, uncertainty_m]; sight: [camera_lat, camera_lon, bearing_deg] or null.
 
 Not in it: configuration (grid, locate index, rules) and what is rebuilt from the lists above:
 the seen-id set, the buffer heap, compiled mask geometries, and the tracker's anchor and suspect
@@ -60,15 +65,16 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from firewatch.engine.incidents import Incident, Point, TrackerState
+from firewatch.engine.incidents import Incident, Place, Point, TrackerState
 from firewatch.engine.signals import Signal, Strength
 from firewatch.errors import FirewatchError
 from firewatch.geo.grid import Cell
-from firewatch.model import SOURCES, Severity, Source
+from firewatch.geo.sight import Sight
+from firewatch.model import SOURCES, LocatedBy, Severity, Source
 from firewatch.rules.model import Mask
 
-VERSION = 2
-READABLE = (1, 2)  # versions decode() accepts
+VERSION = 3
+READABLE = (1, 2, 3)  # versions decode() accepts
 
 
 class StateError(FirewatchError):
@@ -76,6 +82,7 @@ class StateError(FirewatchError):
 
 
 # -- the wire format (validated on restore) ---------------------------------------------------
+SightRow = tuple[StrictFloat, StrictFloat, StrictFloat]  # camera_lat, camera_lon, bearing_deg
 SignalRow = tuple[
     StrictStr,  # id
     StrictFloat,  # t
@@ -88,7 +95,12 @@ SignalRow = tuple[
     StrictFloat,  # frp
     StrictFloat,  # pixel_km
     StrictBool,  # flame
+    SightRow | None,  # version 3 on (decode gives older rows these three)
+    LocatedBy,
+    StrictFloat | None,  # uncertainty_m
 ]
+_PLACED_AS_RECORDED = [None, LocatedBy.DETECTION.value, None]  # what a row before version 3 means
+PlaceRow = tuple[StrictFloat, StrictFloat, StrictInt, LocatedBy, StrictFloat | None]
 
 
 PointRow = tuple[
@@ -113,6 +125,7 @@ class IncidentDoc(TypedDict):
     recent: NotRequired[list[PointRow]]  # version 2 on
     extent: NotRequired[tuple[StrictFloat, StrictFloat, StrictFloat, StrictFloat]]
     teams: NotRequired[list[StrictStr]]
+    place: NotRequired[PlaceRow]  # version 3 on
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -121,6 +134,7 @@ class TrackerDoc(TypedDict):
     max_pixel: StrictFloat
     pending: list[SignalRow]
     suspects_expired: StrictInt
+    sights: NotRequired[list[tuple[SignalRow, StrictStr | None]]]  # version 3 on
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -135,7 +149,7 @@ class StatsState(TypedDict):
 
 @with_config(ConfigDict(extra="forbid"))
 class StateDoc(TypedDict):
-    v: Literal[1, 2]
+    v: Literal[1, 2, 3]
     cells: StrictStr
     max_t: StrictFloat | None
     watermark: StrictFloat | None
@@ -188,6 +202,7 @@ def encode(state: EngineState) -> bytes:
             "max_pixel": t.max_pixel,
             "pending": [_row(s) for s in t.pending],
             "suspects_expired": t.suspects_expired,
+            "sights": [(_row(s), iid) for s, iid in t.sights],
         },
         "stats": _stats(state.stats),
     }
@@ -211,10 +226,14 @@ def _row(s: Signal) -> tuple[Any, ...]:
         s.frp,
         s.pixel_km,
         s.flame,
+        None if s.sight is None else (s.sight.camera_lat, s.sight.camera_lon, s.sight.bearing_deg),
+        s.located_by.value,
+        s.uncertainty_m,
     )
 
 
 def _incident(inc: Incident) -> dict[str, Any]:
+    p = inc.place
     return {
         "id": inc.id,
         "anchor": _row(inc.anchor),
@@ -231,6 +250,7 @@ def _incident(inc: Incident) -> dict[str, Any]:
         "recent": [(p.t, p.lat, p.lon, p.pixel_km, p.cell) for p in inc.recent],
         "extent": inc.extent,
         "teams": inc.teams,
+        "place": (p.lat, p.lon, p.cell, p.located_by.value, p.uncertainty_m),
     }
 
 
@@ -263,6 +283,8 @@ def decode(data: bytes, cells: Sequence[Cell]) -> EngineState:
             f"engine state format version {version!r} is unknown: this firewatch reads "
             f"versions {', '.join(map(str, READABLE))} (a snapshot from a newer firewatch?)"
         )
+    if version < 3:
+        _as_version_3(doc)
     try:
         wire = _STATE.validate_python(doc)
     except ValidationError as exc:
@@ -274,6 +296,22 @@ def decode(data: bytes, cells: Sequence[Cell]) -> EngineState:
             f"{expected}): its signals name cells by index, so it cannot be restored here"
         )
     return _state(wire, cells)
+
+
+def _as_version_3(doc: dict[str, Any]) -> None:
+    """Give the signal rows of an earlier version what a version 3 row adds (no sight, placed
+    where the record said), in place; what is malformed is left for validation to name."""
+
+    def rows(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    found = doc.get("tracker")
+    tracker: dict[str, Any] = found if isinstance(found, dict) else {}
+    signals = [*rows(doc.get("buffer")), *rows(tracker.get("pending"))]
+    signals += [i.get("anchor") for i in rows(tracker.get("open")) if isinstance(i, dict)]
+    for row in signals:
+        if isinstance(row, list) and len(row) == 11:
+            row += _PLACED_AS_RECORDED
 
 
 def _problems(exc: ValidationError, most: int = 3) -> str:
@@ -288,10 +326,16 @@ def _state(wire: StateDoc, cells: Sequence[Cell]) -> EngineState:
     n_cells = len(cells)
 
     def signal(row: SignalRow, where: str) -> Signal:
-        s = Signal(*row)
+        sight = row[11]
+        s = Signal(*row[:11], None if sight is None else Sight(*sight), row[12], row[13])
         if not 0 <= s.cell < n_cells:
             raise StateError(f"engine state is corrupt: {where}: cell {s.cell} is not in the grid")
         return s
+
+    def cell(index: int, where: str) -> int:
+        if not 0 <= index < n_cells:
+            raise StateError(f"engine state is corrupt: {where}: cell {index} is not in the grid")
+        return index
 
     t = wire["tracker"]
     incidents = []
@@ -301,7 +345,12 @@ def _state(wire: StateDoc, cells: Sequence[Cell]) -> EngineState:
         recent = [Point(*r) for r in d.get("recent", [])]
         if any(not 0 <= p.cell < n_cells for p in recent):
             raise StateError(f"engine state is corrupt: {where}.recent: a cell not in the grid")
-        incidents.append(_decoded_incident(d, anchor, recent, cells[anchor.cell].team))
+        if "place" in d:
+            lat, lon, index, by, uncertainty = d["place"]
+            place = Place(lat, lon, cell(index, f"{where}.place"), by, uncertainty)
+        else:
+            place = Place.of(anchor)
+        incidents.append(_decoded_incident(d, anchor, recent, place, cells[anchor.cell].team))
     if len({i.id for i in incidents}) != len(incidents):
         raise StateError("engine state is corrupt: tracker.open lists an incident twice")
     return EngineState(
@@ -317,13 +366,17 @@ def _state(wire: StateDoc, cells: Sequence[Cell]) -> EngineState:
             max_pixel=t["max_pixel"],
             pending=[signal(r, f"tracker.pending.{i}") for i, r in enumerate(t["pending"])],
             suspects_expired=t["suspects_expired"],
+            sights=[
+                (signal(r, f"tracker.sights.{i}"), iid)
+                for i, (r, iid) in enumerate(t.get("sights", []))
+            ],
         ),
         stats=wire["stats"],
     )
 
 
 def _decoded_incident(
-    d: IncidentDoc, anchor: Signal, recent: list[Point], team: str | None
+    d: IncidentDoc, anchor: Signal, recent: list[Point], place: Place, team: str | None
 ) -> Incident:
     """An incident of the snapshot; one of version 1 follows the fire from its first detection."""
     if "recent" not in d:
@@ -335,6 +388,7 @@ def _decoded_incident(
         first_seen=d["first_seen"],
         last_seen=d["last_seen"],
         counts={s: d["counts"].get(s, 0) for s in SOURCES},  # in SOURCES order, as events list them
+        place=place,
         detections=d["detections"],
         max_frp=d["max_frp"],
         flame=d["flame"],

@@ -100,6 +100,16 @@ class IncidentRules(_Rule):
     region_level: Literal["district", "township", "village"] | None  # never merged across
 
 
+class TriangulationRule(_Rule):
+    """Where a camera's smoke is, from its bearing (engine/sights.py, geo/sight.py)."""
+
+    enabled: bool = True  # false: a camera detection is placed where its record says
+    window: Duration = timedelta(minutes=10)  # sights this close in event time cross each other
+    max_range_km: Positive = 15.0  # how far a tower camera sees smoke: no fix beyond it
+    min_angle_deg: Annotated[float, Field(ge=1.0, le=90.0)] = 15.0  # shallower: no crossing
+    bearing_error_deg: Annotated[float, Field(gt=0.0, lt=90.0)] = 1.5  # 1-sigma of a bearing
+
+
 class Step(_Rule):
     min: float
     points: int
@@ -219,6 +229,8 @@ class RuleSet(_Rule):
     incidents: IncidentRules
     severity: SeverityRules
     masks: list[Mask] = []
+    # optional, so rule sets written before it load; rules/detection.yaml states it
+    triangulation: TriangulationRule = TriangulationRule()
     routing: RoutingRules | None = None  # needed by the linkage queue, not by the engine
 
     @model_validator(mode="after")

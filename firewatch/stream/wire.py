@@ -1,16 +1,18 @@
 """The located topic's messages: one region's part of a prepared batch (engine/located.py), in
 columns, so that the incidents stage parses no JSON and does no geometry.
 
-Version 1, little-endian:
+Version 2, little-endian:
 
-    b"\\x01"  n: u32  signals: u32  grid: u16 length + UTF-8 (the cells key of the grid the
+    b"\\x02"  n: u32  signals: u32  grid: u16 length + UTF-8 (the cells key of the grid the
                                    cell indexes refer to: another grid locates them again)
     t: f64[n]  lat: f64[n]  lon: f64[n]  source: i8[n]  cell: i32[n]  strength: i8[n]  static: u8[n]
-    per signal: row: u32  frp: f64  pixel_km: f64  flame: u8  id: u16 length + UTF-8
-                device: u16 length + UTF-8
+    per signal: row: u32  frp: f64  pixel_km: f64  flame: u8  has_sight: u8
+                [camera_lat: f64  camera_lon: f64  bearing_deg: f64, when has_sight is 1]
+                id: u16 length + UTF-8  device: u16 length + UTF-8
 
-The first byte is the format's version. A message that starts with `{` is the earlier format
-(valid JSON lines, newline-joined), which a worker of this version still reads, so that a rolling
+The first byte is the format's version. Version 1 is the same without has_sight and the sight
+(before cameras were placed by their sights); a message that starts with `{` is the format before
+columns (valid JSON lines, newline-joined). A worker of this version reads both, so that a rolling
 upgrade loses nothing left on the topic.
 """
 
@@ -23,10 +25,14 @@ import numpy as np
 
 from firewatch.engine.located import Located
 from firewatch.engine.signals import SOURCE_CODE, Columns, Signal, Strength
+from firewatch.geo.sight import Sight
 
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 _HEAD = struct.Struct("<BII")
-_SIGNAL = struct.Struct("<IddB")
+_SIGNAL = struct.Struct("<IddB")  # version 1
+_SIGNAL_SIGHT = struct.Struct("<IddBB")  # version 2: and whether a sight follows
+_SIGHT = struct.Struct("<ddd")
 _LEN = struct.Struct("<H")
 _COLUMNS = (  # name, dtype, in the order they are written
     ("t", np.dtype("<f8")),
@@ -39,6 +45,7 @@ _COLUMNS = (  # name, dtype, in the order they are written
 )
 ROW_BYTES = sum(dtype.itemsize for _, dtype in _COLUMNS)
 SOURCES = {code: source for source, code in SOURCE_CODE.items()}
+_FIRST_BYTES = frozenset(bytes([v]) for v in READABLE)
 
 
 class WireError(ValueError):
@@ -47,7 +54,7 @@ class WireError(ValueError):
 
 def is_columns(value: bytes) -> bool:
     """A message in this module's format (else: the earlier JSON lines, or garbage)."""
-    return value[:1] == bytes([VERSION])
+    return value[:1] in _FIRST_BYTES
 
 
 def encode(batch: Located) -> bytes:
@@ -65,7 +72,10 @@ def encode(batch: Located) -> bytes:
     parts = [_HEAD.pack(VERSION, len(batch), len(batch.signals)), _LEN.pack(len(grid)), grid]
     parts += [np.ascontiguousarray(arrays[name], dtype).tobytes() for name, dtype in _COLUMNS]
     for row, s in sorted(batch.signals.items()):
-        parts.append(_SIGNAL.pack(row, s.frp, s.pixel_km, s.flame))
+        sight = s.sight
+        parts.append(_SIGNAL_SIGHT.pack(row, s.frp, s.pixel_km, s.flame, sight is not None))
+        if sight is not None:
+            parts.append(_SIGHT.pack(sight.camera_lat, sight.camera_lon, sight.bearing_deg))
         for text in (s.id, s.device):
             raw = text.encode()
             parts += [_LEN.pack(len(raw)), raw]
@@ -82,8 +92,10 @@ def decode(value: bytes) -> Located:
 
 def _decode(view: memoryview) -> Located:
     version, n, count = _HEAD.unpack_from(view)
-    if version != VERSION:
-        raise WireError(f"located message format {version}, this worker reads {VERSION}")
+    if version not in READABLE:
+        raise WireError(
+            f"located message format {version}, this worker reads {', '.join(map(str, READABLE))}"
+        )
     at = _HEAD.size
     grid, at = _text(view, at)
     arrays: dict[str, np.ndarray] = {}
@@ -103,8 +115,16 @@ def _decode(view: memoryview) -> Located:
     strength = arrays["strength"].astype(np.int8)
     signals: dict[int, Signal] = {}
     for _ in range(count):
-        row, frp, pixel, flame = _SIGNAL.unpack_from(view, at)
-        at += _SIGNAL.size
+        sight = None
+        if version == 1:
+            row, frp, pixel, flame = _SIGNAL.unpack_from(view, at)
+            at += _SIGNAL.size
+        else:
+            row, frp, pixel, flame, has_sight = _SIGNAL_SIGHT.unpack_from(view, at)
+            at += _SIGNAL_SIGHT.size
+            if has_sight:
+                sight = Sight(*_SIGHT.unpack_from(view, at))
+                at += _SIGHT.size
         texts = []
         for _ in range(2):
             text, at = _text(view, at)
@@ -123,6 +143,7 @@ def _decode(view: memoryview) -> Located:
             frp=frp,
             pixel_km=pixel,
             flame=bool(flame),
+            sight=sight,
         )
     if at != len(view):
         raise ValueError(f"{len(view) - at} bytes left over")

@@ -28,6 +28,7 @@ from tests.engine_fixtures import write_grid
 
 from . import conftest
 from . import test_spread as spread
+from . import test_triangulation as triangulation
 from .conftest import T0, camera, place, satellite, sensor
 
 DAY = 24 * 60
@@ -382,7 +383,7 @@ def test_mask_delta_rebuilds_the_order_of_any_history() -> None:
 def test_a_fresh_engine_has_a_small_snapshot(new_engine: Factory) -> None:
     data = new_engine().snapshot()
     doc = orjson.loads(data)
-    assert doc["v"] == 2 and doc["max_t"] is None and doc["watermark"] is None  # -inf: none yet
+    assert doc["v"] == 3 and doc["max_t"] is None and doc["watermark"] is None  # -inf: none yet
     assert len(data) < 400, data
 
 
@@ -400,7 +401,7 @@ def _edit(data: bytes, change: Callable[[dict[str, Any]], object]) -> bytes:
         (lambda d: d[: len(d) // 2], "not JSON"),
         (lambda d: b"[1, 2]", "no format version"),
         (lambda d: b'{"engine": {}}', "no format version"),
-        (lambda d: _edit(d, lambda doc: doc.update(v=3)), "version 3 is unknown"),
+        (lambda d: _edit(d, lambda doc: doc.update(v=4)), "version 4 is unknown"),
         (lambda d: _edit(d, lambda doc: doc.update(v="1")), "version '1' is unknown"),
         (lambda d: _edit(d, lambda doc: doc.update(v=True)), "version True is unknown"),
         (lambda d: _edit(d, lambda doc: doc.pop("tracker")), "corrupt: tracker: Field required"),
@@ -503,3 +504,34 @@ def test_snapshot_of_200_open_incidents_is_modest(new_engine: Factory, rules: Ru
     # each), the rest for the 400 signals of the last 10 minutes, still in the buffer
     assert incidents < 1_800 * 200, report
     assert len(data) < 650_000, report
+
+
+def test_a_fire_placed_by_its_cameras_resumes_identically_at_every_cut(
+    new_engine: Factory,
+) -> None:
+    # the camera signals' sights (buffered, pending, in the window) and each incident's place
+    # are in the snapshot
+    records = triangulation.watched(hours=1.0)
+    expected = check_every_cut(new_engine, records, cuts=range(0, len(records) + 1, 2))
+    placed = {orjson.loads(e)["located_by"] for e in expected}
+    assert {"triangulated", "line_of_sight"} <= placed
+
+
+def test_a_snapshot_of_version_2_is_read_as_placed_where_its_records_said(
+    new_engine: Factory,
+) -> None:
+    engine = new_engine()
+    feed(engine, [camera("a", 0, 0.9), sensor("s", 20, temp=20.0), camera("b", 21, 0.9)])
+    doc = orjson.loads(engine.snapshot())
+    assert doc["buffer"] and doc["tracker"]["open"]
+    doc["v"] = 2
+    for row in [*doc["buffer"], *(i["anchor"] for i in doc["tracker"]["open"])]:
+        del row[11:]  # a version 2 row: 11 fields
+    for incident in doc["tracker"]["open"]:
+        del incident["place"]
+    del doc["tracker"]["sights"]
+    restored = new_engine()
+    restored.restore(orjson.dumps(doc))
+    assert restored.snapshot() == engine.snapshot()  # as if taken by this version
+    records = [camera("c", 25, 0.9, north_km=0.4), sensor("s", 60, temp=20.0)]
+    assert feed(restored, records) == feed(engine, records)

@@ -12,6 +12,7 @@ import pytest
 
 from firewatch.engine.located import Located
 from firewatch.ingest.validate import validate_lines
+from firewatch.model import LocatedBy
 from firewatch.runtime import open_engine
 from firewatch.settings import Settings
 from firewatch.simulate import write_stream
@@ -46,18 +47,21 @@ def test_through_the_wire_an_engine_decides_what_a_replay_decides(
 ) -> None:
     replayed, streamed = open_engine(settings()), open_engine(settings())
     replay_events, stream_events = [], []
-    signals = 0
+    signals = sights = 0
     for lines in batches:
         detections, _, _ = validate_lines(lines, "day.jsonl")
         replay_events += replayed.process(detections)
         prepared = streamed.prepare(detections)
         signals += len(prepared.signals)
+        sights += sum(sig.sight is not None for sig in prepared.signals.values())
         decoded = wire.decode(wire.encode(prepared))
         same(prepared, decoded)
         stream_events += streamed.process_located(decoded)
     replay_events += replayed.flush()
     stream_events += streamed.flush()
     assert signals > 50 and len(replay_events) > 10  # fires were seen, incidents opened
+    assert sights > 10  # cameras' lines of sight went through (and placed incidents)
+    assert {e.located_by for e in stream_events} > {LocatedBy.DETECTION}
     assert [e.model_dump() for e in stream_events] == [e.model_dump() for e in replay_events]
     assert streamed.stats.as_dict() == replayed.stats.as_dict()
 
@@ -106,8 +110,33 @@ def test_a_message_it_cannot_read_says_why(batches: list[list[bytes]]) -> None:
     for broken, why in [
         (message[:-3], "not readable"),
         (message + b"xx", "2 bytes left over"),
-        (b"\x02" + message[1:], "format 2, this worker reads 1"),
+        (b"\x03" + message[1:], "format 3, this worker reads 1, 2"),
         (message[:20], "cut short"),
     ]:
         with pytest.raises(wire.WireError, match=why):
             wire.decode(broken)
+
+
+def version_1(batch: Located) -> bytes:
+    """`batch` as a worker before sights wrote it (format 1: no sight after a signal's flame)."""
+    grid = batch.grid.encode()
+    parts = [wire._HEAD.pack(1, len(batch), len(batch.signals)), wire._LEN.pack(len(grid)), grid]
+    cols = {"t": batch.cols.t, "lat": batch.cols.lat, "lon": batch.cols.lon}
+    cols |= {"source": batch.cols.source, "cell": batch.cell, "strength": batch.strength}
+    cols["static"] = batch.static
+    parts += [np.ascontiguousarray(cols[name], dtype).tobytes() for name, dtype in wire._COLUMNS]
+    for row, sig in sorted(batch.signals.items()):
+        parts.append(wire._SIGNAL.pack(row, sig.frp, sig.pixel_km, sig.flame))
+        for text in (sig.id, sig.device):
+            parts += [wire._LEN.pack(len(text.encode())), text.encode()]
+    return b"".join(parts)
+
+
+def test_a_message_of_format_1_is_still_read(batches: list[list[bytes]]) -> None:
+    engine = open_engine(settings())
+    detections, _, _ = validate_lines(batches[0], "day.jsonl")
+    prepared = engine.prepare(detections)
+    assert any(sig.sight is not None for sig in prepared.signals.values())
+    without = {row: dataclasses.replace(sig, sight=None) for row, sig in prepared.signals.items()}
+    old = dataclasses.replace(prepared, signals=without)
+    same(wire.decode(version_1(old)), old)

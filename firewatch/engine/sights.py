@@ -1,0 +1,283 @@
+"""Cameras placed by their lines of sight (issue #12): the tracker's window of recent sights.
+
+A camera fire signal with a sight (camera_lat, camera_lon, bearing_deg) is placed when the tracker
+takes it, in (event time, detection id) order, so a replay, a replay shuffled within the grace and
+the Kafka workers place it alike (rules: `triangulation`):
+
+- with the sights of other cameras of its region within `window` of it (the newest of each camera,
+  newest first, at most MAX_CROSSING), geo.sight.best_fix: the crossing of the largest set of
+  sights that agree, when this signal's own sight is one of them (`triangulated`). Two cameras
+  that each see a different fire cross at a ghost, so a sight is not used for a crossing that
+  contradicts what else is known of it: the range its record's own position gives (ahead of the
+  camera: farther off than RANGE_SLACK, or half that range), or the place of the incident it went
+  to (a detection's or a crossing's: farther off than the merge radius and that place's
+  uncertainty); such sights are left out and the crossing is made again;
+- else on its own line of sight (`line_of_sight`): at the record's position moved onto the line
+  when that position is ahead of the camera (a vendor's estimate of the range), else half-way
+  along the stretch of the line within the camera's range that is in the grid cells of the
+  signal's region (where a fire would matter), its uncertainty covering that stretch
+  (`Placement.ranged` False: nothing is known along the line).
+
+The place must be in a grid cell of the signal's region (a region's incidents live on one stream
+partition); else the signal keeps its record's place (`detection`). Which incident a crossing or a
+line of sight joins is the tracker's business (incidents.py); this window remembers which incident
+each of its signals went to (`own`), so a later crossing joins that incident.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from firewatch.engine.signals import Signal
+from firewatch.geo.sight import (
+    K95,
+    MIN_UNCERTAINTY_M,
+    SAME_SITE_M,
+    Fix,
+    Method,
+    Sight,
+    best_fix,
+    line_of_sight,
+)
+from firewatch.model import LocatedBy
+from firewatch.rules.model import TriangulationRule
+
+MAX_CROSSING = 15  # other cameras' sights offered to one crossing (the newest of each camera)
+MAX_WINDOW = 2_000  # sights remembered at most (the oldest go first), whatever the window
+RANGE_SLACK_M = 1_000.0  # a crossing agrees with a record's own range within this, or half of it
+_RETRIES = 3  # crossings made again without the sights that contradicted the last one
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON = 111_320.0
+
+LINE_STEP_M = 250.0  # a line of sight is sampled this often for the stretch in the region
+# (lat, lon) arrays -> grid cell index of each point, -1 outside every cell
+Locate = Callable[[np.ndarray, np.ndarray], np.ndarray]
+SameRegion = Callable[[int, int], bool]  # two cells in one region (incidents.region_level)
+# an open incident's place, as (lat, lon, how far from it (m) is still it), when it is known
+# better than by a line of sight; else None
+Where = Callable[[str], tuple[float, float, float] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    signal: Signal  # placed: lat, lon, cell, located_by, uncertainty_m
+    crossed: tuple[Signal, ...] = ()  # the other signals whose sights the crossing used
+    ranged: bool = True  # False: on a line of sight, with nothing known along it
+
+
+def along_off(sight: Sight, lat: float, lon: float) -> tuple[float, float]:
+    """How far (m) the point is along the camera's line of sight, and how far off it (signed);
+    equirectangular around the camera: well under the bearing error within a camera's range."""
+    dx = (lon - sight.camera_lon) * _M_PER_DEG_LON * math.cos(math.radians(sight.camera_lat))
+    dy = (lat - sight.camera_lat) * _M_PER_DEG_LAT
+    b = math.radians(sight.bearing_deg)
+    ux, uy = math.sin(b), math.cos(b)
+    return dx * ux + dy * uy, dx * uy - dy * ux
+
+
+def ahead(sight: Sight, along_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points (lat, lon) `along_m` along the camera's line of sight (as `along_off`)."""
+    b = math.radians(sight.bearing_deg)
+    lat = sight.camera_lat + along_m * math.cos(b) / _M_PER_DEG_LAT
+    cos = math.cos(math.radians(sight.camera_lat))
+    return lat, sight.camera_lon + along_m * math.sin(b) / (_M_PER_DEG_LON * cos)
+
+
+class Sights:
+    def __init__(
+        self, rule: TriangulationRule, locate: Locate, same_region: SameRegion, where: Where
+    ) -> None:
+        self.rule = rule
+        self._locate = locate
+        self._same_region = same_region
+        self._where = where
+        self._window_s = rule.window.total_seconds()
+        self.range_m = rule.max_range_km * 1000.0
+        self.sigma = math.radians(rule.bearing_error_deg)
+        self._window: deque[Signal] = deque()  # placed camera signals with a sight, by arrival
+        self._owner: dict[str, str] = {}  # signal id -> the incident it went to
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> list[tuple[Signal, str | None]]:
+        """The window in arrival order, each signal with the incident it went to (or None)."""
+        return [(s, self._owner.get(s.id)) for s in self._window]
+
+    def load(self, window: list[tuple[Signal, str | None]]) -> None:
+        self._window = deque(s for s, _ in window)
+        self._owner = {s.id: iid for s, iid in window if iid is not None}
+
+    # -- placing ----------------------------------------------------------------------------
+    def place(self, s: Signal) -> Placement:
+        """Where `s` is (see the module): `s` itself when it has no sight or the rules disable
+        triangulation. Then remember it (`add`) once the tracker has taken it."""
+        sight = s.sight
+        if sight is None or not self.rule.enabled:
+            return Placement(s)
+        self.expire(s.t)
+        others = self._crossing(s)
+        distance = self._distance(s, sight)
+        for _ in range(_RETRIES + 1):
+            if not others:  # nothing to cross: its own line (what best_fix would give)
+                fix = self._line(s, distance)
+                break
+            fix = best_fix(
+                [sight, *(o.sight for o in others if o.sight is not None)],
+                max_range_m=self.range_m,
+                min_angle_deg=self.rule.min_angle_deg,
+                bearing_error_deg=self.rule.bearing_error_deg,
+                distance_m=distance,
+            )
+            if fix is None or fix.method is Method.LINE_OF_SIGHT:
+                break
+            if 0 not in fix.sights or not self._agrees(s, fix):  # a crossing that is not this
+                fix = self._line(s, distance)  # sight's smoke
+                break
+            wrong = {k - 1 for k in fix.sights if k > 0 and not self._agrees(others[k - 1], fix)}
+            if not wrong:
+                break
+            others = [o for k, o in enumerate(others) if k not in wrong]
+        else:
+            fix = self._line(s, distance)  # still contradicted
+        if fix is None or 0 not in fix.sights:  # its own sight is unusable (a pole, say)
+            return Placement(s)
+        crossed = tuple(others[k - 1] for k in fix.sights if k > 0)
+        if fix.method is Method.LINE_OF_SIGHT and distance is None:
+            placed = self._in_region(s, sight)
+        else:
+            placed = self._at(s, fix)
+        if placed is None:
+            return Placement(s)
+        return Placement(placed, crossed, ranged=bool(crossed) or distance is not None)
+
+    def add(self, s: Signal) -> None:
+        """Remember a placed camera signal for later crossings (one without a sight: nothing)."""
+        if s.sight is None or not self.rule.enabled:
+            return
+        self._window.append(s)
+        while len(self._window) > MAX_WINDOW:
+            self._owner.pop(self._window.popleft().id, None)
+
+    def own(self, s: Signal, incident_id: str) -> None:
+        """`s` went to the incident (opened it or joined it)."""
+        if s.sight is not None:
+            self._owner[s.id] = incident_id
+
+    def owners(self, signals: tuple[Signal, ...]) -> list[str]:
+        """The incidents these signals went to, in order, once each."""
+        found = (self._owner.get(s.id) for s in signals)
+        return list(dict.fromkeys(iid for iid in found if iid is not None))
+
+    def expire(self, t: float) -> None:
+        """Forget sights older than event time `t` less the window."""
+        horizon = t - self._window_s
+        while self._window and self._window[0].t < horizon:
+            self._owner.pop(self._window.popleft().id, None)
+
+    def line_place(self, s: Signal, lat: float, lon: float, uncertainty_m: float) -> Signal | None:
+        """`s` placed on its line of sight at (lat, lon), or None when that is in no cell of its
+        region."""
+        return self._at(s, Fix(lat, lon, uncertainty_m, Method.LINE_OF_SIGHT, (0,)))
+
+    def _crossing(self, s: Signal) -> list[Signal]:
+        """The newest sight of each other camera of the region within the window of `s`."""
+        found: dict[str, Signal] = {}
+        for o in reversed(self._window):
+            if len(found) >= MAX_CROSSING:
+                break
+            if (
+                o.device != s.device
+                and o.device not in found
+                and abs(o.t - s.t) <= self._window_s
+                and o.id != s.id
+                and self._same_region(o.cell, s.cell)
+            ):
+                found[o.device] = o
+        return list(found.values())
+
+    def _agrees(self, s: Signal, fix: Fix) -> bool:
+        """Whether the crossing `fix` may be where the smoke `s` saw is (see the module)."""
+        sight = s.sight
+        assert sight is not None
+        distance = self._distance(s, sight)
+        if distance is not None:
+            along, _ = along_off(sight, fix.lat, fix.lon)
+            if abs(along - distance) > max(RANGE_SLACK_M, distance / 2):
+                return False
+        iid = self._owner.get(s.id)
+        known = None if iid is None else self._where(iid)
+        if known is None:
+            return True
+        lat, lon, reach_m = known
+        along, off = along_off(sight, lat, lon)  # the place, from this camera
+        fix_along, fix_off = along_off(sight, fix.lat, fix.lon)
+        return math.hypot(along - fix_along, off - fix_off) <= reach_m
+
+    def _distance(self, s: Signal, sight: Sight) -> float | None:
+        """How far along its line the record's own position puts the fire: None when that
+        position is the camera's (within a site's size) or not ahead of it."""
+        along, off = along_off(sight, s.lat, s.lon)
+        if math.hypot(along, off) <= SAME_SITE_M or along <= 0:
+            return None
+        return along
+
+    def _line(self, s: Signal, distance: float | None) -> Fix | None:
+        assert s.sight is not None
+        return line_of_sight(
+            s.sight,
+            max_range_m=self.range_m,
+            bearing_error_deg=self.rule.bearing_error_deg,
+            distance_m=distance,
+        )
+
+    def _in_region(self, s: Signal, sight: Sight) -> Signal | None:
+        """`s` on its line of sight, half-way along the stretch of it in its region's cells
+        (sampled every LINE_STEP_M within the camera's range), or None when none of it is."""
+        reach = min(sight.range_m or math.inf, self.range_m)
+        along = np.arange(LINE_STEP_M, reach + 1.0, LINE_STEP_M)
+        lat, lon = ahead(sight, along)
+        cells = self._locate(np.asarray(lat), np.asarray(lon))
+        inside = [
+            k for k, c in enumerate(cells.tolist()) if c >= 0 and self._same_region(c, s.cell)
+        ]
+        if not inside:
+            return None
+        lo, hi = float(along[inside[0]]), float(along[inside[-1]])
+        k = min(inside, key=lambda k: abs(along[k] - (lo + hi) / 2))  # the sample nearest half-way
+        d = float(along[k])
+        radius = math.hypot(max(d - lo, hi - d) + LINE_STEP_M, K95 * self.sigma * hi)
+        return dataclasses.replace(
+            s,
+            lat=round(float(lat[k]), 7),
+            lon=round(float(lon[k]), 7),
+            cell=int(cells[k]),
+            located_by=LocatedBy.LINE_OF_SIGHT,
+            uncertainty_m=round(max(radius, MIN_UNCERTAINTY_M), 1),
+        )
+
+    def _at(self, s: Signal, fix: Fix) -> Signal | None:
+        cell = int(self._locate(np.array([fix.lat]), np.array([fix.lon]))[0])
+        if cell < 0 or not self._same_region(cell, s.cell):
+            return None
+        return dataclasses.replace(
+            s,
+            lat=round(fix.lat, 7),
+            lon=round(fix.lon, 7),
+            cell=cell,
+            located_by=LocatedBy(fix.method.value),
+            uncertainty_m=round(max(fix.uncertainty_m, MIN_UNCERTAINTY_M), 1),
+        )
+
+    def ray_reach(self, along_m: float, merge_m: float) -> float:
+        """How far off the line of sight a point `along_m` along it may be and still be on it: the
+        merge radius and three bearing errors there."""
+        return merge_m + 3.0 * self.sigma * max(along_m, MIN_UNCERTAINTY_M)
+
+    def on_line_uncertainty(self, along_m: float, off_m: float) -> float:
+        """The uncertainty of a line of sight placed on a known fire `off_m` off it."""
+        return abs(off_m) + K95 * self.sigma * max(along_m, MIN_UNCERTAINTY_M)
