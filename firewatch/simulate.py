@@ -103,7 +103,7 @@ def build_stream(
     bulk = normal_readings(world.phase, start_s, int(hours * 6 + 1e-9), stamps, rng(2))
     passes = satellite_passes(stamps, start_s, end_s, rng(3))
     planned = plan_fires(world, passes, fires, start_s, end_s, rng(4))
-    rec = Recorder(world, stamps, end_s)
+    rec = Recorder(world, stamps, end_s, bearings=rng(8))
     signal_rng = rng(5)
     seen = [burn(f, bulk, passes, rec, signal_rng) for f in planned]
     static_records = static_source(passes, rec, signal_rng)

@@ -12,6 +12,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from firewatch.engine.sights import along_off
+from firewatch.geo.sight import Sight
 from firewatch.model import DETECTIONS
 from firewatch.simulate import START, SimSummary, simulate, simulate_main, write_stream
 
@@ -45,6 +47,23 @@ def km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return math.hypot(
         (lat1 - lat2) * 110.574, (lon1 - lon2) * 111.320 * math.cos(math.radians(lat1))
     )
+
+
+def own_position(r: dict[str, Any]) -> bool:
+    """A camera record whose lat/lon is where the camera stands (every third tower's)."""
+    return (
+        r["source"] == "camera" and km(r["lat"], r["lon"], r["camera_lat"], r["camera_lon"]) < 0.05
+    )
+
+
+def about(r: dict[str, Any], lat: float, lon: float, radius_km: float) -> bool:
+    """The record is about (lat, lon): within radius_km of it; for a camera that sends its own
+    position, its line of sight passes within radius_km (and 4 bearing errors) of it, in its
+    range."""
+    if not own_position(r):
+        return km(lat, lon, r["lat"], r["lon"]) <= radius_km
+    along, off = along_off(Sight(r["camera_lat"], r["camera_lon"], r["bearing_deg"]), lat, lon)
+    return 0 < along <= 9_000 and abs(off) <= radius_km * 1000 + 4 * math.radians(1.0) * along
 
 
 def fire_signal(r: dict[str, Any]) -> bool:
@@ -107,7 +126,7 @@ def test_every_fire_is_seen_where_and_when_it_burns(run: Run) -> None:
         near = [
             r
             for r in records
-            if km(fire.lat, fire.lon, r["lat"], r["lon"]) <= 3.0
+            if about(r, fire.lat, fire.lon, 3.0)
             and fire.start.timestamp() <= epoch(r) <= fire.end.timestamp()
         ]
         seen = {s: sum(r["source"] == s for r in near) for s in ("sensor", "camera", "satellite")}
@@ -126,7 +145,7 @@ def test_camera_confidence_rises_from_smoke_to_flame(run: Run) -> None:
     seen = sorted(
         (epoch(r), r["confidence"], r["label"])
         for r in distinct(run)
-        if r["device_id"] == camera and km(full.lat, full.lon, r["lat"], r["lon"]) <= 3.0
+        if r["device_id"] == camera and about(r, full.lat, full.lon, 3.0)
     )
     assert seen[0][1] < 0.65 and seen[0][2] == "smoke"
     assert seen[-1][1] > 0.85 and seen[-1][2] == "flame"
@@ -140,13 +159,34 @@ def test_noise_is_isolated_from_every_other_fire_signal(run: Run) -> None:
     for noise in run.summary.noise:
         t = noise.observed_at.timestamp()
         nearby = [
-            r
-            for rt, r in records
-            if abs(rt - t) <= 1800 and km(noise.lat, noise.lon, r["lat"], r["lon"]) <= 2.5
+            r for rt, r in records if abs(rt - t) <= 1800 and about(r, noise.lat, noise.lon, 2.5)
         ]
         expected = 0 if noise.kind == "camera_weak" else 1  # weak hits are no fire signal
         assert len(nearby) == expected, noise
         assert all(r["device_id"] == noise.device_id for r in nearby)
+
+
+def test_cameras_send_bearings_with_a_realistic_error(run: Run) -> None:
+    """Bearings to the smoke with a 1-degree error (sim/records.py); every third tower sends its
+    own position, the others a vendor's estimate of the fire's, within 0.5 km."""
+    errors, own, estimates = [], 0, 0
+    for fire in run.summary.fires:
+        cameras = set(fire.cameras)
+        for r in distinct(run):
+            if r["device_id"] not in cameras or not fire.start.timestamp() <= epoch(r):
+                continue
+            if not about(r, fire.lat, fire.lon, 0.5) or epoch(r) > fire.end.timestamp():
+                continue
+            sight = Sight(r["camera_lat"], r["camera_lon"], 0.0)
+            north, east = along_off(sight, fire.lat, fire.lon)
+            true = math.degrees(math.atan2(east, north)) % 360.0  # along north, off east
+            errors.append((r["bearing_deg"] - true + 180.0) % 360.0 - 180.0)
+            own += own_position(r)
+            estimates += not own_position(r)
+    assert len(errors) > 100 and own > 10 and estimates > 10
+    mean_abs = sum(map(abs, errors)) / len(errors)
+    assert 0.5 < mean_abs < 1.1  # a normal error of 1 degree: mean |error| 0.8
+    assert max(map(abs, errors)) < 4.5
 
 
 def test_the_static_heat_source_is_seen_by_every_pass(run: Run) -> None:

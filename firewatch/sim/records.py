@@ -10,6 +10,12 @@ written.
 
 Record ids are "<device_id>:<epoch seconds>"; no device reports twice in one second (a record
 is moved on by a second if it would).
+
+A camera record says where the camera stands and the bearing of the smoke it saw (the bearing to
+where the smoke really is, with a normal error of BEARING_ERROR_DEG, from a generator of its own
+so that the rest of the stream keeps its draws), and a position: the vendor's estimate of the
+fire's, except from every third tower (OWN_POSITION_EVERY), older ones that send only where they
+stand.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from firewatch.sim.scenario import Pass
 from firewatch.sim.timefmt import Stamps
 from firewatch.sim.world import BoolArray, FloatArray, IntArray, World
 
+BEARING_ERROR_DEG = 1.0  # 1-sigma error of a camera's bearing to the smoke
+OWN_POSITION_EVERY = 3  # towers 2, 5, 8, ... send their own position as the record's lat/lon
+
 
 @dataclass
 class Recorder:
@@ -33,19 +42,32 @@ class Recorder:
     world: World
     stamps: Stamps
     end_s: int
+    bearings: np.random.Generator  # the cameras' bearing errors
     times: list[int] = field(default_factory=list)  # of each record
     camera_times: dict[int, list[int]] = field(default_factory=dict)
     _devices: list[str] = field(default_factory=list)
     _x: list[float] = field(default_factory=list)  # km
     _y: list[float] = field(default_factory=list)
+    _aim_x: list[float] = field(default_factory=list)  # km: where a camera's smoke really is
+    _aim_y: list[float] = field(default_factory=list)
     _camera: list[int] = field(default_factory=list)  # the camera of each record, -1: satellite
     _confidence: list[float] = field(default_factory=list)  # camera records', not yet rounded
     _labels: list[str] = field(default_factory=list)  # camera records'
     _satellite: dict[int, dict[str, Any]] = field(default_factory=dict)  # record -> its fields
     _used: dict[str, set[int]] = field(default_factory=dict)  # device -> seconds with a record
 
-    def camera(self, cam: int, t: int, x: float, y: float, conf: float, label: str) -> bool:
-        return self.cameras(cam, [t], [x], [y], [conf], [label]) == 1
+    def camera(
+        self,
+        cam: int,
+        t: int,
+        x: float,
+        y: float,
+        conf: float,
+        label: str,
+        aim: tuple[float, float] | None = None,
+    ) -> bool:
+        at = None if aim is None else ([aim[0]], [aim[1]])
+        return self.cameras(cam, [t], [x], [y], [conf], [label], at) == 1
 
     def cameras(
         self,
@@ -55,13 +77,17 @@ class Recorder:
         y: list[float],
         conf: list[float] | FloatArray,
         labels: list[str],
+        aim: tuple[list[float], list[float]] | None = None,
     ) -> int:
-        """Reports of one camera, in order; those from the end of the window on are left out.
+        """Reports of one camera, in order, at estimated positions (x, y) of smoke that is at
+        `aim` (default: where estimated); those from the end of the window on are left out.
         How many were recorded."""
         name = self.world.cameras.names[cam]
+        ax, ay = (x, y) if aim is None else aim
         if max(times, default=self.end_s) >= self.end_s:
             at = [i for i, t in enumerate(times) if t < self.end_s]
             times, x, y = [times[i] for i in at], [x[i] for i in at], [y[i] for i in at]
+            ax, ay = [ax[i] for i in at], [ay[i] for i in at]
             conf, labels = [conf[i] for i in at], [labels[i] for i in at]
         times = self._claim(name, times)
         n = len(times)
@@ -70,6 +96,8 @@ class Recorder:
         self._devices += [name] * n
         self._x += x
         self._y += y
+        self._aim_x += ax
+        self._aim_y += ay
         self._camera += [cam] * n
         self._confidence += conf if isinstance(conf, list) else conf.tolist()
         self._labels += labels
@@ -105,20 +133,25 @@ class Recorder:
         self._devices.append(p.device)
         self._x.append(x)
         self._y.append(y)
+        self._aim_x.append(x)
+        self._aim_y.append(y)
         self._camera.append(-1)
         self._confidence.append(0.0)
         self._labels.append("")
 
     def specials(self) -> Specials:
         """The records so far, in the order they came, ready to be written."""
-        xy = np.column_stack(
-            [np.array(self._x, dtype=np.float64), np.array(self._y, dtype=np.float64)]
-        )
-        lon, lat = self.world.grid.to_deg(xy[:, 0], xy[:, 1])
         camera = np.array(self._camera, dtype=np.int64)
         seen = np.flatnonzero(camera >= 0)
-        dx, dy = (xy[seen] - self.world.cameras.xy[camera[seen]]).T
-        bearing = np.degrees(np.arctan2(dx, dy)) % 360.0  # to what the camera saw
+        towers = self.world.cameras.xy[camera[seen]]
+        x, y = np.array(self._x, dtype=np.float64), np.array(self._y, dtype=np.float64)
+        own = seen[camera[seen] % OWN_POSITION_EVERY == OWN_POSITION_EVERY - 1]
+        x[own], y[own] = self.world.cameras.xy[camera[own]].T  # older towers: where they stand
+        lon, lat = self.world.grid.to_deg(x, y)
+        aim = np.column_stack([self._aim_x, self._aim_y])[seen]
+        dx, dy = (aim - towers).T
+        error = self.bearings.normal(0.0, BEARING_ERROR_DEG, size=len(seen))
+        bearing = (np.degrees(np.arctan2(dx, dy)) + error) % 360.0  # to the smoke, with an error
         labels = self._labels
         return Specials(
             world=self.world,

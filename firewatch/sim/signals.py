@@ -115,7 +115,7 @@ def _smoulder(
     t = (first if first is not None else fire.t0 + 10 * MINUTE) + int(rng.uniform(2, 8) * MINUTE)
     if d[cam] <= CAMERA_RANGE_KM:
         x, y = _estimate(fire, 0.0, rng)
-        if rec.camera(cam, t, x, y, rng.uniform(0.55, 0.72), "smoke"):
+        if rec.camera(cam, t, x, y, rng.uniform(0.55, 0.72), "smoke", (fire.x, fire.y)):
             seen.cameras.append(rec.world.cameras.names[cam])
             seen.records["camera"] += 1
 
@@ -148,7 +148,8 @@ def _watch(fire: Fire, rec: Recorder, rng: np.random.Generator, seen: Seen) -> N
     at = 0
     for (cam, _, times, _), n in zip(watching, counts, strict=True):
         end = at + n
-        reported = rec.cameras(cam, times, x[at:end], y[at:end], conf[at:end], labels[at:end])
+        aim = ([fire.x] * n, [fire.y] * n)
+        reported = rec.cameras(cam, times, x[at:end], y[at:end], conf[at:end], labels[at:end], aim)
         at = end
         if reported:
             seen.cameras.append(rec.world.cameras.names[cam])
