@@ -39,7 +39,7 @@ CSV = "text/csv"
 COLUMNS = (
     "id", "status", "severity", "first_seen", "last_seen", "detections", "grid_id", "grid_name",
     "team", "village", "township", "district", "lat", "lon", "rule", "order_id", "closed_at",
-    "current_lat", "current_lon", "area_km2", "teams",
+    "current_lat", "current_lon", "area_km2", "teams", "located_by", "uncertainty_m",
 )  # fmt: skip
 _TIME = TypeAdapter(datetime)
 _STATUS = TypeAdapter(IncidentStatus)

@@ -33,7 +33,7 @@ import redis
 
 from firewatch.linkage import codec, keys
 from firewatch.linkage.model import IncidentRecord, IncidentStatus, QueryError
-from firewatch.model import EventKind, IncidentEvent, Severity
+from firewatch.model import EventKind, IncidentEvent, LocatedBy, Severity
 
 LEVELS: tuple[str, ...] = ("team", "village", "township", "district")
 MAX_LIMIT = 1000  # incidents one page returns at most
@@ -76,6 +76,8 @@ def record_item(e: IncidentEvent) -> dict[str, Any]:
         "extent", "" if e.extent is None else orjson.dumps(e.extent).decode(),
         "area_km2", repr(e.area_km2),
         "teams", orjson.dumps(e.teams).decode(),
+        "located_by", e.located_by.value,
+        "uncertainty_m", "" if e.uncertainty_m is None else repr(e.uncertainty_m),
     ]  # fmt: skip
     plural = "" if e.detections == 1 else "s"
     return {
@@ -214,6 +216,9 @@ def decode(h: dict[bytes, bytes]) -> IncidentRecord:
         extent=orjson.loads(s["extent"]) if s.get("extent") else None,
         area_km2=float(s.get("area_km2") or 0.0),
         teams=orjson.loads(s["teams"]) if s.get("teams") else [],
+        # recorded since cameras are placed by their sights: absent in older records
+        located_by=LocatedBy(s.get("located_by") or LocatedBy.DETECTION),
+        uncertainty_m=float(s["uncertainty_m"]) if s.get("uncertainty_m") else None,
         closed_at=codec.from_epoch(h.get(b"closed_at")),
         recorded_at=codec.at(h[b"recorded_at"]),
         updated_at=codec.at(h[b"updated_at"]),

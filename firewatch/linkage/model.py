@@ -9,7 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from firewatch.errors import FirewatchError
-from firewatch.model import EventKind, IncidentEvent, Severity
+from firewatch.model import EventKind, IncidentEvent, LocatedBy, Severity
 
 
 class OrderState(StrEnum):
@@ -100,7 +100,7 @@ class IncidentRecord(BaseModel):
     village: str | None
     township: str | None
     district: str | None
-    lat: float  # position of the incident's first detection
+    lat: float  # where it is placed (IncidentEvent.lat: its first detection's, until a better)
     lon: float
     first_seen: datetime
     last_seen: datetime
@@ -115,6 +115,8 @@ class IncidentRecord(BaseModel):
     extent: tuple[float, float, float, float] | None = None  # west, south, east, north
     area_km2: float = 0.0
     teams: list[str] = Field(default_factory=list)  # whose cells it reached, the first: `team`
+    located_by: LocatedBy = LocatedBy.DETECTION  # how lat/lon were found (IncidentEvent)
+    uncertainty_m: float | None = None  # ~95% radius; None: a detection's own place
     closed_at: datetime | None = None  # event time of its `closed` event (inactivity deadline)
     recorded_at: datetime  # when the queue recorded its first event
     updated_at: datetime  # when the queue recorded its latest event

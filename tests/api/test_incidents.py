@@ -181,6 +181,9 @@ def test_csv_exports_the_whole_query_page_by_page(
         "current_lon": "",
         "area_km2": "0.0",
         "teams": "",
+        # and were placed where their first detection was
+        "located_by": "detection",
+        "uncertainty_m": "",
     }
     assert dict(zip(table[0], table[1], strict=True))["team"] == ""  # incident 5: no team
     # Accept: text/csv asks for the same; filters and the team scope apply

@@ -21,7 +21,7 @@ from firewatch.linkage.model import (
     Resolution,
 )
 from firewatch.linkage.service import Linkage
-from firewatch.model import EventKind, IncidentEvent, Severity
+from firewatch.model import EventKind, IncidentEvent, LocatedBy, Severity
 
 from .conftest import T0, event, oid
 
@@ -144,6 +144,20 @@ def test_the_record_follows_where_a_spreading_fire_is_now(linkage: Linkage) -> N
     assert record.teams == ["team-A", "team-B"] and record.team == "team-A"
     listed, _ = linkage.store.incidents()
     assert [(r.id, r.current_lat, r.teams) for r in listed] == [(iid(1), 28.95, record.teams)]
+
+
+def test_the_record_says_how_the_incident_was_placed(linkage: Linkage) -> None:
+    linkage.consume([event(n=1, located_by="line_of_sight", uncertainty_m=7200.5)])
+    record = linkage.store.incident(iid(1))
+    assert (record.located_by, record.uncertainty_m) == (LocatedBy.LINE_OF_SIGHT, 7200.5)
+    crossed = event(
+        "updated", n=1, seq=1, lat=28.93, lon=118.91, located_by="triangulated", uncertainty_m=180.0
+    )
+    linkage.consume([crossed])
+    record = linkage.store.incident(iid(1))
+    assert (record.lat, record.lon) == (28.93, 118.91)  # moved to the crossing
+    assert (record.located_by, record.uncertainty_m) == (LocatedBy.TRIANGULATED, 180.0)
+    assert linkage.store.incident(iid(1)).events[-1].located_by is LocatedBy.TRIANGULATED
 
 
 def test_a_redelivered_event_is_recorded_once(linkage: Linkage, redis_client: redis.Redis) -> None:

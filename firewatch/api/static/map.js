@@ -118,6 +118,15 @@ function where(inc) {
   return inc.current_lat != null ? [inc.current_lat, inc.current_lon] : [inc.lat, inc.lon];
 }
 
+// How a camera placed it (a detection's own place says nothing here), with its 95% radius.
+function located(inc) {
+  const r = inc.uncertainty_m;
+  const within = r == null ? "" : r >= 1000 ? ` (within ${(r / 1000).toFixed(1)} km)` : ` (within ${Math.round(r)} m)`;
+  if (inc.located_by === "triangulated") return `placed where cameras' lines of sight cross${within}`;
+  if (inc.located_by === "line_of_sight") return `placed on one camera's line of sight${within}`;
+  return null;
+}
+
 function popup(inc, state) {
   const others = (inc.teams || []).filter((t) => t !== inc.team);
   return h(
@@ -128,6 +137,7 @@ function popup(inc, state) {
     h("div", {}, `first seen ${clockTime(inc.first_seen)} (${ago(inc.first_seen)})`),
     inc.detections ? h("div", {}, `${plural(inc.detections, "detection")} · rule ${inc.rule}`) : null,
     inc.area_km2 ? h("div", {}, `spread over ${inc.area_km2.toFixed(1)} km²`) : null,
+    located(inc) ? h("div", {}, located(inc)) : null,
     others.length ? h("div", { class: "warn" }, `reached ${others.join(", ")}`) : null,
   );
 }
