@@ -352,7 +352,7 @@ class Tracker:
             target = self._nearest_open(s)
         if target is not None:
             return self._join(target, s)
-        crossed = [c for c in placement.crossed if self._is_pending(c)]
+        crossed = self._pending_of(placement.crossed)
         if s.strength is Strength.STRONG:
             nearby = self._nearby_pending(s) + crossed
             return self._open_with(s, f"{s.source}.confident", nearby, crossed)
@@ -416,8 +416,11 @@ class Tracker:
         place = inc.place
         return place.lat, place.lon, self._radius * 1000.0 + (place.uncertainty_m or 0.0)
 
-    def _is_pending(self, s: Signal) -> bool:
-        return any(p is s for p in self._pending_by_device.get(s.device, ()))
+    def _pending_of(self, signals: tuple[Signal, ...]) -> list[Signal]:
+        """Those of `signals` that are pending suspects (by id: a restored window holds copies)."""
+        return [
+            p for s in signals for p in self._pending_by_device.get(s.device, ()) if p.id == s.id
+        ]
 
     # -- joining and opening ------------------------------------------------------------------
     def _reach(self, a: Signal, b_pixel: float, base: float) -> float:
@@ -476,7 +479,7 @@ class Tracker:
         for m in members:
             if m is not s:
                 self._drop_pending(m)
-        moved = {id(c) for c in crossed or ()}
+        moved = {c.id for c in crossed or ()}
         members = [
             replace(
                 m,
@@ -486,7 +489,7 @@ class Tracker:
                 located_by=s.located_by,
                 uncertainty_m=s.uncertainty_m,
             )
-            if id(m) in moved
+            if m.id in moved
             else m
             for m in members
         ]

@@ -5,11 +5,12 @@ takes it, in (event time, detection id) order, so a replay, a replay shuffled wi
 the Kafka workers place it alike (rules: `triangulation`):
 
 - with the sights of other cameras of its region within `window` of it (the newest of each camera,
-  newest first, at most MAX_CROSSING), geo.sight.best_fix: the crossing of the largest set of
+  newest first, at most MAX_CROSSING), when one of them crosses its line at the minimum angle
+  or more within range (`_could_cross`), geo.sight.best_fix: the crossing of the largest set of
   sights that agree, when this signal's own sight is one of them (`triangulated`). Two cameras
   that each see a different fire cross at a ghost, so a sight is not used for a crossing that
   contradicts what else is known of it: the range its record's own position gives (ahead of the
-  camera: farther off than RANGE_SLACK, or half that range), or the place of the incident it went
+  camera: off by more than RANGE_SLACK_M and half that range), or the place of the incident it went
   to (a detection's or a crossing's: farther off than the merge radius and that place's
   uncertainty); such sights are left out and the crossing is made again;
 - else on its own line of sight (`line_of_sight`): at the record's position moved onto the line
@@ -100,6 +101,7 @@ class Sights:
         self._window_s = rule.window.total_seconds()
         self.range_m = rule.max_range_km * 1000.0
         self.sigma = math.radians(rule.bearing_error_deg)
+        self._min_sin = math.sin(math.radians(rule.min_angle_deg)) * 0.9  # slack: the exact test
         self._window: deque[Signal] = deque()  # placed camera signals with a sight, by arrival
         self._owner: dict[str, str] = {}  # signal id -> the incident it went to
 
@@ -123,8 +125,8 @@ class Sights:
         others = self._crossing(s)
         distance = self._distance(s, sight)
         for _ in range(_RETRIES + 1):
-            if not others:  # nothing to cross: its own line (what best_fix would give)
-                fix = self._line(s, distance)
+            if not any(self._could_cross(sight, o) for o in others):
+                fix = self._line(s, distance)  # what best_fix would give, at a fraction of it
                 break
             fix = best_fix(
                 [sight, *(o.sight for o in others if o.sight is not None)],
@@ -199,6 +201,26 @@ class Sights:
             ):
                 found[o.device] = o
         return list(found.values())
+
+    def _could_cross(self, sight: Sight, other: Signal) -> bool:
+        """Whether `other`'s line may cross `sight`'s validly (at the minimum angle or more,
+        ahead of both cameras, within a tenth more than the range): a cheap test in the plane
+        around the camera (as `along_off`) before the exact one (best_fix)."""
+        o = other.sight
+        assert o is not None
+        x, y = along_off(
+            Sight(sight.camera_lat, sight.camera_lon, 90.0), o.camera_lat, o.camera_lon
+        )
+        b1, b2 = math.radians(sight.bearing_deg), math.radians(o.bearing_deg)
+        u1, u2 = (math.sin(b1), math.cos(b1)), (math.sin(b2), math.cos(b2))
+        cross = u1[0] * u2[1] - u1[1] * u2[0]
+        if abs(cross) < self._min_sin:
+            return False
+        px, py = x, -y  # the other camera: x east, y north (along_off at bearing 90: off south)
+        t1 = (px * u2[1] - py * u2[0]) / cross
+        t2 = (px * u1[1] - py * u1[0]) / cross
+        reach = 1.1 * self.range_m
+        return 0 < t1 <= reach and 0 < t2 <= reach
 
     def _agrees(self, s: Signal, fix: Fix) -> bool:
         """Whether the crossing `fix` may be where the smoke `s` saw is (see the module)."""

@@ -535,3 +535,9 @@ def test_a_snapshot_of_version_2_is_read_as_placed_where_its_records_said(
     assert restored.snapshot() == engine.snapshot()  # as if taken by this version
     records = [camera("c", 25, 0.9, north_km=0.4), sensor("s", 60, temp=20.0)]
     assert feed(restored, records) == feed(engine, records)
+
+
+def test_unsure_cameras_crossing_resume_identically_at_every_cut(new_engine: Factory) -> None:
+    # a pending suspect's sight, restored, still corroborates the crossing that uses it
+    expected = check_every_cut(new_engine, triangulation.suspects_crossing())
+    assert [orjson.loads(e)["rule"] for e in expected][:1] == ["camera.corroborated"]

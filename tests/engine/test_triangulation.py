@@ -272,3 +272,32 @@ def test_an_unusable_sight_leaves_the_camera_where_its_record_says(
     assert by["Q"].located_by is LocatedBy.LINE_OF_SIGHT  # on the part of its line in the grid
     assert by["A"].located_by is LocatedBy.TRIANGULATED  # the others are placed as before
     assert off_km(by["A"]) < 0.1
+
+
+def suspects_crossing() -> list[dict[str, Any]]:
+    """Two towers unsure of what they see (suspects: confidence 0.6) whose lines cross at the
+    fire, then again; normal readings of a sensor every 3 minutes move event time on (so each
+    tower's report is taken, and may be cut from the next, before the next arrives); and a record
+    a day later that closes what they opened."""
+    a, b = around(3.0, 150), around(3.0, 230)
+    quiet = [sensor("q", m, temp=20.0, north_km=4.5, east_km=4.5) for m in range(2, 24, 3)]
+    towers = [
+        tower("A", 0, a, 0.4, conf=0.6),
+        tower("B", 3, b, -0.6, conf=0.6),
+        tower("A", 6, a, -0.2, conf=0.6),
+        tower("B", 9, b, 0.5, conf=0.6),
+    ]
+    far = sensor("far", DAY, north_km=4.5, east_km=4.5, temp=20.0)
+    return [*sorted([*towers, *quiet], key=lambda r: r["observed_at"]), far]
+
+
+def test_two_unsure_cameras_whose_lines_cross_corroborate_each_other(
+    make_engine: Callable[..., Engine],
+) -> None:
+    events = run(make_engine(), suspects_crossing())
+    e = the_one(events)
+    assert e.rule == "camera.corroborated" and e.located_by is LocatedBy.TRIANGULATED
+    assert off_km(e) < 0.2
+    closed = [x for x in events if x.event is EventKind.CLOSED]
+    assert len(closed) == 1 and closed[0].sources["camera"] == 4
+    assert closed[0].area_km2 < 0.05  # the suspects it crossed moved to the crossing
