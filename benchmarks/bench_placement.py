@@ -1,0 +1,159 @@
+"""Where incidents are placed against where their fires burn: camera triangulation on and off.
+
+    .venv/bin/python benchmarks/bench_placement.py [--days 10] [--fires 330] [--no-readme]
+
+The demo season (`make demo`'s: the Qujiang grid, 30 sensors, 24 towers, seed 1) is simulated
+once; its summary says where and when each fire burned. The engine replays it twice, with the
+rules as they are (`triangulation.enabled: true`) and with triangulation off (the baseline: a
+camera is where its record says: for every third tower its own position, for the others a
+vendor's estimate of the fire's). Each incident is matched to the nearest fire burning when it was
+first detected (burning: from ignition to twice its duration); its place is that of its last event
+before closing. Reported: incidents, fires that opened more than one, the distance from the fire
+(p50, p90, max; by how each was placed) and how many went to the fire's own team.
+This is a measure of quality, not speed: no timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from machine import describe, write_section  # noqa: E402
+
+from firewatch.engine.core import Engine  # noqa: E402
+from firewatch.engine.incidents import distance_km  # noqa: E402
+from firewatch.geo.grid import load_grid  # noqa: E402
+from firewatch.geo.index import load_index  # noqa: E402
+from firewatch.model import EventKind, IncidentEvent  # noqa: E402
+from firewatch.rules import RuleSet, load_rules  # noqa: E402
+from firewatch.sim.defaults import DEMO_SEED, DEMO_SENSORS  # noqa: E402
+from firewatch.sim.season import write_season  # noqa: E402
+from firewatch.sim.summary import SimFire  # noqa: E402
+
+GRID = ROOT / "data/grids/qujiang.geojson"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    incidents: int
+    fires_found: int
+    fires_split: int  # fires that opened more than one incident
+    errors_km: list[float]  # sorted
+    by_method: dict[str, list[float]]
+    right_team: int
+
+
+def replay(lines: list[bytes], rules: RuleSet) -> list[IncidentEvent]:
+    grid = load_grid(GRID)
+    engine = Engine(grid, load_index(grid, None), rules)
+    events: list[IncidentEvent] = []
+    for i in range(0, len(lines), 5000):
+        events += engine.process_lines(lines[i : i + 5000], "season").events
+    return events + engine.flush()
+
+
+def judge(events: list[IncidentEvent], fires: list[SimFire]) -> Outcome:
+    latest: dict[str, IncidentEvent] = {}
+    opened: dict[str, IncidentEvent] = {}
+    for e in events:
+        if e.event is EventKind.OPENED:
+            opened[e.incident_id] = e
+        if e.event is not EventKind.CLOSED:
+            latest[e.incident_id] = e
+    errors: list[float] = []
+    per_fire: Counter[tuple[str, str]] = Counter()
+    right = 0
+    by_method: dict[str, list[float]] = {}
+    for iid, first in opened.items():
+        burning = [f for f in fires if f.start <= first.first_seen <= f.end + (f.end - f.start)]
+        if not burning:
+            continue
+        fire = min(burning, key=lambda f: distance_km(f.lat, f.lon, first.lat, first.lon))
+        last = latest[iid]
+        km = distance_km(fire.lat, fire.lon, last.lat, last.lon)
+        per_fire[(fire.name, fire.start.isoformat())] += 1
+        errors.append(km)
+        by_method.setdefault(last.located_by.value, []).append(km)
+        right += last.team == fire.team
+    for values in by_method.values():
+        values.sort()
+    return Outcome(
+        len(opened),
+        len(per_fire),
+        sum(1 for n in per_fire.values() if n > 1),
+        sorted(errors),
+        by_method,
+        right,
+    )
+
+
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+def row(label: str, o: Outcome) -> str:
+    e = o.errors_km
+    return (
+        f"| {label} | {o.incidents} | {o.fires_found} | {o.fires_split} | {pct(e, 0.5):.2f} | "
+        f"{pct(e, 0.9):.2f} | {e[-1]:.2f} | {o.right_team} ({o.right_team / len(e):.0%}) |"
+    )
+
+
+def methods(o: Outcome) -> str:
+    return "; ".join(
+        f"{m}: {len(v)}, p50 {pct(v, 0.5):.2f} km, p90 {pct(v, 0.9):.2f} km"
+        for m, v in sorted(o.by_method.items())
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--days", type=float, default=10.0)
+    parser.add_argument("--fires", type=int, default=330)
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "season.jsonl")
+        episodes = write_season(
+            path, GRID, seed=DEMO_SEED, days=args.days, fires=args.fires, sensors=DEMO_SENSORS
+        )
+        lines = path.read_bytes().splitlines()
+    fires = [f for episode in episodes for f in episode.fires]
+    rules = load_rules(ROOT / "rules")
+    off = rules.model_copy(
+        update={"triangulation": rules.triangulation.model_copy(update={"enabled": False})}
+    )
+    on_, off_ = judge(replay(lines, rules), fires), judge(replay(lines, off), fires)
+    section = "\n".join(
+        [
+            "## Camera placement",
+            "",
+            (__doc__ or "").split("\n\n", 1)[1].split("\n\n", 1)[1].strip(),
+            "",
+            f"Machine: {describe()}. Season: {args.days:g} days, {len(fires)} fires, "
+            f"{len(lines):,} lines, seed {DEMO_SEED}.",
+            "",
+            "| triangulation | incidents | fires found | fires split | p50 km | p90 km | max km "
+            "| fire's own team |",
+            "|---|---|---|---|---|---|---|---|",
+            row("on (rules/detection.yaml)", on_),
+            row("off (baseline)", off_),
+            "",
+            f"By how they were placed, on: {methods(on_)}.",
+            "",
+        ]
+    )
+    print(section)
+    if not args.no_readme:
+        write_section("Camera placement", section)
+
+
+if __name__ == "__main__":
+    main()
