@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 import numpy as np
+import shapely
 
 from firewatch.engine.incidents import Tracker
 from firewatch.engine.located import Located
@@ -75,7 +76,9 @@ class Engine:
         self.grid = grid
         self.index = index
         self.rules = rules
-        self.tracker = Tracker(rules, grid.cells, lambda lat, lon: self._locate_xy(lon, lat))
+        self.tracker = Tracker(
+            rules, grid.cells, lambda lat, lon: self._locate_xy(lon, lat), self._masked_at_place
+        )
         self.stats = EngineStats()
         # stage durations, when the caller sets `laps.timer` (stats.py): the engine reads no clock
         self.laps = Laps()
@@ -400,6 +403,20 @@ class Engine:
             events += self.tracker.close_before(watermark)
             self._forget(watermark)
         return self._record(events)
+
+    def _masked_at_place(self, s: Signal) -> bool:
+        """Whether a mask covers a camera signal where its sights placed it (its record's own
+        position, often the tower's, was checked with the batch): it is then dropped, and counted
+        under the mask's name in `suppressed_by` (its outcome stays what it was admitted as)."""
+        for cm in self._masks.values():
+            if (
+                s.source in cm.sources
+                and cm.start <= s.t < cm.end
+                and shapely.contains_xy(cm.geom, s.lon, s.lat)
+            ):
+                self.stats.suppressed_by[cm.mask.name] += 1
+                return True
+        return False
 
     def _record(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
         self.stats.events.update(e.event.value for e in events)

@@ -38,7 +38,7 @@ import hashlib
 import heapq
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
@@ -221,9 +221,16 @@ class _Buckets(Generic[T]):
 
 
 class Tracker:
-    def __init__(self, rules: RuleSet, cells: list[Cell], locate: Locate) -> None:
-        """`locate`: the grid cell of a point (lat, lon), -1 outside: where a camera's sights
-        place a fire."""
+    def __init__(
+        self,
+        rules: RuleSet,
+        cells: list[Cell],
+        locate: Locate,
+        masked: Callable[[Signal], bool] = lambda s: False,
+    ) -> None:
+        """`locate`: the grid cell of points (lat, lon arrays), -1 outside: where a camera's
+        sights place a fire; `masked`: whether a suppression mask covers a signal where its
+        sights placed it (the engine's masks, which may change between signals)."""
         self.rules = rules
         self.cells = cells
         inc = rules.incidents
@@ -240,6 +247,7 @@ class Tracker:
         level = inc.region_level
         self._region = [getattr(c, level) for c in cells] if level else None
         self._sights = Sights(rules.triangulation, locate, self._same_cells, self._where)
+        self._masked = masked
         self._track = inc.track_points
         self.open: dict[str, Incident] = {}
         self._points: _Buckets[Point] = _Buckets()  # the recent detections of open incidents
@@ -344,6 +352,8 @@ class Tracker:
         """Process one signal (call close_before(s.t) first)."""
         placement = self._sights.place(s)
         s = placement.signal
+        if s.located_by is not LocatedBy.DETECTION and self._masked(s):
+            return []  # a mask covers where its sights placed it: dropped, not remembered
         target = self._crossed_incident(placement)
         if target is None and not placement.ranged:
             target, s = self._on_line(s)

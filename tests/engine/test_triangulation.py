@@ -18,6 +18,7 @@ import pytest
 from firewatch.engine.core import Engine
 from firewatch.engine.incidents import distance_km
 from firewatch.model import EventKind, IncidentEvent, LocatedBy
+from firewatch.rules.model import Mask
 
 from .conftest import KM_LAT, KM_LON, at, place, run, sensor
 
@@ -301,3 +302,26 @@ def test_two_unsure_cameras_whose_lines_cross_corroborate_each_other(
     closed = [x for x in events if x.event is EventKind.CLOSED]
     assert len(closed) == 1 and closed[0].sources["camera"] == 4
     assert closed[0].area_km2 < 0.05  # the suspects it crossed moved to the crossing
+
+
+def test_a_mask_where_a_camera_placed_a_fire_suppresses_its_next_sightings(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # the closed loop: a false alarm closed where the tower's line placed it becomes a mask
+    # there, which must hold the tower's later sightings, though their records say the tower
+    stands = around(3.5, 200)
+    engine = make_engine()
+    first = the_one(run(engine, [tower("A", 0, stands, 0.3)]))
+    assert first.located_by is LocatedBy.LINE_OF_SIGHT and off_km(first, stands) > 1.0
+    engine.add_mask(
+        Mask.model_validate(
+            {
+                "name": "closed-loop",
+                "reason": "known_heat_source",
+                "circle": {"lat": first.lat, "lon": first.lon, "radius_m": 500},
+            }
+        )
+    )
+    later = [tower("A", m, stands, e) for m, e in ((DAY, -0.4), (DAY + 20, 0.2))]
+    assert [e.event for e in run(engine, later)] == [EventKind.CLOSED]  # the first one only
+    assert engine.stats.suppressed_by["closed-loop"] == 2
