@@ -12,7 +12,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is up")
-def healthz() -> HealthOut:
+async def healthz() -> HealthOut:  # no I/O: on the event loop, not a thread-pool hop
     return HealthOut()
 
 
