@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
 from firewatch.engine.severity import severity_of
-from firewatch.engine.sights import Locate, Placement, Sights, along_off
+from firewatch.engine.sights import Locate, Placement, Seen, Sights, along_off
 from firewatch.engine.signals import Signal, Strength
 from firewatch.geo.grid import Cell
 from firewatch.model import (
@@ -176,8 +176,9 @@ class TrackerState:
     max_pixel: float  # widens the anchor search; it only grows, so it is kept, not recomputed
     pending: list[Signal]  # suspects waiting for corroboration, in arrival (expiry) order
     suspects_expired: int
-    # camera signals with a sight, in arrival order, with the incident each went to (sights.py)
-    sights: list[tuple[Signal, str | None]] = field(default_factory=list)
+    # camera signals with a sight, in arrival order, with the incident each went to and their
+    # records' own ranges (sights.py)
+    sights: list[Seen] = field(default_factory=list)
 
 
 class _Placed(Protocol):
@@ -304,7 +305,7 @@ class Tracker:
         ahead = [i for i in state.open if i.anchor.t > bound]
         joined = [i for i in state.open if i.anchor.t <= bound < i.last_seen]
         pending = [s for s in state.pending if s.t <= bound]
-        sights = [(s, iid) for s, iid in state.sights if s.t <= bound]
+        sights = [seen for seen in state.sights if seen[0].t <= bound]
         if not (
             ahead or joined or len(pending) < len(state.pending) or len(sights) < len(state.sights)
         ):
@@ -357,7 +358,7 @@ class Tracker:
         target = self._crossed_incident(placement)
         if target is None and not placement.ranged:
             target, s = self._on_line(s)
-        self._sights.add(s)
+        self._sights.add(s, placement.range_m)
         if target is None:
             target = self._nearest_open(s)
         if target is not None:

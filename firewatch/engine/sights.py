@@ -63,6 +63,8 @@ SameRegion = Callable[[int, int], bool]  # two cells in one region (incidents.re
 # an open incident's place, as (lat, lon, how far from it (m) is still it), when it is known
 # better than by a line of sight; else None
 Where = Callable[[str], tuple[float, float, float] | None]
+# a remembered camera signal: placed, the incident it went to, its record's own range (m)
+Seen = tuple[Signal, str | None, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class Placement:
     signal: Signal  # placed: lat, lon, cell, located_by, uncertainty_m
     crossed: tuple[Signal, ...] = ()  # the other signals whose sights the crossing used
     ranged: bool = True  # False: on a line of sight, with nothing known along it
+    range_m: float | None = None  # how far along its line its record's own position is
 
 
 def along_off(sight: Sight, lat: float, lon: float) -> tuple[float, float]:
@@ -104,15 +107,19 @@ class Sights:
         self._min_sin = math.sin(math.radians(rule.min_angle_deg)) * 0.9  # slack: the exact test
         self._window: deque[Signal] = deque()  # placed camera signals with a sight, by arrival
         self._owner: dict[str, str] = {}  # signal id -> the incident it went to
+        # signal id -> how far along its line its record's own position was (None: not ahead)
+        self._range: dict[str, float | None] = {}
 
     # -- state ------------------------------------------------------------------------------
-    def state(self) -> list[tuple[Signal, str | None]]:
-        """The window in arrival order, each signal with the incident it went to (or None)."""
-        return [(s, self._owner.get(s.id)) for s in self._window]
+    def state(self) -> list[Seen]:
+        """The window in arrival order, each signal with the incident it went to (or None) and
+        its record's own range (or None)."""
+        return [(s, self._owner.get(s.id), self._range.get(s.id)) for s in self._window]
 
-    def load(self, window: list[tuple[Signal, str | None]]) -> None:
-        self._window = deque(s for s, _ in window)
-        self._owner = {s.id: iid for s, iid in window if iid is not None}
+    def load(self, window: list[Seen]) -> None:
+        self._window = deque(s for s, _, _ in window)
+        self._owner = {s.id: iid for s, iid, _ in window if iid is not None}
+        self._range = {s.id: r for s, _, r in window}
 
     # -- placing ----------------------------------------------------------------------------
     def place(self, s: Signal) -> Placement:
@@ -137,33 +144,39 @@ class Sights:
             )
             if fix is None or fix.method is Method.LINE_OF_SIGHT:
                 break
-            if 0 not in fix.sights or not self._agrees(s, fix):  # a crossing that is not this
-                fix = self._line(s, distance)  # sight's smoke
+            if 0 not in fix.sights or not self._agrees(s, fix, distance):  # a crossing that is
+                fix = self._line(s, distance)  # not this sight's smoke
                 break
-            wrong = {k - 1 for k in fix.sights if k > 0 and not self._agrees(others[k - 1], fix)}
+            wrong = {
+                k - 1
+                for k in fix.sights
+                if k > 0 and not self._agrees(others[k - 1], fix, self._range.get(others[k - 1].id))
+            }
             if not wrong:
                 break
             others = [o for k, o in enumerate(others) if k not in wrong]
         else:
             fix = self._line(s, distance)  # still contradicted
         if fix is None or 0 not in fix.sights:  # its own sight is unusable (a pole, say)
-            return Placement(s)
+            return Placement(s, range_m=distance)
         crossed = tuple(others[k - 1] for k in fix.sights if k > 0)
         if fix.method is Method.LINE_OF_SIGHT and distance is None:
             placed = self._in_region(s, sight)
         else:
             placed = self._at(s, fix)
         if placed is None:
-            return Placement(s)
-        return Placement(placed, crossed, ranged=bool(crossed) or distance is not None)
+            return Placement(s, range_m=distance)
+        return Placement(placed, crossed, bool(crossed) or distance is not None, distance)
 
-    def add(self, s: Signal) -> None:
-        """Remember a placed camera signal for later crossings (one without a sight: nothing)."""
+    def add(self, s: Signal, range_m: float | None) -> None:
+        """Remember a placed camera signal for later crossings, with its record's own range
+        (Placement.range_m); one without a sight: nothing."""
         if s.sight is None or not self.rule.enabled:
             return
         self._window.append(s)
+        self._range[s.id] = range_m
         while len(self._window) > MAX_WINDOW:
-            self._owner.pop(self._window.popleft().id, None)
+            self._forget(self._window.popleft())
 
     def own(self, s: Signal, incident_id: str) -> None:
         """`s` went to the incident (opened it or joined it)."""
@@ -179,12 +192,11 @@ class Sights:
         """Forget sights older than event time `t` less the window."""
         horizon = t - self._window_s
         while self._window and self._window[0].t < horizon:
-            self._owner.pop(self._window.popleft().id, None)
+            self._forget(self._window.popleft())
 
-    def line_place(self, s: Signal, lat: float, lon: float, uncertainty_m: float) -> Signal | None:
-        """`s` placed on its line of sight at (lat, lon), or None when that is in no cell of its
-        region."""
-        return self._at(s, Fix(lat, lon, uncertainty_m, Method.LINE_OF_SIGHT, (0,)))
+    def _forget(self, s: Signal) -> None:
+        self._owner.pop(s.id, None)
+        self._range.pop(s.id, None)
 
     def _crossing(self, s: Signal) -> list[Signal]:
         """The newest sight of each other camera of the region within the window of `s`."""
@@ -222,11 +234,11 @@ class Sights:
         reach = 1.1 * self.range_m
         return 0 < t1 <= reach and 0 < t2 <= reach
 
-    def _agrees(self, s: Signal, fix: Fix) -> bool:
-        """Whether the crossing `fix` may be where the smoke `s` saw is (see the module)."""
+    def _agrees(self, s: Signal, fix: Fix, distance: float | None) -> bool:
+        """Whether the crossing `fix` may be where the smoke `s` saw is (see the module):
+        `distance` is how far along its line its record's own position was (None: not ahead)."""
         sight = s.sight
         assert sight is not None
-        distance = self._distance(s, sight)
         if distance is not None:
             along, _ = along_off(sight, fix.lat, fix.lon)
             if abs(along - distance) > max(RANGE_SLACK_M, distance / 2):

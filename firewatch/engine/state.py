@@ -30,7 +30,8 @@ has no sight and was placed where its record said.
                    east, north] of all its detections; teams: of the cells reached, in order;
                    place: [lat, lon, cell, located_by, uncertainty_m]); max_pixel; pending:
                    suspects in arrival order; suspects_expired; sights: [signal, incident id or
-                   null] of the camera signals with a sight, in arrival order (engine/sights.py)
+                   null, its record's own range in m or null] of the camera signals with a sight,
+                   in arrival order (engine/sights.py)
     stats          `EngineStats`: records, late and the counters, so they continue after a
                    restore (they count since the state began, not since the process started)
 
@@ -134,7 +135,8 @@ class TrackerDoc(TypedDict):
     max_pixel: StrictFloat
     pending: list[SignalRow]
     suspects_expired: StrictInt
-    sights: NotRequired[list[tuple[SignalRow, StrictStr | None]]]  # version 3 on
+    # version 3 on: [signal, incident id, its record's own range in m]
+    sights: NotRequired[list[tuple[SignalRow, StrictStr | None, StrictFloat | None]]]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -202,7 +204,7 @@ def encode(state: EngineState) -> bytes:
             "max_pixel": t.max_pixel,
             "pending": [_row(s) for s in t.pending],
             "suspects_expired": t.suspects_expired,
-            "sights": [(_row(s), iid) for s, iid in t.sights],
+            "sights": [(_row(s), iid, reach) for s, iid, reach in t.sights],
         },
         "stats": _stats(state.stats),
     }
@@ -367,8 +369,8 @@ def _state(wire: StateDoc, cells: Sequence[Cell]) -> EngineState:
             pending=[signal(r, f"tracker.pending.{i}") for i, r in enumerate(t["pending"])],
             suspects_expired=t["suspects_expired"],
             sights=[
-                (signal(r, f"tracker.sights.{i}"), iid)
-                for i, (r, iid) in enumerate(t.get("sights", []))
+                (signal(r, f"tracker.sights.{i}"), iid, reach)
+                for i, (r, iid, reach) in enumerate(t.get("sights", []))
             ],
         ),
         stats=wire["stats"],
