@@ -5,9 +5,10 @@ takes it, in (event time, detection id) order, so a replay, a replay shuffled wi
 the Kafka workers place it alike (rules: `triangulation`):
 
 - with the sights of other cameras of its region within `window` of it (the newest of each camera,
-  newest first, at most MAX_CROSSING), when one of them crosses its line at the minimum angle
-  or more within range (`_could_cross`), geo.sight.best_fix: the crossing of the largest set of
-  sights that agree, when this signal's own sight is one of them (`triangulated`). Two cameras
+  newest first, at most MAX_CROSSING) that cross its line at the minimum angle or more, ahead of
+  both cameras and in range (`_could_cross`, a cheap test), geo.sight.best_fix: the crossing of
+  the largest set of sights that agree, when this signal's own sight is one of them
+  (`triangulated`). Two cameras
   that each see a different fire cross at a ghost, so a sight is not used for a crossing that
   contradicts what else is known of it: the range its record's own position gives (ahead of the
   camera: off by more than RANGE_SLACK_M and half that range), or the place of the incident it went
@@ -129,10 +130,10 @@ class Sights:
         if sight is None or not self.rule.enabled:
             return Placement(s)
         self.expire(s.t)
-        others = self._crossing(s)
+        others = [o for o in self._crossing(s) if self._could_cross(sight, o)]
         distance = self._distance(s, sight)
         for _ in range(_RETRIES + 1):
-            if not any(self._could_cross(sight, o) for o in others):
+            if not others:
                 fix = self._line(s, distance)  # what best_fix would give, at a fraction of it
                 break
             fix = best_fix(
