@@ -180,8 +180,8 @@ class Sights:
             self._forget(self._window.popleft())
 
     def own(self, s: Signal, incident_id: str) -> None:
-        """`s` went to the incident (opened it or joined it)."""
-        if s.sight is not None:
+        """`s` went to the incident (opened it or joined it): while it is in the window."""
+        if s.id in self._range:
             self._owner[s.id] = incident_id
 
     def owners(self, signals: tuple[Signal, ...]) -> list[str]:

@@ -202,6 +202,8 @@ class _Rays:
     site: Ints
     sites: Ints
     index: Ints
+    nn: F64  # each ray's n n^T, flattened (rays, 4): the normal equations' terms
+    nxy: F64  # each ray's n . camera
 
     @classmethod
     def of(cls, sights: Sequence[Sight], max_range_m: float) -> _Rays | None:
@@ -227,7 +229,8 @@ class _Rays:
         site = np.argmax(gap < SAME_SITE_M, axis=1)
         n = np.column_stack((u[:, 1], -u[:, 0]))
         sites = (site[:, None] == np.arange(site.size)).astype(np.intp)
-        return cls(plane, xy, u, n, reach[index], site, sites, index)
+        nn = (n[:, :, None] * n[:, None, :]).reshape(-1, 4)
+        return cls(plane, xy, u, n, reach[index], site, sites, index, nn, (n * xy).sum(axis=1))
 
     def line(self, sigma: float, distance_m: float | None) -> Fix:
         """The line-of-sight fix of the first ray (see `line_of_sight`)."""
@@ -289,12 +292,16 @@ class _Rays:
         count = member.astype(np.intp) @ self.sites
         share = member / np.maximum(count[:, self.site], 1)  # a site counts once
         w = share / (sigma * np.maximum(along, MIN_UNCERTAINTY_M)) ** 2
-        m = np.einsum("km,mi,mj->kij", w, self.n, self.n)
-        det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
-        cov = np.stack((m[:, 1, 1], -m[:, 0, 1], -m[:, 1, 0], m[:, 0, 0]), axis=1).reshape(-1, 2, 2)
+        a, b, c, d = (w @ self.nn).T  # sum_i w_i n_i n_i^T, as rows of 4
+        det = a * d - b * c
+        cov = np.empty((len(w), 2, 2))
+        cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 0], cov[:, 1, 1] = d, -b, -c, a
         cov = np.where(det[:, None, None] > 0, cov / det[:, None, None], np.nan)
-        rhs = (w * (self.n * self.xy).sum(axis=1)) @ self.n
-        return np.einsum("kij,kj->ki", cov, rhs), cov
+        r0, r1 = ((w * self.nxy) @ self.n).T
+        p = np.empty((len(w), 2))
+        p[:, 0] = cov[:, 0, 0] * r0 + cov[:, 0, 1] * r1
+        p[:, 1] = cov[:, 1, 0] * r0 + cov[:, 1, 1] * r1
+        return p, cov
 
     def offsets(self, member: NDArray[np.bool_], along: F64, sigma: float) -> tuple[F64, F64]:
         """Fit each set; each ray's distance along to each fit, and squared standardised offset
@@ -359,9 +366,12 @@ def _geodetic(chi: F64) -> F64:
 def _frame(chi: F64, lam: F64) -> tuple[F64, F64, F64]:
     """Unit vectors of the points (conformal latitude chi, longitude lam), east and north there."""
     cc, sc, cl, sl = np.cos(chi), np.sin(chi), np.cos(lam), np.sin(lam)
-    p = np.stack((cc * cl, cc * sl, sc), axis=-1)
-    east = np.stack((-sl, cl, np.zeros_like(lam)), axis=-1)
-    return p, east, np.stack((-sc * cl, -sc * sl, cc), axis=-1)
+    shape = (*np.shape(chi), 3)
+    p, east, north = np.empty(shape), np.zeros(shape), np.empty(shape)
+    p[..., 0], p[..., 1], p[..., 2] = cc * cl, cc * sl, sc
+    east[..., 0], east[..., 1] = -sl, cl
+    north[..., 0], north[..., 1], north[..., 2] = -sc * cl, -sc * sl, cc
+    return p, east, north
 
 
 def _cross(a: F64, b: F64) -> F64:

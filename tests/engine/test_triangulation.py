@@ -20,7 +20,7 @@ from firewatch.engine.incidents import distance_km
 from firewatch.model import EventKind, IncidentEvent, LocatedBy
 from firewatch.rules.model import Mask
 
-from .conftest import KM_LAT, KM_LON, at, place, run, sensor
+from .conftest import KM_LAT, KM_LON, camera, place, run, sensor
 
 FIRE = (0.0, 0.0)  # km north, east of the grid's middle
 DAY = 24 * 60 + 30  # minutes: a record this late closes what came before
@@ -54,14 +54,9 @@ def tower(
     """A tower camera at `stands` seeing smoke at `target`; its record's lat/lon is where it
     stands, or `says` (a vendor's estimate)."""
     c = place(*stands)
+    north, east = says if says is not None else stands
     return {
-        "id": f"{dev}@{minutes}",
-        "source": "camera",
-        "device_id": dev,
-        "observed_at": at(minutes),
-        **place(*(says if says is not None else stands)),
-        "confidence": conf,
-        "label": "smoke",
+        **camera(dev, minutes, conf, north_km=north, east_km=east),
         "camera_lat": c["lat"],
         "camera_lon": c["lon"],
         "bearing_deg": (bearing_to(stands, target) + error_deg) % 360.0,
