@@ -44,8 +44,9 @@ GRID = ROOT / "data/grids/qujiang.geojson"
 NOTE = """Where that goes (cProfile, 2026-12-03): geo/sight.py's best_fix (about 1 ms a call on a
 few sights: numpy on arrays of a few rows, the plane and rays built afresh each time, the
 consensus over every pair; only the sights that cross the signal's line are given to it, which
-took a third off), and the search along a line of sight for an open incident. `firewatch demo
---no-serve`'s season took 31 s with it against 6.9 s before (same machine, one run each).
+took a third off; its normal equations as a matrix product, half), and the search along a line
+of sight for an open incident. `firewatch demo --no-serve`'s season took 27.7 s with it against
+6.9 s before (same machine, one run each).
 A district's real season (605 warnings in months) has a few camera fire signals an hour; to do:
 rays kept per sight in the window and a crossing of two or three sights solved without the
 general machinery. A shortcut that joined a camera's repeat sighting to its last incident without
