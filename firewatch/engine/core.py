@@ -28,16 +28,18 @@ import dataclasses
 import heapq
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
 
 from firewatch.engine.incidents import Tracker
 from firewatch.engine.located import Located
+from firewatch.engine.sights import cell_on_line
 from firewatch.engine.signals import (
     SOURCE_CODE,
     Columns,
@@ -60,6 +62,7 @@ from firewatch.engine.state import (
 from firewatch.engine.stats import EngineStats, Laps
 from firewatch.geo.grid import Grid
 from firewatch.geo.index import LocateIndex
+from firewatch.geo.sight import Sight
 from firewatch.ingest.validate import detection_id, validate_lines
 from firewatch.model import AnyDetection, IncidentEvent, Outcome, Reject, Source
 from firewatch.rules.model import Mask, RuleSet
@@ -76,9 +79,7 @@ class Engine:
         self.grid = grid
         self.index = index
         self.rules = rules
-        self.tracker = Tracker(
-            rules, grid.cells, lambda lat, lon: self._locate_xy(lon, lat), self._masked_at_place
-        )
+        self.tracker = Tracker(rules, grid.cells, self._locate_xy_ll, self._masked_at_place)
         self.stats = EngineStats()
         # stage durations, when the caller sets `laps.timer` (stats.py): the engine reads no clock
         self.laps = Laps()
@@ -143,11 +144,13 @@ class Engine:
         """Locate a batch and read its per-record rules (fire signal strength before masks): the
         part of `process` that needs the records themselves. Changes no state and counts
         nothing; `process_located` does the rest (a stream worker does the two in different
-        stages)."""
+        stages). A camera outside every cell that sends its sight goes to a cell on its line
+        (`_route_outside_cameras`)."""
         laps = self.laps
         t = laps.start()
         cols = Columns.of(batch)
         cell = self._locate(cols)
+        self._route_outside_cameras(batch, cols, cell)
         t = laps.lap("locate", t)
         strength = strengths(batch, cols, self.rules)
         strength[cell < 0] = 0
@@ -196,6 +199,11 @@ class Engine:
 
     def _relocated(self, batch: Located) -> Located:
         cell = self._locate(batch.cols)
+        if self.rules.triangulation.enabled:  # cameras outside the grid, as prepare routes them
+            reach = self.rules.triangulation.max_range_km * 1000
+            for i, s in batch.signals.items():
+                if cell[i] < 0 and s.sight is not None:
+                    cell[i] = cell_on_line(s.sight, reach, self._locate_xy_ll)
         strength = np.where(cell >= 0, batch.strength, 0).astype(np.int8)
         signals = {
             i: dataclasses.replace(s, cell=int(cell[i]))
@@ -403,6 +411,28 @@ class Engine:
             events += self.tracker.close_before(watermark)
             self._forget(watermark)
         return self._record(events)
+
+    def _route_outside_cameras(
+        self, batch: list[AnyDetection], cols: Columns, cell: np.ndarray
+    ) -> None:
+        """A camera record outside every cell that says where the camera stands and the smoke's
+        bearing (a tower on a hill outside the forest grid) goes to the cell half-way along the
+        stretch of its line in the grid, so its region takes it and its sights place it; without
+        a sight, or with triangulation off, it stays outside. Per record: no state."""
+        triangulation = self.rules.triangulation
+        if not triangulation.enabled:
+            return
+        camera = SOURCE_CODE[Source.CAMERA]
+        for i in np.flatnonzero((cell < 0) & (cols.source == camera)).tolist():
+            rec: Mapping[str, Any] = batch[i]
+            lat, lon = rec.get("camera_lat"), rec.get("camera_lon")
+            bearing = rec.get("bearing_deg")
+            if lat is not None and lon is not None and bearing is not None:
+                sight = Sight(lat, lon, bearing)
+                cell[i] = cell_on_line(sight, triangulation.max_range_km * 1000, self._locate_xy_ll)
+
+    def _locate_xy_ll(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        return self._locate_xy(lon, lat)
 
     def _masked_at_place(self, s: Signal) -> bool:
         """Whether a mask covers a camera signal where its sights placed it (its record's own

@@ -94,6 +94,26 @@ def ahead(sight: Sight, along_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lat, sight.camera_lon + along_m * math.sin(b) / (_M_PER_DEG_LON * cos)
 
 
+def line_cells(
+    sight: Sight, range_m: float, locate: Locate
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The camera's line of sight sampled every LINE_STEP_M within its range (capped by
+    `range_m`): how far along, where (lat, lon) and in which cell (-1: none) each sample is."""
+    reach = min(sight.range_m or math.inf, range_m)
+    along = np.arange(LINE_STEP_M, reach + 1.0, LINE_STEP_M)
+    lat, lon = ahead(sight, along)
+    return along, lat, lon, locate(np.asarray(lat), np.asarray(lon))
+
+
+def cell_on_line(sight: Sight, range_m: float, locate: Locate) -> int:
+    """The cell half-way along the stretch of the camera's line of sight that is in the grid (of
+    its samples in a cell, the middle one), -1 when none is: where a camera that stands outside
+    the grid is routed (Engine.prepare); the tracker then places it in that cell's region."""
+    _, _, _, cells = line_cells(sight, range_m, locate)
+    inside = np.flatnonzero(cells >= 0)
+    return int(cells[inside[len(inside) // 2]]) if inside.size else -1
+
+
 class Sights:
     def __init__(
         self, rule: TriangulationRule, locate: Locate, same_region: SameRegion, where: Where
@@ -273,10 +293,7 @@ class Sights:
     def _in_region(self, s: Signal, sight: Sight) -> Signal | None:
         """`s` on its line of sight, half-way along the stretch of it in its region's cells
         (sampled every LINE_STEP_M within the camera's range), or None when none of it is."""
-        reach = min(sight.range_m or math.inf, self.range_m)
-        along = np.arange(LINE_STEP_M, reach + 1.0, LINE_STEP_M)
-        lat, lon = ahead(sight, along)
-        cells = self._locate(np.asarray(lat), np.asarray(lon))
+        along, lat, lon, cells = line_cells(sight, self.range_m, self._locate)
         inside = [
             k for k, c in enumerate(cells.tolist()) if c >= 0 and self._same_region(c, s.cell)
         ]

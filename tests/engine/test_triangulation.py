@@ -17,7 +17,7 @@ import pytest
 
 from firewatch.engine.core import Engine
 from firewatch.engine.incidents import distance_km
-from firewatch.model import EventKind, IncidentEvent, LocatedBy
+from firewatch.model import EventKind, IncidentEvent, LocatedBy, Outcome
 from firewatch.rules.model import Mask
 
 from .conftest import KM_LAT, KM_LON, camera, place, run, sensor
@@ -320,3 +320,27 @@ def test_a_mask_where_a_camera_placed_a_fire_suppresses_its_next_sightings(
     later = [tower("A", m, stands, e) for m, e in ((DAY, -0.4), (DAY + 20, 0.2))]
     assert [e.event for e in run(engine, later)] == [EventKind.CLOSED]  # the first one only
     assert engine.stats.suppressed_by["closed-loop"] == 2
+
+
+def test_towers_outside_the_grid_are_routed_by_their_lines(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # two towers on hills south of the grid (it spans 5 km around its middle), sending where they
+    # stand: their records are outside every cell, their lines run into the grid
+    a, b = (-7.0, -2.0), (-6.5, 3.5)
+    engine = make_engine()
+    first = the_one(run(engine, [tower("A", 0, a)]))
+    assert first.located_by is LocatedBy.LINE_OF_SIGHT and off_km(first, a) > 2.0
+    in_its_cell(engine, first)
+    both = the_one(run(engine, [tower("A", 20, a, 0.5), tower("B", 22, b, -0.5)]))
+    assert both.located_by is LocatedBy.TRIANGULATED and off_km(both) < 0.3
+    assert engine.stats.outcomes[Outcome.OUTSIDE] == 0
+
+
+def test_without_a_sight_a_record_outside_the_grid_stays_outside(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    record = {k: v for k, v in tower("A", 0, (-7.0, -2.0)).items() if k != "bearing_deg"}
+    assert run(engine, [record]) == []
+    assert engine.stats.outcomes[Outcome.OUTSIDE] == 1
