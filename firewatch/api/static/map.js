@@ -113,7 +113,7 @@ export function createMap(el, { onCell }) {
   };
 }
 
-// Where the fire is now (the centroid of its last detections), else its first detection.
+// Where the fire is now (the centroid of its last detections), else where it is placed.
 function where(inc) {
   return inc.current_lat != null ? [inc.current_lat, inc.current_lon] : [inc.lat, inc.lon];
 }
