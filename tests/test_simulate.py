@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from firewatch.engine.sights import along_off
 from firewatch.geo.sight import Sight
 from firewatch.model import DETECTIONS
+from firewatch.sim.records import BEARING_ERROR_DEG
 from firewatch.simulate import START, SimSummary, simulate, simulate_main, write_stream
 
 GRID = Path(__file__).resolve().parents[1] / "data" / "grids" / "qujiang.geojson"
@@ -185,8 +186,10 @@ def test_cameras_send_bearings_with_a_realistic_error(run: Run) -> None:
             estimates += not own_position(r)
     assert len(errors) > 100 and own > 10 and estimates > 10
     mean_abs = sum(map(abs, errors)) / len(errors)
-    assert 0.5 < mean_abs < 1.1  # a normal error of 1 degree: mean |error| 0.8
-    assert max(map(abs, errors)) < 4.5
+    # a normal error of sigma: mean |error| sigma * sqrt(2 / pi) (0.8 sigma), none past 4.5 sigma
+    expected = BEARING_ERROR_DEG * math.sqrt(2 / math.pi)
+    assert 0.6 * expected < mean_abs < 1.4 * expected
+    assert max(map(abs, errors)) < 4.5 * BEARING_ERROR_DEG
 
 
 def test_the_static_heat_source_is_seen_by_every_pass(run: Run) -> None:

@@ -146,8 +146,13 @@ def test_the_record_follows_where_a_spreading_fire_is_now(linkage: Linkage) -> N
     assert [(r.id, r.current_lat, r.teams) for r in listed] == [(iid(1), 28.95, record.teams)]
 
 
-def test_the_record_says_how_the_incident_was_placed(linkage: Linkage) -> None:
+def test_the_record_says_how_the_incident_was_placed(
+    linkage: Linkage, redis_client: redis.Redis
+) -> None:
     linkage.consume([event(n=1, located_by="line_of_sight", uncertainty_m=7200.5)])
+    r: Any = redis_client
+    raw = r.hmget(keys.incident_record(iid(1)), "located_by", "uncertainty_m")
+    assert raw == [b"line_of_sight", b"7200.5"]  # the hash itself, as the script wrote it
     record = linkage.store.incident(iid(1))
     assert (record.located_by, record.uncertainty_m) == (LocatedBy.LINE_OF_SIGHT, 7200.5)
     crossed = event(
@@ -157,6 +162,8 @@ def test_the_record_says_how_the_incident_was_placed(linkage: Linkage) -> None:
     record = linkage.store.incident(iid(1))
     assert (record.lat, record.lon) == (28.93, 118.91)  # moved to the crossing
     assert (record.located_by, record.uncertainty_m) == (LocatedBy.TRIANGULATED, 180.0)
+    raw = r.hmget(keys.incident_record(iid(1)), "lat", "lon", "located_by", "uncertainty_m")
+    assert raw == [b"28.93", b"118.91", b"triangulated", b"180.0"]
     assert linkage.store.incident(iid(1)).events[-1].located_by is LocatedBy.TRIANGULATED
 
 
