@@ -12,8 +12,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from firewatch.engine.sights import along_off
-from firewatch.geo.sight import Sight
+from firewatch.geo.sight import Sight, along_off
 from firewatch.model import DETECTIONS
 from firewatch.sim.records import BEARING_ERROR_DEG
 from firewatch.simulate import START, SimSummary, simulate, simulate_main, write_stream

@@ -43,9 +43,10 @@ from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
 from firewatch.engine.severity import severity_of
-from firewatch.engine.sights import Locate, Placement, Seen, Sights, along_off
+from firewatch.engine.sights import Locate, Placement, Seen, Sights
 from firewatch.engine.signals import Signal, Strength
 from firewatch.geo.grid import Cell
+from firewatch.geo.sight import along_off
 from firewatch.model import (
     SOURCES,
     EventKind,

@@ -6,8 +6,8 @@ the Kafka workers place it alike (rules: `triangulation`):
 
 - with the sights of other cameras of its region within `window` of it (the newest of each camera,
   newest first, at most MAX_CROSSING) that cross its line at the minimum angle or more, ahead of
-  both cameras and in range (`_could_cross`, a cheap test), geo.sight.best_fix: the crossing of
-  the largest set of sights that agree, when this signal's own sight is one of them
+  both cameras and in range (geo.sight.may_cross, a cheap test), geo.sight.best_fix: the
+  crossing of the largest set of sights that agree, when this signal's own sight is one of them
   (`triangulated`). Two cameras
   that each see a different fire cross at a ghost, so a sight is not used for a crossing that
   contradicts what else is known of it: the range its record's own position gives (ahead of the
@@ -44,8 +44,11 @@ from firewatch.geo.sight import (
     Fix,
     Method,
     Sight,
+    ahead,
+    along_off,
     best_fix,
     line_of_sight,
+    may_cross,
 )
 from firewatch.model import LocatedBy
 from firewatch.rules.model import TriangulationRule
@@ -54,8 +57,6 @@ MAX_CROSSING = 15  # other cameras' sights offered to one crossing (the newest o
 MAX_WINDOW = 2_000  # sights remembered at most (the oldest go first), whatever the window
 RANGE_SLACK_M = 1_000.0  # a crossing agrees with a record's own range within this, or half of it
 _RETRIES = 3  # crossings made again without the sights that contradicted the last one
-_M_PER_DEG_LAT = 110_574.0
-_M_PER_DEG_LON = 111_320.0
 
 LINE_STEP_M = 250.0  # a line of sight is sampled this often for the stretch in the region
 # (lat, lon) arrays -> grid cell index of each point, -1 outside every cell
@@ -74,24 +75,6 @@ class Placement:
     crossed: tuple[Signal, ...] = ()  # the other signals whose sights the crossing used
     ranged: bool = True  # False: on a line of sight, with nothing known along it
     range_m: float | None = None  # how far along its line its record's own position is
-
-
-def along_off(sight: Sight, lat: float, lon: float) -> tuple[float, float]:
-    """How far (m) the point is along the camera's line of sight, and how far off it (signed);
-    equirectangular around the camera: well under the bearing error within a camera's range."""
-    dx = (lon - sight.camera_lon) * _M_PER_DEG_LON * math.cos(math.radians(sight.camera_lat))
-    dy = (lat - sight.camera_lat) * _M_PER_DEG_LAT
-    b = math.radians(sight.bearing_deg)
-    ux, uy = math.sin(b), math.cos(b)
-    return dx * ux + dy * uy, dx * uy - dy * ux
-
-
-def ahead(sight: Sight, along_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The points (lat, lon) `along_m` along the camera's line of sight (as `along_off`)."""
-    b = math.radians(sight.bearing_deg)
-    lat = sight.camera_lat + along_m * math.cos(b) / _M_PER_DEG_LAT
-    cos = math.cos(math.radians(sight.camera_lat))
-    return lat, sight.camera_lon + along_m * math.sin(b) / (_M_PER_DEG_LON * cos)
 
 
 def line_cells(
@@ -125,7 +108,8 @@ class Sights:
         self._window_s = rule.window.total_seconds()
         self.range_m = rule.max_range_km * 1000.0
         self.sigma = math.radians(rule.bearing_error_deg)
-        self._min_sin = math.sin(math.radians(rule.min_angle_deg)) * 0.9  # slack: the exact test
+        # may_cross's slack below best_fix's exact test: a tenth more range, 0.9 of the angle
+        self._angle = math.degrees(math.asin(0.9 * math.sin(math.radians(rule.min_angle_deg))))
         self._window: deque[Signal] = deque()  # placed camera signals with a sight, by arrival
         self._owner: dict[str, str] = {}  # signal id -> the incident it went to
         # signal id -> how far along its line its record's own position was (None: not ahead)
@@ -150,7 +134,12 @@ class Sights:
         if sight is None or not self.rule.enabled:
             return Placement(s)
         self.expire(s.t)
-        others = [o for o in self._crossing(s) if self._could_cross(sight, o)]
+        others = [
+            o
+            for o in self._crossing(s)
+            if o.sight is not None
+            and may_cross(sight, o.sight, reach_m=1.1 * self.range_m, min_angle_deg=self._angle)
+        ]
         distance = self._distance(s, sight)
         for _ in range(_RETRIES + 1):
             if not others:
@@ -234,26 +223,6 @@ class Sights:
             ):
                 found[o.device] = o
         return list(found.values())
-
-    def _could_cross(self, sight: Sight, other: Signal) -> bool:
-        """Whether `other`'s line may cross `sight`'s validly (at the minimum angle or more,
-        ahead of both cameras, within a tenth more than the range): a cheap test in the plane
-        around the camera (as `along_off`) before the exact one (best_fix)."""
-        o = other.sight
-        assert o is not None
-        x, y = along_off(
-            Sight(sight.camera_lat, sight.camera_lon, 90.0), o.camera_lat, o.camera_lon
-        )
-        b1, b2 = math.radians(sight.bearing_deg), math.radians(o.bearing_deg)
-        u1, u2 = (math.sin(b1), math.cos(b1)), (math.sin(b2), math.cos(b2))
-        cross = u1[0] * u2[1] - u1[1] * u2[0]
-        if abs(cross) < self._min_sin:
-            return False
-        px, py = x, -y  # the other camera: x east, y north (along_off at bearing 90: off south)
-        t1 = (px * u2[1] - py * u2[0]) / cross
-        t2 = (px * u1[1] - py * u1[0]) / cross
-        reach = 1.1 * self.range_m
-        return 0 < t1 <= reach and 0 < t2 <= reach
 
     def _agrees(self, s: Signal, fix: Fix, distance: float | None) -> bool:
         """Whether the crossing `fix` may be where the smoke `s` saw is (see the module):

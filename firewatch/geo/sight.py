@@ -149,6 +149,46 @@ def best_fix(
         return None if alone is None else replace(alone.line(sigma, distance_m), sights=(first,))
 
 
+# -- cheap tests around one camera (equirectangular: metres-accurate within a camera's range,
+# well under the bearing error): what the engine asks of many sights before it solves a few
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON = 111_320.0
+
+
+def along_off(sight: Sight, lat: float, lon: float) -> tuple[float, float]:
+    """How far (m) the point is along the camera's line of sight, and how far off it (signed:
+    positive to the right of the line, looking along it)."""
+    dx = (lon - sight.camera_lon) * _M_PER_DEG_LON * math.cos(math.radians(sight.camera_lat))
+    dy = (lat - sight.camera_lat) * _M_PER_DEG_LAT
+    b = math.radians(sight.bearing_deg)
+    ux, uy = math.sin(b), math.cos(b)
+    return dx * ux + dy * uy, dx * uy - dy * ux
+
+
+def ahead(sight: Sight, along_m: F64) -> tuple[F64, F64]:
+    """The points (lat, lon) `along_m` along the camera's line of sight (as `along_off`)."""
+    b = math.radians(sight.bearing_deg)
+    lat = sight.camera_lat + along_m * math.cos(b) / _M_PER_DEG_LAT
+    cos = math.cos(math.radians(sight.camera_lat))
+    return lat, sight.camera_lon + along_m * math.sin(b) / (_M_PER_DEG_LON * cos)
+
+
+def may_cross(a: Sight, b: Sight, *, reach_m: float, min_angle_deg: float) -> bool:
+    """Whether the two lines of sight cross at `min_angle_deg` to 180 - `min_angle_deg`, ahead of
+    both cameras and within `reach_m` of each: a cheap test in the plane around `a`'s camera
+    (give it some slack before `triangulate` or `best_fix`, which decide exactly)."""
+    east, north = along_off(Sight(a.camera_lat, a.camera_lon, 90.0), b.camera_lat, b.camera_lon)
+    north = -north  # off a line bearing 90 (east), the right is the south
+    b1, b2 = math.radians(a.bearing_deg), math.radians(b.bearing_deg)
+    u1, u2 = (math.sin(b1), math.cos(b1)), (math.sin(b2), math.cos(b2))
+    cross = u1[0] * u2[1] - u1[1] * u2[0]
+    if abs(cross) < math.sin(math.radians(min_angle_deg)):
+        return False
+    t1 = (east * u2[1] - north * u2[0]) / cross  # how far along a's line, then b's
+    t2 = (east * u1[1] - north * u1[0]) / cross
+    return 0 < t1 <= reach_m and 0 < t2 <= reach_m
+
+
 @dataclass(frozen=True)
 class _Plane:
     """The gnomonic plane tangent to the conformal sphere at unit vector `o`, in metres at `o`."""

@@ -19,8 +19,11 @@ from firewatch.geo.sight import (
     Fix,
     Method,
     Sight,
+    ahead,
+    along_off,
     best_fix,
     line_of_sight,
+    may_cross,
     triangulate,
 )
 
@@ -319,3 +322,20 @@ def test_structurally_bad_sights_raise_naming_the_field(sights: object, field: s
 def test_a_bad_distance_raises_naming_it() -> None:
     with pytest.raises(ValueError, match="distance_m"):
         line_of_sight(camera(10, 6_000), max_range_m=15e3, bearing_error_deg=1, distance_m=-5)
+
+
+def test_the_cheap_tests_agree_with_triangulation() -> None:
+    """along_off and ahead invert each other; may_cross says yes where triangulate finds a
+    crossing and no for shallow, diverging or out-of-range lines."""
+    west, south = Sight(28.95, 118.80, 90.0), Sight(28.90, 118.85, 0.0)  # crossing near FIRE
+    lat, lon = ahead(west, np.array([3_000.0]))
+    along, off = along_off(west, float(lat[0]), float(lon[0]))
+    assert abs(along - 3_000.0) < 1e-6 and abs(off) < 1e-6
+    assert along_off(Sight(28.95, 118.86, 0.0), 28.95, 118.87)[1] > 0  # east of a north line: right
+    cheap = {"reach_m": 15_000.0, "min_angle_deg": 10.0}
+    assert may_cross(west, south, **cheap) and may_cross(south, west, **cheap)
+    assert triangulate([west, south], **RULES) is not None
+    shallow = Sight(28.90, 118.85, 85.0)  # 5 degrees off the west camera's line
+    diverging = Sight(28.90, 118.85, 180.0)  # looking away from it
+    assert not may_cross(west, shallow, **cheap) and not may_cross(west, diverging, **cheap)
+    assert not may_cross(west, south, reach_m=2_000.0, min_angle_deg=10.0)  # beyond their reach
