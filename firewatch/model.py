@@ -5,6 +5,7 @@ Field names of the detection models are the contract with sensor, camera and sat
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, NotRequired
@@ -175,6 +176,61 @@ class IncidentEvent(BaseModel):
     # with about 95% confidence (None: a detection's own place, as its device reported it)
     located_by: LocatedBy = LocatedBy.DETECTION
     uncertainty_m: float | None = None
+
+
+class DeviceEventKind(StrEnum):
+    """Device health (engine/health.py): a device is new when first heard; silent for longer
+    than its tolerance it is down, and up again with its next record; a cell whose every
+    watching device is down is blind, and watched again when one of them comes back."""
+
+    DEVICE_NEW = "device_new"
+    DEVICE_DOWN = "device_down"
+    DEVICE_UP = "device_up"
+    CELL_BLIND = "cell_blind"
+    CELL_WATCHED = "cell_watched"
+
+
+class DeviceEvent(BaseModel):
+    """A change in what the grid can see, beside the incident events in every output (replay,
+    Kafka, the linkage queue, where it becomes a maintenance order, never a fire warning)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: DeviceEventKind
+    event_id: str  # deterministic: the same input gives the same ids
+    # device_new: its first record; device_down: when its silence passed its tolerance;
+    # device_up: its first record back;
+    # cell_blind: when its last watching device went down; cell_watched: when one came back
+    observed_at: datetime
+    device_id: str | None  # None for a cell's event
+    source: Source | None  # the device's (None for a cell's event)
+    grid_id: str  # the device's cell (a sensor's, or the cell a camera's first record was in)
+    grid_name: str | None
+    team: str | None
+    village: str | None
+    township: str | None
+    district: str | None
+    lat: float  # where the device stands (a cell's event: a point inside the cell)
+    lon: float
+    last_heard: datetime | None = None  # down and up: its last record before the silence
+    interval_s: float | None = None  # down and up: the reporting interval it was judged by
+    silent_s: float | None = None  # device_up: how long it was silent
+    devices: int = 0  # cell events: how many devices watch the cell
+
+
+Event = IncidentEvent | DeviceEvent
+_DEVICE_KINDS = frozenset(k.value for k in DeviceEventKind)
+
+
+def parse_event(data: bytes | str) -> Event:
+    """One event line (JSON) of either kind, told apart by its `event` field."""
+    found = _EVENT_KIND.search(data if isinstance(data, bytes) else data.encode())
+    if found is not None and found.group(1).decode() in _DEVICE_KINDS:
+        return DeviceEvent.model_validate_json(data)
+    return IncidentEvent.model_validate_json(data)
+
+
+_EVENT_KIND = re.compile(rb'"event"\s*:\s*"([a-z_]+)"')
 
 
 def utc_datetime(ts: float) -> datetime:

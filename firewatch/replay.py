@@ -22,7 +22,7 @@ from typing import IO, Any
 from firewatch.engine.core import Engine
 from firewatch.ingest.files import read_batches
 from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
-from firewatch.model import IncidentEvent, Outcome, Reject, RejectReason
+from firewatch.model import Event, Outcome, Reject, RejectReason
 from firewatch.progressbar import Bar
 
 
@@ -85,7 +85,7 @@ class ReplaySummary:
         ]
 
 
-def write_events(events: Sequence[IncidentEvent], out: IO[bytes]) -> None:
+def write_events(events: Sequence[Event], out: IO[bytes]) -> None:
     for e in events:
         out.write(e.model_dump_json().encode() + b"\n")
 

@@ -29,11 +29,12 @@ import numpy as np
 from typing_extensions import Unpack
 
 from firewatch.errors import FirewatchError
+from firewatch.sim.outages import heartbeats, plan_outages, silenced_readings
 from firewatch.sim.records import Recorder
 from firewatch.sim.scenario import Fire, Noise, Pass, plan_fires, plan_noise, satellite_passes
 from firewatch.sim.sensors import SensorLines, normal_readings
 from firewatch.sim.signals import Seen, burn, false_signal, static_source
-from firewatch.sim.summary import NoiseEvent, SimFire, SimSummary, StaticSite
+from firewatch.sim.summary import NoiseEvent, Outage, SimFire, SimSummary, StaticSite
 from firewatch.sim.timefmt import Stamps
 from firewatch.sim.transport import Delivery, deliver
 from firewatch.sim.world import SimGrid, World, make_world, read_grid
@@ -79,11 +80,13 @@ def build_stream(
     sensors: int = 400,
     cameras: int = 24,
     fires: int = 5,
+    world_seed: int | None = None,
 ) -> SimStream:
     """Plan the whole stream; its lines are formatted only when iterated.
 
     `grid` is a GeoJSON grid file, or a grid `read_grid` already read (a season of many
-    episodes reads its grid once)."""
+    episodes reads its grid once). `world_seed` places the devices (default: `seed`): the
+    episodes of a season share one world."""
     if seed < 0 or hours <= 0 or min(sensors, cameras, fires) < 0:
         raise FirewatchError(
             "simulate needs seed >= 0, hours > 0 and sensors, cameras, fires >= 0 "
@@ -99,7 +102,8 @@ def build_stream(
     start_s = int(start.timestamp())
     end_s = start_s + round(hours * 3600)
     sim_grid = read_grid(grid) if isinstance(grid, Path) else grid
-    world = make_world(sim_grid, sensors, cameras, rng(1), CEMENT_WORKS)
+    world_rng = np.random.default_rng([seed if world_seed is None else world_seed, 1])
+    world = make_world(sim_grid, sensors, cameras, world_rng, CEMENT_WORKS)
     bulk = normal_readings(world.phase, start_s, int(hours * 6 + 1e-9), stamps, rng(2))
     passes = satellite_passes(stamps, start_s, end_s, rng(3))
     planned = plan_fires(world, passes, fires, start_s, end_s, rng(4))
@@ -111,8 +115,12 @@ def build_stream(
     noise = plan_noise(world, bulk, planned, passes, camera_times, NOISE, start_s, end_s, rng(6))
     for event in noise:
         false_signal(event, bulk, passes, rec, signal_rng)
+    window = (start_s, end_s)
+    silences = plan_outages(world, bulk, rec.camera_times, window, rng(9))
+    beats = heartbeats(rec, silences, window, rng(10))
     lines = SensorLines(bulk, world.sensors, stamps)
-    delivery = deliver(lines, rec.specials(), stamps, (start_s, end_s), rng(7))
+    silent = silenced_readings(bulk, world, silences)
+    delivery = deliver(lines, rec.specials(), stamps, window, rng(7), silent)
     summary = SimSummary(
         seed=seed,
         start=start,
@@ -126,6 +134,17 @@ def build_stream(
         malformed=delivery.malformed,
         duplicates=delivery.duplicates,
         late=delivery.late,
+        outages=[
+            Outage(
+                device_id=s.device,
+                source=s.source,
+                start=stamps.at(s.start),
+                end=stamps.at(s.end),
+                cause=s.cause,
+            )
+            for s in silences
+        ],
+        heartbeats=beats,
     )
     return SimStream(summary, delivery)
 
@@ -139,6 +158,7 @@ class StreamOptions(TypedDict, total=False):
     sensors: int
     cameras: int
     fires: int
+    world_seed: int | None
 
 
 def simulate(grid: Path | SimGrid, **options: Unpack[StreamOptions]) -> Iterator[bytes]:

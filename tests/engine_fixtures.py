@@ -12,6 +12,7 @@ from firewatch.engine.core import Engine
 from firewatch.geo.grid import load_grid
 from firewatch.geo.index import load_index
 from firewatch.rules import RuleSet, load_rules
+from firewatch.rules.model import DeviceRules
 
 ROOT = Path(__file__).resolve().parents[1]
 LAT0, LON0 = 28.90, 118.80  # south-west corner of the test grid
@@ -52,7 +53,9 @@ def grid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def rules() -> RuleSet:
-    return load_rules(ROOT / "rules").model_copy(update={"masks": []})
+    """rules/ without its masks and device health: what incident tests judge (device health has
+    its own tests, tests/engine/test_health.py, on the rules as shipped)."""
+    return load_rules(ROOT / "rules").model_copy(update={"masks": [], "devices": DeviceRules()})
 
 
 @pytest.fixture

@@ -254,3 +254,52 @@ def test_default_streams_lie_before_any_clock_a_replay_reads(run: Run) -> None:
     newest = max(datetime.fromisoformat(r["observed_at"]) for r in run.records.values())
     assert newest <= START + timedelta(hours=24) < written
     assert START + timedelta(days=DEMO_DAYS) < written
+
+
+def test_silent_devices_send_nothing_and_towers_send_a_status_between_fires(run: Run) -> None:
+    outages = run.summary.outages
+    causes = {o.cause for o in outages}
+    assert causes == {"fault", "power_cut"} and {o.source for o in outages} == {"sensor", "camera"}
+    by_device: dict[str, list[float]] = {}
+    for r in run.records.values():
+        by_device.setdefault(r["device_id"], []).append(epoch(r))
+    for o in outages:
+        inside = [t for t in by_device[o.device_id] if o.start.timestamp() <= t < o.end.timestamp()]
+        assert inside == [], o  # nothing at all while it is silent
+        assert any(t >= o.end.timestamp() for t in by_device[o.device_id])  # and back after
+    status = [r for r in run.records.values() if r["source"] == "camera" and "bearing_deg" not in r]
+    assert len({(r["device_id"], r["observed_at"]) for r in status}) == run.summary.heartbeats > 0
+    assert all(r["confidence"] < 0.1 and own_position(r) for r in status)
+    # every tower not silent sends one every 30 minutes
+    towers = {r["device_id"] for r in status}
+    assert len(towers) == 24
+
+
+def test_the_engine_calls_down_exactly_the_devices_the_simulator_silenced(run: Run) -> None:
+    from firewatch.engine.core import Engine
+    from firewatch.geo.grid import load_grid
+    from firewatch.geo.index import load_index
+    from firewatch.model import DeviceEvent, DeviceEventKind
+    from firewatch.rules import load_rules
+
+    grid = load_grid(GRID)
+    engine = Engine(grid, load_index(grid, None), load_rules(GRID.parents[2] / "rules"))
+    out = engine.process_lines(run.lines, str(run.path))
+    events = [e for e in out.events + engine.flush() if isinstance(e, DeviceEvent)]
+    down = {e.device_id: e for e in events if e.event is DeviceEventKind.DEVICE_DOWN}
+    up = {e.device_id: e for e in events if e.event is DeviceEventKind.DEVICE_UP}
+    silent = {o.device_id: o for o in run.summary.outages}
+    assert len(down) == len([e for e in events if e.event is DeviceEventKind.DEVICE_DOWN])
+    assert set(down) == set(up) == set(silent)
+    for device, o in silent.items():
+        # last heard before the silence; down once its tolerance ran out, after it began
+        assert down[device].last_heard < o.start <= down[device].observed_at < o.end
+        assert o.end <= up[device].observed_at <= o.end + timedelta(minutes=31)
+    # the power cut leaves the cells near its middle watched by nobody, until it is over (and a
+    # sensor's fault its own cell, where no tower watches it)
+    blind = [e for e in events if e.event is DeviceEventKind.CELL_BLIND]
+    cut = next(o for o in run.summary.outages if o.cause == "power_cut")
+    assert sum(cut.start <= e.observed_at < cut.end for e in blind) > 10
+    assert all(any(o.start <= e.observed_at < o.end for o in silent.values()) for e in blind)
+    watched = {e.grid_id for e in events if e.event is DeviceEventKind.CELL_WATCHED}
+    assert watched == {e.grid_id for e in blind}

@@ -20,7 +20,7 @@ from firewatch.engine.core import Engine
 from firewatch.ingest.validate import validate_lines
 from firewatch.linkage.consumer import LinkageConsumer, MaskSync
 from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
-from firewatch.model import AnyDetection, IncidentEvent, Reject
+from firewatch.model import AnyDetection, Event, Reject
 
 ORIGIN = "http"
 JSON = "application/json"
@@ -131,7 +131,7 @@ class EngineSink:
             meter.watch(engine)
         self.masks = MaskSync(consumer.linkage.store, engine)
         self._lock = threading.Lock()  # one engine, requests on several threads
-        self._undelivered: list[IncidentEvent] = []
+        self._undelivered: list[Event] = []
 
     async def start(self) -> None:
         return None

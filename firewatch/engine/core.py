@@ -32,11 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 import numpy as np
 import shapely
 
+from firewatch.engine.health import Health
 from firewatch.engine.incidents import Tracker
 from firewatch.engine.located import Located
 from firewatch.engine.sights import cell_on_line
@@ -64,13 +66,15 @@ from firewatch.geo.grid import Grid
 from firewatch.geo.index import LocateIndex
 from firewatch.geo.sight import Sight
 from firewatch.ingest.validate import detection_id, validate_lines
-from firewatch.model import AnyDetection, IncidentEvent, Outcome, Reject, Source
+from firewatch.model import AnyDetection, DeviceEvent, Event, Outcome, Reject, Source
 from firewatch.rules.model import Mask, RuleSet
+
+EventT = TypeVar("EventT", bound=Event)
 
 
 @dataclass
 class EngineOutput:
-    events: list[IncidentEvent]
+    events: list[Event]
     rejects: list[Reject]
 
 
@@ -80,6 +84,9 @@ class Engine:
         self.index = index
         self.rules = rules
         self.tracker = Tracker(rules, grid.cells, self._locate_xy_ll, self._masked_at_place)
+        self.health = Health(
+            rules.devices, grid.cells, grid.geoms, self._region_codes[0], self._locate_xy_ll
+        )
         self.stats = EngineStats()
         # stage durations, when the caller sets `laps.timer` (stats.py): the engine reads no clock
         self.laps = Laps()
@@ -130,7 +137,7 @@ class Engine:
         self.stats.rejected.update(r.reason.value for r in rejects)
         self.stats.outcomes[Outcome.REJECTED] += len(rejects)
 
-    def process(self, batch: list[AnyDetection], *, hold: bool = False) -> list[IncidentEvent]:
+    def process(self, batch: list[AnyDetection], *, hold: bool = False) -> list[Event]:
         """Validated detections to incident events (those the watermark lets through).
 
         By default the batch's latest event time moves the watermark. With `hold`, it does not:
@@ -164,9 +171,11 @@ class Engine:
             for d in (batch[i],)
         }
         laps.lap("rules", t)
-        return Located(cols, cell, strength, static, signals, self._cells_key)
+        return Located(
+            cols, cell, strength, static, signals, self._cells_key, *_devices(batch, cols)
+        )
 
-    def process_located(self, batch: Located, *, hold: bool = False) -> list[IncidentEvent]:
+    def process_located(self, batch: Located, *, hold: bool = False) -> list[Event]:
         """`process` from a prepared batch: masks, counts, the grace buffer and incidents. A batch
         located on another grid (a worker of another configuration prepared it) is located
         again on this engine's."""
@@ -186,7 +195,9 @@ class Engine:
         strength[~located | supp] = 0
         self._count(cols, cell, supp, strength, by_mask)
         t = laps.lap("rules", t)
-        events: list[IncidentEvent] = []
+        events: list[Event] = []
+        if self.health.enabled:
+            events += self._record(self._admit_devices(batch))
         # the latest event time seen before each record, in arrival order (for `stale`)
         before = np.maximum.accumulate(np.concatenate(([self._max_t], cols.t[:-1])))
         for i in np.flatnonzero(strength).tolist():
@@ -210,7 +221,9 @@ class Engine:
             for i, s in batch.signals.items()
             if cell[i] >= 0
         }
-        return Located(batch.cols, cell, strength, batch.static, signals, self._cells_key)
+        return dataclasses.replace(
+            batch, cell=cell, strength=strength, signals=signals, grid=self._cells_key
+        )
 
     def regions(self, batch: Located) -> tuple[np.ndarray, list[str]]:
         """Each record's region (incidents.region_level of its cell; `*` without a level) as an
@@ -227,7 +240,7 @@ class Engine:
         where = {name: i for i, name in enumerate(names)}
         return np.array([where[k] for k in keys], np.int64), names
 
-    def advance(self, now: datetime) -> list[IncidentEvent]:
+    def advance(self, now: datetime) -> list[Event]:
         """Move the watermark to `now` minus the grace period: a live worker's clock tick, or the
         progress of the slowest source when batches are processed with `hold`."""
         t = self.laps.start()
@@ -235,7 +248,7 @@ class Engine:
         self.laps.lap("incidents", t)
         return events
 
-    def flush(self, until: datetime | None = None) -> list[IncidentEvent]:
+    def flush(self, until: datetime | None = None) -> list[Event]:
         """End of input: release every buffered signal; close what the last event time closes
         (or `until`, when later: the last event time of the whole stream, for a region's engine
         in a stream worker)."""
@@ -277,6 +290,7 @@ class Engine:
             self._seen_order = seen
             self._seen = {i for _, i in seen}
         notes += self.tracker.limit_time(bound)
+        notes += self.health.limit_time(bound)
         return "; ".join(notes)
 
     @property
@@ -309,6 +323,7 @@ class Engine:
             masks_removed=removed,
             tracker=self.tracker.state(),
             stats=self.stats.state(),
+            devices=self.health.state(),
         )
         return encode(state)
 
@@ -326,6 +341,7 @@ class Engine:
         self._max_t = state.max_t
         self._watermark = state.watermark
         self.tracker.load_state(state.tracker)
+        self.health.load_state(state.devices)
         self.stats = EngineStats.from_state(state.stats)
 
     @cached_property
@@ -376,7 +392,7 @@ class Engine:
         )
         self.stats.suppressed_by.update(by_mask)
 
-    def _admit(self, s: Signal, newest: float) -> list[IncidentEvent]:
+    def _admit(self, s: Signal, newest: float) -> list[Event]:
         """Buffer a fire signal, or process it at once when it is later than the grace period.
 
         Stale: older than the watermark by more than the inactivity window, or than `newest`
@@ -400,8 +416,8 @@ class Engine:
         stats.add_late(s.source)
         return self._record(self.tracker.step(s))
 
-    def _release(self, watermark: float) -> list[IncidentEvent]:
-        events: list[IncidentEvent] = []
+    def _release(self, watermark: float) -> list[Event]:
+        events: list[Event] = []
         while self._buffer and self._buffer[0][0] <= watermark:
             _, _, s = heapq.heappop(self._buffer)
             events += self.tracker.close_before(s.t)
@@ -410,7 +426,23 @@ class Engine:
             self._watermark = watermark
             events += self.tracker.close_before(watermark)
             self._forget(watermark)
+            if self.health.enabled:
+                events += self.health.release(watermark)
         return self._record(events)
+
+    def _admit_devices(self, batch: Located) -> list[DeviceEvent]:
+        """Every located record says its device is alive (engine/health.py)."""
+        cols = batch.cols
+        return self.health.admit(
+            cols.t,
+            batch.device,
+            cols.source,
+            batch.cell,
+            cols.lat,
+            cols.lon,
+            batch.stations,
+            self._watermark,
+        )
 
     def _route_outside_cameras(
         self, batch: list[AnyDetection], cols: Columns, cell: np.ndarray
@@ -448,15 +480,32 @@ class Engine:
                 return True
         return False
 
-    def _record(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
+    def _record(self, events: Sequence[EventT]) -> list[EventT]:
         self.stats.events.update(e.event.value for e in events)
-        return events
+        return list(events)
 
     def _forget(self, watermark: float) -> None:
         """Forget detection ids too old to matter: a copy that old is stale anyway."""
         horizon = watermark - self._retention
         while self._seen_order and self._seen_order[0][0] < horizon:
             self._seen.discard(self._seen_order.popleft()[1])
+
+
+def _devices(
+    batch: list[AnyDetection], cols: Columns
+) -> tuple[np.ndarray, dict[int, tuple[float, float]]]:
+    """Each record's device id, and where each camera that says so stands (row -> lat, lon)."""
+    device = np.fromiter(map(_DEVICE_ID, batch), object, len(batch))
+    stations = {}
+    for i in np.flatnonzero(cols.source == SOURCE_CODE[Source.CAMERA]).tolist():
+        rec: Mapping[str, Any] = batch[i]
+        lat, lon = rec.get("camera_lat"), rec.get("camera_lon")
+        if lat is not None and lon is not None:
+            stations[i] = (lat, lon)
+    return device, stations
+
+
+_DEVICE_ID = itemgetter("device_id")
 
 
 def _iso(t: float) -> str:

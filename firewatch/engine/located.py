@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from firewatch.engine.signals import Columns, Signal
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -26,6 +29,10 @@ class Located:
     static: np.ndarray  # bool: a satellite pixel flagged static (FIRMS type 2)
     signals: dict[int, Signal]  # by row: the located records whose strength is not 0
     grid: str  # the cells key (engine/state.py) of the grid whose cell indexes these are
+    # each record's device_id (object array of str), and where the cameras that say so stand
+    # (row -> camera_lat, camera_lon): what device health (engine/health.py) needs
+    device: np.ndarray
+    stations: dict[int, tuple[float, float]]
 
     def __len__(self) -> int:
         return len(self.cell)
@@ -33,19 +40,15 @@ class Located:
     def take(self, rows: np.ndarray) -> Located:
         """The rows given (sorted ascending), in their order."""
         c = self.cols
-        position: dict[int, int] = {}
-        if self.signals and len(rows):
-            wanted = np.fromiter(self.signals, np.int64, len(self.signals))
-            at = np.minimum(np.searchsorted(rows, wanted), len(rows) - 1)
-            hit = rows[at] == wanted
-            position = dict(zip(wanted[hit].tolist(), at[hit].tolist(), strict=True))
         return Located(
             Columns(t=c.t[rows], lat=c.lat[rows], lon=c.lon[rows], source=c.source[rows]),
             self.cell[rows],
             self.strength[rows],
             self.static[rows],
-            {i: self.signals[r] for r, i in position.items()},
+            _taken(self.signals, rows),
             self.grid,
+            self.device[rows],
+            _taken(self.stations, rows),
         )
 
     @classmethod
@@ -56,9 +59,11 @@ class Located:
         if len({p.grid for p in parts}) > 1:
             raise ValueError("parts located on different grids cannot be one batch")
         signals: dict[int, Signal] = {}
+        stations: dict[int, tuple[float, float]] = {}
         base = 0
         for p in parts:
             signals.update({base + i: s for i, s in p.signals.items()})
+            stations.update({base + i: at for i, at in p.stations.items()})
             base += len(p)
         return cls(
             Columns(
@@ -72,4 +77,16 @@ class Located:
             np.concatenate([p.static for p in parts]),
             signals,
             parts[0].grid,
+            np.concatenate([p.device for p in parts]),
+            stations,
         )
+
+
+def _taken(by_row: dict[int, T], rows: np.ndarray) -> dict[int, T]:
+    """`by_row` for the rows taken (sorted ascending), keyed by their position among them."""
+    if not by_row or not len(rows):
+        return {}
+    wanted = np.fromiter(by_row, np.int64, len(by_row))
+    at = np.minimum(np.searchsorted(rows, wanted), len(rows) - 1)
+    hit = rows[at] == wanted
+    return {i: by_row[r] for r, i in zip(wanted[hit].tolist(), at[hit].tolist(), strict=True)}

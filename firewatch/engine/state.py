@@ -7,13 +7,14 @@ an uninterrupted engine would have given, byte for byte. A snapshot may hold eve
 clock far ahead (taken before records were checked against the clock on arrival): after the
 restore, `Engine.limit_time(clock now + sources.max_future)` repairs it and says what it did.
 
-Format, version 3: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
-Versions 1 (before incidents followed spreading fires) and 2 (before cameras were placed by their
-sights) are still read: an incident without `recent`, `extent` and `teams` gets its first
-detection for each, one without `place` its first detection's place; a signal row of 11 fields
-has no sight and was placed where its record said.
+Format, version 4: one JSON object (orjson, compact, keys sorted; floats round-trip exactly).
+Versions 1 (before incidents followed spreading fires), 2 (before cameras were placed by their
+sights) and 3 (before device health) are still read: an incident without `recent`, `extent` and
+`teams` gets its first detection for each, one without `place` its first detection's place; a
+signal row of 11 fields has no sight and was placed where its record said; a state without
+`devices` knows no device yet.
 
-    v              3
+    v              4
     cells          fingerprint of the grid's cell ids in order (signals name cells by index)
     max_t          the largest event time seen, epoch seconds (null: no record yet)
     watermark      epoch seconds (null: not moved yet)
@@ -34,6 +35,11 @@ has no sight and was placed where its record said.
                    in arrival order (engine/sights.py)
     stats          `EngineStats`: records, late and the counters, so they continue after a
                    restore (they count since the state began, not since the process started)
+    devices        device health (engine/health.py), columns by device row: ids, source (code),
+                   cell, lat, lon (where it stands), last (last heard, null: none released yet),
+                   gap_sum and gaps (its interval learned), down_at (null: up); waiting: [t, row]
+                   of its records waiting for the watermark, in (t, row) order. The cells each
+                   device watches, and each cell's watchers, are rebuilt from these.
 
 A signal is an array [id, t, lat, lon, source, device, strength, cell, frp, pixel_km, flame,
 sight, located_by, uncertainty_m]; sight: [camera_lat, camera_lon, bearing_deg] or null.
@@ -46,6 +52,7 @@ change to them: a rules deploy between snapshot and restore applies to the resto
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections import deque
@@ -66,16 +73,17 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from firewatch.engine.health import HealthState
 from firewatch.engine.incidents import Incident, Place, Point, TrackerState
-from firewatch.engine.signals import Signal, Strength
+from firewatch.engine.signals import SOURCE_CODE, Signal, Strength
 from firewatch.errors import FirewatchError
 from firewatch.geo.grid import Cell
 from firewatch.geo.sight import Sight
 from firewatch.model import SOURCES, LocatedBy, Severity, Source
 from firewatch.rules.model import Mask
 
-VERSION = 3
-READABLE = (1, 2, 3)  # versions decode() accepts
+VERSION = 4
+READABLE = (1, 2, 3, 4)  # versions decode() accepts
 
 
 class StateError(FirewatchError):
@@ -150,8 +158,22 @@ class StatsState(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class DevicesDoc(TypedDict):
+    ids: list[StrictStr]
+    source: list[StrictInt]
+    cell: list[StrictInt]
+    lat: list[StrictFloat]
+    lon: list[StrictFloat]
+    last: list[StrictFloat | None]
+    gap_sum: list[StrictFloat]
+    gaps: list[StrictInt]
+    down_at: list[StrictFloat | None]
+    waiting: list[tuple[StrictFloat, StrictInt]]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class StateDoc(TypedDict):
-    v: Literal[1, 2, 3]
+    v: Literal[1, 2, 3, 4]
     cells: StrictStr
     max_t: StrictFloat | None
     watermark: StrictFloat | None
@@ -161,6 +183,7 @@ class StateDoc(TypedDict):
     masks_removed: list[StrictStr]
     tracker: TrackerDoc
     stats: StatsState
+    devices: NotRequired[DevicesDoc]  # version 4 on
 
 
 _STATE: TypeAdapter[StateDoc] = TypeAdapter(StateDoc)
@@ -178,6 +201,7 @@ class EngineState:
     masks_removed: list[str]
     tracker: TrackerState
     stats: StatsState
+    devices: HealthState
 
 
 def cells_key(cells: Sequence[Cell]) -> str:
@@ -207,6 +231,7 @@ def encode(state: EngineState) -> bytes:
             "sights": [(_row(s), iid, reach) for s, iid, reach in t.sights],
         },
         "stats": _stats(state.stats),
+        "devices": dataclasses.asdict(state.devices),
     }
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
@@ -374,7 +399,30 @@ def _state(wire: StateDoc, cells: Sequence[Cell]) -> EngineState:
             ],
         ),
         stats=wire["stats"],
+        devices=_devices(wire.get("devices"), n_cells),
     )
+
+
+def _devices(doc: DevicesDoc | None, n_cells: int) -> HealthState:
+    if doc is None:
+        return HealthState()
+    n = len(doc["ids"])
+    columns = ("source", "cell", "lat", "lon", "last", "gap_sum", "gaps", "down_at")
+    short = [name for name in columns if len(doc[name]) != n]  # type: ignore[literal-required]
+    if short:
+        raise StateError(f"engine state is corrupt: devices.{short[0]} has not {n} entries")
+    if any(c not in _SOURCE_CODES for c in doc["source"]):
+        raise StateError("engine state is corrupt: devices.source: an unknown source code")
+    if any(not 0 <= c < n_cells for c in doc["cell"]):
+        raise StateError("engine state is corrupt: devices.cell: a cell not in the grid")
+    if len(set(doc["ids"])) != n:
+        raise StateError("engine state is corrupt: devices.ids lists a device twice")
+    if any(not 0 <= r < n for _, r in doc["waiting"]):
+        raise StateError("engine state is corrupt: devices.waiting: a row not in devices")
+    return HealthState(**doc)
+
+
+_SOURCE_CODES = frozenset(SOURCE_CODE.values())
 
 
 def _decoded_incident(

@@ -21,7 +21,7 @@ from redis.retry import Retry
 from firewatch.engine.core import Engine
 from firewatch.linkage.service import Linkage
 from firewatch.linkage.store import DispatchCounts, DispatchStore
-from firewatch.model import IncidentEvent
+from firewatch.model import Event, parse_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,7 +56,7 @@ class LinkageConsumer:
         self.totals = DispatchCounts()
         self.retries = 0
 
-    def deliver(self, events: Sequence[IncidentEvent]) -> DispatchCounts:
+    def deliver(self, events: Sequence[Event]) -> DispatchCounts:
         counts = self._retrying(
             lambda: self.linkage.consume(events), f"{len(events)} events", "deliver"
         )
@@ -70,7 +70,7 @@ class LinkageConsumer:
             self.observer.escalated(done)
         return done
 
-    def run(self, batches: Iterable[Sequence[IncidentEvent]]) -> DispatchCounts:
+    def run(self, batches: Iterable[Sequence[Event]]) -> DispatchCounts:
         for batch in batches:
             self.deliver(batch)
             self.escalate()
@@ -95,17 +95,19 @@ class LinkageConsumer:
         return self._retry.call_with_retry(call, failed, with_failure_count=True)
 
 
-def read_events(path: Path, batch_size: int = 1000) -> Iterator[list[IncidentEvent]]:
+def read_events(path: Path, batch_size: int = 1000) -> Iterator[list[Event]]:
     """Batches of incident events from a `firewatch replay --out` file."""
-    batch: list[IncidentEvent] = []
+    batch: list[Event] = []
     with path.open("rb") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                batch.append(IncidentEvent.model_validate_json(line))
+                batch.append(parse_event(line))
             except ValueError as exc:
-                log.warning("%s:%d: not an incident event, skipped: %s", path, number, exc)
+                log.warning(
+                    "%s:%d: not an incident or device event, skipped: %s", path, number, exc
+                )
                 continue
             if len(batch) >= batch_size:
                 yield batch

@@ -35,6 +35,20 @@ Running aggregates (linkage/aggregates.py)
                                         metrics per slot; bucket `all`, `y2026`, `m2026-04`,
                                         `d2026-04-04`. Layout 1 (the first) is fw:agg:{bucket}
     fw:agg:layouts                      set: the layouts new orders have been counted in
+Maintenance (linkage/maintenance.py): device health, never counted as fire warnings
+    fw:maint:{maintenance_id}           hash: a maintenance order (a device's outage, or a blind
+                                        cell), open until the device or a watcher is back
+    fw:maint:open                       sorted set: open maintenance order id by start (epoch s)
+    fw:maint:subject:{kind}:{subject}   string: the open order of a device (`device:<id>`) or a
+                                        cell (`cell:<grid id>`): where its end finds it
+    fw:devices                          hash: device id -> JSON {grid_id, township, district,
+                                        first_heard}: every device the engines have heard
+    fw:health:{day}                     hash: per report day (days since the epoch in the
+                                        report's UTC offset) and scope (`all`, `township:<t>`,
+                                        `district:<d>`): `devices|<scope>` first heard that day,
+                                        `downs|`, `blinds|` begun, `down_s|`, `blind_s|` seconds
+                                        of outages that ended, split by day
+    fw:health:days                      sorted set: the days that have a fw:health hash
 Suppression masks (the closed loop's, and cells muted by hand)
     fw:masks                            hash: mask name -> Mask JSON (false-alarm closures, and
                                         muted cells); the order hash that made a closed-loop mask
@@ -55,6 +69,9 @@ ORDERS_OPEN = PREFIX + "orders:open"
 SLA = PREFIX + "sla"
 AGG_SLOTS = PREFIX + "agg:slots"
 AGG_LAYOUTS = PREFIX + "agg:layouts"
+MAINT_OPEN = PREFIX + "maint:open"
+DEVICES = PREFIX + "devices"
+HEALTH_DAYS = PREFIX + "health:days"
 MASKS = PREFIX + "masks"
 MASKS_VERSION = PREFIX + "masks:version"
 MASKS_BY = PREFIX + "masks:by"
@@ -102,3 +119,17 @@ def notify(target: str) -> str:
 def agg(bucket: str, layout: int) -> str:
     """A bucket's counters in aggregate layout `layout` (1: the unversioned first layout)."""
     return f"{PREFIX}agg:{bucket}" if layout == 1 else f"{PREFIX}agg:v{layout}:{bucket}"
+
+
+def maintenance(maintenance_id: str) -> str:
+    return f"{PREFIX}maint:{maintenance_id}"
+
+
+def maintenance_subject(kind: str, subject: str) -> str:
+    """The open maintenance order of a device (`device`) or a cell (`cell`)."""
+    return f"{PREFIX}maint:subject:{kind}:{subject}"
+
+
+def health(day: int) -> str:
+    """A report day's device health counters (day: days since the epoch, report offset)."""
+    return f"{PREFIX}health:{day}"

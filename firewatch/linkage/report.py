@@ -7,7 +7,7 @@ upgrade that added a metric still count, in the metrics their layout has.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import redis
 
 from firewatch.linkage import aggregates, keys
+from firewatch.linkage.maintenance import HealthRow
 
 SCOPE_KINDS = ("team", "township", "district")
 
@@ -48,12 +49,16 @@ class Report:
     first: date | None
     last: date | None
     rows: list[Row]
+    # device uptime and blind-cell hours (linkage/maintenance.py), overall and by township and
+    # district: maintenance, never counted in the rows' fire warnings
+    devices: list[HealthRow] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "first": self.first.isoformat() if self.first else None,
             "last": self.last.isoformat() if self.last else None,
             "rows": [asdict(r) for r in self.rows],
+            "devices": [asdict(r) for r in self.devices],
         }
 
     def render(self) -> str:
@@ -75,6 +80,17 @@ class Report:
                 f"{_pair(r.to_scene_p50, r.to_scene_p90):>15} "
                 f"{_pair(r.to_close_p50, r.to_close_p90):>15}"
             )
+        if self.devices:
+            lines += ["", "device health (maintenance orders, not fire warnings)"]
+            lines.append(
+                f"{'scope':<28} {'devices':>8} {'outages':>8} {'down h':>9} {'uptime':>8} "
+                f"{'blind cells':>11} {'blind cell h':>12}"
+            )
+            for h in self.devices:
+                lines.append(
+                    f"{h.scope[:28]:<28} {h.devices:>8,} {h.outages:>8,} {h.down_hours:>9,.1f} "
+                    f"{_pct(h.uptime):>8} {h.blind:>11,} {h.blind_cell_hours:>12,.1f}"
+                )
         return "\n".join(lines)
 
 

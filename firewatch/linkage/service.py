@@ -5,30 +5,43 @@ Wall-clock time comes from an injected Clock, so escalation is tested in simulat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import date, datetime
 
 import redis
 
 from firewatch.clock import Clock
+from firewatch.linkage.maintenance import Maintenance, health_rows
 from firewatch.linkage.model import Action, DispatchError, Order, Resolution
 from firewatch.linkage.report import Report, build_report
 from firewatch.linkage.store import DispatchCounts, DispatchStore
 from firewatch.linkage.transitions import OrderForbidden, Transition
-from firewatch.model import IncidentEvent
+from firewatch.model import DeviceEvent, Event, IncidentEvent
 from firewatch.rules.model import Circle, Mask, MaskReason, RoutingRules
 
 
 class Linkage:
     def __init__(self, client: redis.Redis, routing: RoutingRules, clock: Clock) -> None:
         self.store = DispatchStore(client, routing)
+        self.maintenance = Maintenance(client, routing)
         self.routing = routing
         self.clock = clock
 
-    def consume(self, events: Sequence[IncidentEvent]) -> DispatchCounts:
+    def consume(self, events: Sequence[Event]) -> DispatchCounts:
         """Dispatch `opened`, re-notify on a severity rise, note `closed` on the order, and
-        record every event with its incident. Idempotent."""
-        return self.store.dispatch(events, self.clock.now()) if events else DispatchCounts()
+        record every event with its incident; device events open and resolve maintenance
+        orders (maintenance.py). Idempotent."""
+        now = self.clock.now()
+        incidents = [e for e in events if isinstance(e, IncidentEvent)]
+        devices = [e for e in events if isinstance(e, DeviceEvent)]
+        counts = self.store.dispatch(incidents, now) if incidents else DispatchCounts()
+        if devices:
+            done = self.maintenance.apply(devices, now)
+            counts.maintenance_opened += done.opened
+            counts.maintenance_resolved += done.resolved
+            counts.devices_new += done.devices
+        return counts
 
     def escalate(self) -> list[tuple[str, str]]:
         return self.store.escalate_due(self.clock.now())
@@ -123,4 +136,9 @@ class Linkage:
         last: date | None = None,
         by: Sequence[str] = ("township", "district"),
     ) -> Report:
-        return build_report(self.store.r, first, last, by)
+        report = build_report(self.store.r, first, last, by)
+        levels = [b for b in by if b in ("township", "district")]
+        rows = health_rows(
+            self.store.r, first, last, levels, self.clock.now(), self.routing.utc_offset
+        )
+        return dataclasses.replace(report, devices=rows)

@@ -75,6 +75,9 @@ class DispatchCounts:
     incident_closed: int = 0
     unknown: int = 0  # updates for incidents this queue never dispatched
     recorded: int = 0  # incident events recorded (not seen before)
+    maintenance_opened: int = 0  # device outages and blind cells (maintenance.py)
+    maintenance_resolved: int = 0
+    devices_new: int = 0  # devices first heard, registered
 
 
 class DispatchStore:

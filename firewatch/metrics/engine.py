@@ -23,6 +23,9 @@ from firewatch.engine.core import Engine
 from firewatch.engine.stats import STAGES, EngineStats
 from firewatch.model import (
     SOURCES,
+    DeviceEvent,
+    DeviceEventKind,
+    Event,
     EventKind,
     IncidentEvent,
     Outcome,
@@ -40,6 +43,14 @@ LATENCY_BUCKETS = (
     7200, 21600, 86400,
 )  # fmt: skip
 OUTCOMES = tuple(o for o in Outcome if o is not Outcome.REJECTED)  # rejects: by reason
+_WATCHED = ("sensor", "camera")  # the sources device health watches (rules: devices)
+_DEVICE_SUBJECTS = {
+    DeviceEventKind.DEVICE_NEW: _WATCHED,
+    DeviceEventKind.DEVICE_DOWN: _WATCHED,
+    DeviceEventKind.DEVICE_UP: _WATCHED,
+    DeviceEventKind.CELL_BLIND: ("cell",),
+    DeviceEventKind.CELL_WATCHED: ("cell",),
+}
 VALIDATE = "validate"  # the stage the edges time themselves (validation happens there)
 
 
@@ -95,6 +106,13 @@ class EngineMetrics:
             ["event", "severity"],
             registry=registry,
         )
+        self.device_events = Counter(
+            "firewatch_engine_device_events_total",
+            "Device health events emitted (device_down, device_up, cell_blind, cell_watched), "
+            "by kind and source (`cell` for a cell's)",
+            ["event", "source"],
+            registry=registry,
+        )
         self.open = Gauge(
             "firewatch_engine_open_incidents",
             "Incidents open in this process's engines",
@@ -112,6 +130,9 @@ class EngineMetrics:
             self.latency.labels(kind.value)
             for severity in Severity:
                 self.events.labels(kind.value, severity.value)
+        for device_kind in DeviceEventKind:
+            for subject in _DEVICE_SUBJECTS[device_kind]:
+                self.device_events.labels(device_kind.value, subject)
 
     def count_rejects(self, rejects: Iterable[Reject]) -> None:
         for reason, n in Tally(r.reason.value for r in rejects).items():
@@ -190,9 +211,7 @@ class EngineMeter:
         """A stage the edge timed itself (validate)."""
         self.metrics.batch.labels(stage).observe(seconds)
 
-    def update(
-        self, engine: Engine, events: Sequence[IncidentEvent] = (), key: Hashable = None
-    ) -> None:
+    def update(self, engine: Engine, events: Sequence[Event] = (), key: Hashable = None) -> None:
         """After a batch (or an advance, a flush): what `engine` counted since the last update,
         and the incident events it gave."""
         seen = self._seen.get(key)
@@ -213,13 +232,23 @@ class EngineMeter:
         self._seen[key] = now
         self._set_open()
 
-    def count_events(self, events: Sequence[IncidentEvent]) -> None:
+    def count_events(self, events: Sequence[Event]) -> None:
         m = self.metrics
-        for (kind, severity), n in Tally((e.event.value, e.severity.value) for e in events).items():
+        incidents = [e for e in events if isinstance(e, IncidentEvent)]
+        for (kind, severity), n in Tally(
+            (e.event.value, e.severity.value) for e in incidents
+        ).items():
             m.events.labels(kind, severity).inc(n)
+        devices = Tally(
+            (e.event.value, e.source.value if e.source else "cell")
+            for e in events
+            if isinstance(e, DeviceEvent)
+        )
+        for (kind, subject), n in devices.items():
+            m.device_events.labels(kind, subject).inc(n)
         if self.clock is not None:
             at = self.clock.now()
-            for e in events:
+            for e in incidents:
                 m.latency.labels(e.event.value).observe((at - e.observed_at).total_seconds())
 
     def _set_open(self) -> None:

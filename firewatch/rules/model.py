@@ -110,6 +110,31 @@ class TriangulationRule(_Rule):
     bearing_error_deg: Annotated[float, Field(gt=0.0, lt=90.0)] = 1.5  # 1-sigma of a bearing
 
 
+class DeviceSourceRule(_Rule):
+    """When one source's device counts as down (engine/health.py)."""
+
+    interval: Annotated[Duration, Field(gt=timedelta(0))]  # expected until it has its own
+    tolerance: Annotated[float, Field(ge=1.0)]  # silent for this many intervals...
+    min_silence: Duration  # ...and at least this long: down
+
+
+class DeviceRules(_Rule):
+    """Device health: a device silent for longer than its tolerance is down, a grid cell whose
+    every watching device is down is blind. Sources without a rule are not watched."""
+
+    enabled: bool = False
+    sensor: DeviceSourceRule | None = None
+    camera: DeviceSourceRule | None = None
+    # gaps between reports before a device is judged by its own mean interval alone (before,
+    # by the larger of that and the source's `interval`); once learned, a silence that made it
+    # down does not count into its interval
+    learn_after: Annotated[int, Field(ge=1, le=10_000)] = 5
+    camera_watch_km: Positive = 8.0  # a camera watches the cells whose centre is this close
+
+    def rule(self, source: Source) -> DeviceSourceRule | None:
+        return getattr(self, source.value, None) if self.enabled else None
+
+
 class Step(_Rule):
     min: float
     points: int
@@ -188,6 +213,14 @@ class ClosedLoopRule(_Rule):
     ttl: Duration
 
 
+class MaintenanceRule(_Rule):
+    """Who is told of device health (linkage/maintenance.py): a level of the cell's chain or an
+    organisation, per kind. Maintenance orders are never fire warnings."""
+
+    device_down: list[str] = ["team"]  # a device went silent (and is told when it is back)
+    cell_blind: list[str] = ["team", "township"]  # no device watches a cell any more
+
+
 class RoutingRules(_Rule):
     """Who is told of an incident, how fast they must answer, and who is told when they do not."""
 
@@ -203,6 +236,8 @@ class RoutingRules(_Rule):
     report_utc_offset: str  # days of the report, e.g. "+08:00"
     # how often a long-running dispatcher runs escalation (optional: older rule files lack it)
     escalate_every: Annotated[Duration, Field(gt=timedelta(0))] = timedelta(seconds=30)
+    # who is told of silent devices and blind cells (optional: older rule files lack it)
+    maintenance: MaintenanceRule = MaintenanceRule()
 
     @model_validator(mode="after")
     def _complete(self) -> RoutingRules:
@@ -231,6 +266,7 @@ class RuleSet(_Rule):
     masks: list[Mask] = []
     # optional, so rule sets written before it load; rules/detection.yaml states it
     triangulation: TriangulationRule = TriangulationRule()
+    devices: DeviceRules = DeviceRules()  # optional: off unless a rule file turns it on
     routing: RoutingRules | None = None  # needed by the linkage queue, not by the engine
 
     @model_validator(mode="after")

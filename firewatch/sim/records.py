@@ -53,6 +53,7 @@ class Recorder:
     _camera: list[int] = field(default_factory=list)  # the camera of each record, -1: satellite
     _confidence: list[float] = field(default_factory=list)  # camera records', not yet rounded
     _labels: list[str] = field(default_factory=list)  # camera records'
+    _status: list[bool] = field(default_factory=list)  # camera records': a clear-view status
     _satellite: dict[int, dict[str, Any]] = field(default_factory=dict)  # record -> its fields
     _used: dict[str, set[int]] = field(default_factory=dict)  # device -> seconds with a record
 
@@ -78,10 +79,12 @@ class Recorder:
         conf: list[float] | FloatArray,
         labels: list[str],
         aim: tuple[list[float], list[float]] | None = None,
+        status: bool = False,
     ) -> int:
         """Reports of one camera, in order, at estimated positions (x, y) of smoke that is at
         `aim` (default: where estimated); those from the end of the window on are left out.
-        How many were recorded."""
+        How many were recorded. A `status` report (a clear view: outages.heartbeats) has no
+        bearing."""
         name = self.world.cameras.names[cam]
         ax, ay = (x, y) if aim is None else aim
         if max(times, default=self.end_s) >= self.end_s:
@@ -101,6 +104,7 @@ class Recorder:
         self._camera += [cam] * n
         self._confidence += conf if isinstance(conf, list) else conf.tolist()
         self._labels += labels
+        self._status += [status] * n
         return n
 
     def _claim(self, device: str, times: list[int]) -> list[int]:
@@ -138,6 +142,7 @@ class Recorder:
         self._camera.append(-1)
         self._confidence.append(0.0)
         self._labels.append("")
+        self._status.append(False)
 
     def specials(self) -> Specials:
         """The records so far, in the order they came, ready to be written."""
@@ -167,6 +172,7 @@ class Recorder:
             confidence=rounded(np.array(self._confidence, dtype=np.float64)[seen], 2),
             labels=[labels[i] for i in seen.tolist()],
             bearing=rounded(bearing, 1),
+            status=np.array(self._status, dtype=bool)[seen],
             satellite=self._satellite,
         )
 
@@ -188,6 +194,7 @@ class Specials:
     confidence: list[float]
     labels: list[str]
     bearing: list[float]
+    status: BoolArray  # a clear-view status: no bearing
     satellite: dict[int, dict[str, Any]]  # the satellite records' fields after lon
 
     def __len__(self) -> int:
@@ -245,8 +252,9 @@ class Specials:
             _floats(self.lat[seen], '","lat":', ""),
             _floats(self.lon[seen], ',"lon":', ""),
             _floats(np.array(self.confidence), ',"confidence":', ""),
-            _words(self.labels, ',"label":', ',"bearing_deg":'),
-            _floats(np.array(self.bearing), "", ""),
+            _words(self.labels, ',"label":', ',"bearing_deg":').only(~self.status),
+            _words(self.labels, ',"label":', "").only(self.status),
+            _floats(np.array(self.bearing), "", "").only(~self.status),
             Column(own, cam),
         ]
         return text(pieces).split("\n")[:-1]

@@ -38,7 +38,7 @@ from firewatch.linkage.report import Report, Row
 from firewatch.linkage.service import Linkage
 from firewatch.linkage.store import DispatchCounts, order_id
 from firewatch.metrics import EngineMeter, EngineMetrics, LinkageCollector, LinkageMetrics
-from firewatch.model import EventKind, IncidentEvent
+from firewatch.model import Event, EventKind, IncidentEvent
 from firewatch.rules.model import RoutingRules
 from firewatch.sim.teams import TeamSimulator
 from firewatch.sim.world import read_grid
@@ -128,9 +128,9 @@ class _Season:
     escalations: int = 0
     opened: list[str] = field(default_factory=list)
 
-    def deliver(self, events: Sequence[IncidentEvent]) -> None:
+    def deliver(self, events: Sequence[Event]) -> None:
         """Deliver events in order, each at max(now, its event time); equal times go together."""
-        group: list[IncidentEvent] = []
+        group: list[Event] = []
         for e in events:
             t = max(self.clock.now(), e.observed_at)
             if t > self.clock.now():
@@ -164,11 +164,15 @@ class _Season:
             if nxt >= t:
                 return
 
-    def _send(self, events: list[IncidentEvent]) -> None:
+    def _send(self, events: list[Event]) -> None:
         if not events:
             return
         self.consumer.deliver(events)
-        new = [e.incident_id for e in events if e.event is EventKind.OPENED]
+        new = [
+            e.incident_id
+            for e in events
+            if isinstance(e, IncidentEvent) and e.event is EventKind.OPENED
+        ]
         self.opened += new
         self.teams.on_dispatched([order_id(i) for i in new], self.clock.now())
 
@@ -267,8 +271,9 @@ def write_season(
     The simulator keeps fires 4-8 km apart whatever their times, so one call has room for only a
     few dozen fires in the Qujiang grid, the rest placed anywhere after thousands of tries. A
     season is therefore written as ceil(fires / EPISODE_FIRES) episodes of equal length, episode
-    k with seed `seed * 1000 + k`: its own fires, noise and device layout (the sensors are
-    redeployed between episodes, a simplification of the demo). The grid is read once. The demo
+    k with seed `seed * 1000 + k`: its own fires and noise, in one world (the devices of episode
+    0 stand where they are all season, so device health sees the same devices). The grid is read
+    once. The demo
     season (330 fires, 59,712 lines) takes about half a second (benchmarks/README.md).
     """
     if days <= 0 or fires < 0:
@@ -288,6 +293,7 @@ def write_season(
                 sensors=sensors,
                 cameras=cameras,
                 fires=fires * (k + 1) // episodes - fires * k // episodes,
+                world_seed=seed * 1000,
             )
             stream.write(out)
             summaries.append(stream.summary)

@@ -58,6 +58,16 @@ class LateLine(_Frozen):
     beyond_grace: bool  # later than the engine's 10-minute grace period
 
 
+class Outage(_Frozen):
+    """A device silent over [start, end): its reports in between are never sent."""
+
+    device_id: str
+    source: str  # sensor | camera
+    start: datetime
+    end: datetime
+    cause: str  # fault | power_cut
+
+
 class SimSummary(_Frozen):
     seed: int
     start: datetime
@@ -71,6 +81,8 @@ class SimSummary(_Frozen):
     malformed: list[MalformedLine]
     duplicates: list[DuplicateLine]
     late: list[LateLine]
+    outages: list[Outage] = []  # devices silent for a while (outages.py)
+    heartbeats: int = 0  # the towers' clear-view status records
 
     def render(self) -> str:
         """One line for the command line."""
@@ -82,5 +94,6 @@ class SimSummary(_Frozen):
         return (
             f"{self.lines:,} lines, {self.records:,} records ({sources}); "
             f"{len(self.malformed)} malformed, {len(self.duplicates)} duplicates, "
-            f"{len(self.late)} late ({beyond} beyond grace); fires: {fires or 'none'}"
+            f"{len(self.late)} late ({beyond} beyond grace); {len(self.outages)} devices "
+            f"silent for a while; fires: {fires or 'none'}"
         )

@@ -96,8 +96,11 @@ def deliver(
     stamps: Stamps,
     window: tuple[int, int],
     rng: np.random.Generator,
+    silent: BoolArray | None = None,
 ) -> Delivery:
-    """Send the bulk sensor readings and the special (camera, satellite) records on their way."""
+    """Send the bulk sensor readings and the special (camera, satellite) records on their way.
+    `silent` bulk readings (outages.py) are never sent, nor copies of them; the draws are made
+    for them all the same."""
     n_bulk = sensor_lines.bulk.size
     special_t = np.array(specials.times, dtype=np.int64)
     observed = np.concatenate([sensor_lines.bulk.t.ravel(), special_t])
@@ -113,12 +116,19 @@ def deliver(
     dup_arrival = arrival[dup_source] + rng.integers(5_000, 600_001, size=len(dup_source))
     bad_arrival, bad_lines = _malformed_lines(sensor_lines, window, rng)
     order = _arrival_order(np.concatenate([arrival, dup_arrival, bad_arrival]))
-    line_of = np.empty(len(order), dtype=np.int64)
+    gone = np.zeros(len(order), dtype=bool)  # entries never sent: silent readings, their copies
+    if silent is not None:
+        gone[:n_bulk] = silent
+        gone[n : n + len(dup_source)] = gone[dup_source]
+        order = order[~gone[order]]
+    line_of = np.zeros(len(gone), dtype=np.int64)
     line_of[order] = np.arange(1, len(order) + 1)
     sources = specials.sources
-    counts = Counter({"sensor": n_bulk + int((dup_source < n_bulk).sum())})
+    sent_dups = dup_source[~gone[n : n + len(dup_source)]]
+    sent_bulk = n_bulk - int(gone[:n_bulk].sum())
+    counts = Counter({"sensor": sent_bulk + int((sent_dups < n_bulk).sum())})
     counts.update(sources)
-    counts.update(sources[i - n_bulk] for i in dup_source.tolist() if i >= n_bulk)
+    counts.update(sources[i - n_bulk] for i in sent_dups.tolist() if i >= n_bulk)
 
     return Delivery(
         order=order,
@@ -138,6 +148,7 @@ def deliver(
             for line, original in zip(
                 line_of[n : n + len(dup_source)].tolist(), line_of[dup_source].tolist(), strict=True
             )
+            if line  # 0: a copy of a silent reading, never sent
         ],
         late=_late_lines(sensor_lines, specials, stamps, observed, delay, line_of[:n]),
     )
@@ -161,7 +172,7 @@ def _late_lines(
     line_of: IntArray,
 ) -> list[LateLine]:
     """The records that arrive more than MAX_DELAY_MS after they were observed, in line order."""
-    late = np.flatnonzero(delay > MAX_DELAY_MS)
+    late = np.flatnonzero((delay > MAX_DELAY_MS) & (line_of > 0))  # 0: never sent
     late = late[np.argsort(line_of[late])]
     n_bulk = sensor_lines.bulk.size
 

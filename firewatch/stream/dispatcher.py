@@ -35,7 +35,7 @@ from firewatch.linkage import keys
 from firewatch.linkage.consumer import UNREACHABLE, LinkageConsumer
 from firewatch.linkage.service import Linkage
 from firewatch.metrics import LinkageMetrics, StreamMetrics
-from firewatch.model import IncidentEvent
+from firewatch.model import Event, parse_event
 from firewatch.settings import Settings
 from firewatch.stream.masks import MaskPublisher
 from firewatch.stream.observe import positions, record_lag
@@ -78,17 +78,18 @@ class Dispatcher:
             self.linkage_metrics.error(operation)
 
     # -- incident events ----------------------------------------------------------------------
-    def parse(self, partition: int, records: Sequence[Any]) -> list[IncidentEvent]:
-        """A partition's records as incident events; anything else is said and skipped."""
+    def parse(self, partition: int, records: Sequence[Any]) -> list[Event]:
+        """A partition's records as incident or device events; anything else is said and
+        skipped."""
         events = []
         for r in records:
             try:
-                events.append(IncidentEvent.model_validate_json(r.value or b""))
+                events.append(parse_event(r.value or b""))
             except ValueError as exc:
                 self.counts["invalid"] += 1
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 log.warning(
-                    "dispatcher: %s[%d]@%d is not an incident event, skipped: %s",
+                    "dispatcher: %s[%d]@%d is not an incident or device event, skipped: %s",
                     self.topics.incidents,
                     partition,
                     r.offset,
@@ -96,7 +97,7 @@ class Dispatcher:
                 )
         return events
 
-    async def apply(self, consumer: Any, events: list[IncidentEvent]) -> None:
+    async def apply(self, consumer: Any, events: list[Event]) -> None:
         """Deliver to Redis, retrying until it answers; the partitions are paused meanwhile. A
         batch Redis refuses (a script error, not an outage) is delivered event by event, so that
         only the event it refuses is skipped, said with its id."""
@@ -115,7 +116,7 @@ class Dispatcher:
                         "dispatcher: event %s refused by Redis, skipped: %s", event.event_id, one
                     )
 
-    async def _deliver(self, consumer: Any, events: list[IncidentEvent]) -> None:
+    async def _deliver(self, consumer: Any, events: list[Event]) -> None:
         retries = self.delivery.retries
         began = time.monotonic()
         task = asyncio.ensure_future(asyncio.to_thread(self.delivery.deliver, events))

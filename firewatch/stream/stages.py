@@ -32,7 +32,7 @@ from firewatch.engine.core import Engine
 from firewatch.engine.located import Located
 from firewatch.ingest.validate import Problem, make_reject, validate_lines
 from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
-from firewatch.model import AnyDetection, IncidentEvent, Reject, RejectReason
+from firewatch.model import AnyDetection, Event, Reject, RejectReason
 from firewatch.rules.model import Mask
 from firewatch.settings import Settings
 from firewatch.stream import wire
@@ -250,7 +250,7 @@ class Worker:
         partition: int,
         records: Sequence[tuple[bytes, bytes]],
         saved: Callable[[bytes], bytes | None],
-    ) -> tuple[list[IncidentEvent], set[bytes]]:
+    ) -> tuple[list[Event], set[bytes]]:
         """One located partition's batch: incident events, and the regions whose state changed."""
         where = f"{self.topics.located}[{partition}]"
         by_region: dict[bytes, list[Located | list[bytes]]] = defaultdict(list)
@@ -271,8 +271,8 @@ class Worker:
                 by_region[key].append(value.split(b"\n"))
             else:  # only `locate` writes here; anything else is skipped, loudly
                 log.warning("%s: message without a region key or value skipped", where)
-        events: list[IncidentEvent] = []
-        by_engine: dict[bytes, list[IncidentEvent]] = defaultdict(list)  # for the metrics
+        events: list[Event] = []
+        by_engine: dict[bytes, list[Event]] = defaultdict(list)  # for the metrics
         for region, parts in by_region.items():
             engine = self.engine_for(region, partition, saved(region))
             for part in _runs(parts):
@@ -305,7 +305,7 @@ class Worker:
             log.warning("%s: %d located records invalid, skipped", where, len(rejects))
         return detections
 
-    def _count(self, by_engine: dict[bytes, list[IncidentEvent]]) -> None:
+    def _count(self, by_engine: dict[bytes, list[Event]]) -> None:
         """The engines that processed input or released events: what they counted, and their
         events, to the metrics."""
         if self.meter is not None:
@@ -341,10 +341,10 @@ class Worker:
             if r in self.engines
         }
 
-    def release_idle(self) -> tuple[list[IncidentEvent], set[bytes]]:
+    def release_idle(self) -> tuple[list[Event], set[bytes]]:
         """No input for a while: release every region to the latest event time of the stream, as
         a replay's flush does (a region's own latest may be hours older)."""
-        by_engine: dict[bytes, list[IncidentEvent]] = {}
+        by_engine: dict[bytes, list[Event]] = {}
         known = [t for seen in self.progress.values() for t in seen.values()]
         last = datetime.fromtimestamp(max(known), UTC) if known else None
         for region, (_, engine) in self.engines.items():

@@ -1,7 +1,7 @@
 """The located topic's messages: one region's part of a prepared batch (engine/located.py), in
 columns, so that the incidents stage parses no JSON and does no geometry.
 
-Version 2, little-endian:
+Version 3, little-endian:
 
     b"\\x02"  n: u32  signals: u32  grid: u16 length + UTF-8 (the cells key of the grid the
                                    cell indexes refer to: another grid locates them again)
@@ -9,11 +9,16 @@ Version 2, little-endian:
     per signal: row: u32  frp: f64  pixel_km: f64  flame: u8  has_sight: u8
                 [camera_lat: f64  camera_lon: f64  bearing_deg: f64, when has_sight is 1]
                 id: u16 length + UTF-8  device: u16 length + UTF-8
+    devices: u32, then each: u16 length + UTF-8 (the distinct device ids, first seen first)
+    device: u32[n] (each row's, an index into them)
+    stations: u32, then each: row: u32  camera_lat: f64  camera_lon: f64 (cameras that say
+                where they stand: device health, engine/health.py)
 
-The first byte is the format's version. Version 1 is the same without has_sight and the sight
-(before cameras were placed by their sights); a message that starts with `{` is the format before
-columns (valid JSON lines, newline-joined). A worker of this version reads both, so that a rolling
-upgrade loses nothing left on the topic.
+The first byte is the format's version. Version 2 is the same without the device ids and stations
+(before device health: its rows are of no known device, and health does not see them); version 1
+also without has_sight and the sight (before cameras were placed by their sights); a message that
+starts with `{` is the format before columns (valid JSON lines, newline-joined). A worker of this
+version reads them all, so that a rolling upgrade loses nothing left on the topic.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from firewatch.engine.located import Located
 from firewatch.engine.signals import SOURCE_CODE, Columns, Signal, Strength
 from firewatch.geo.sight import Sight
 
-VERSION = 2
-READABLE = (1, 2)
+VERSION = 3
+READABLE = (1, 2, 3)
 _HEAD = struct.Struct("<BII")
 _SIGNAL = struct.Struct("<IddB")  # version 1
 _SIGNAL_SIGHT = struct.Struct("<IddBB")  # version 2: and whether a sight follows
 _SIGHT = struct.Struct("<ddd")
+_COUNT = struct.Struct("<I")
+_STATION = struct.Struct("<Idd")
 _LEN = struct.Struct("<H")
 _COLUMNS = (  # name, dtype, in the order they are written
     ("t", np.dtype("<f8")),
@@ -43,7 +50,7 @@ _COLUMNS = (  # name, dtype, in the order they are written
     ("strength", np.dtype("i1")),
     ("static", np.dtype("u1")),
 )
-ROW_BYTES = sum(dtype.itemsize for _, dtype in _COLUMNS)
+ROW_BYTES = sum(dtype.itemsize for _, dtype in _COLUMNS) + 4  # and its device index
 SOURCES = {code: source for source, code in SOURCE_CODE.items()}
 _FIRST_BYTES = frozenset(bytes([v]) for v in READABLE)
 
@@ -79,6 +86,14 @@ def encode(batch: Located) -> bytes:
         for text in (s.id, s.device):
             raw = text.encode()
             parts += [_LEN.pack(len(raw)), raw]
+    ids, index = np.unique(batch.device.astype(str), return_inverse=True)
+    parts.append(_COUNT.pack(len(ids)))
+    for text in ids.tolist():
+        raw = text.encode()
+        parts += [_LEN.pack(len(raw)), raw]
+    parts.append(index.astype("<u4").tobytes())
+    parts.append(_COUNT.pack(len(batch.stations)))
+    parts += [_STATION.pack(row, *at) for row, at in sorted(batch.stations.items())]
     return b"".join(parts)
 
 
@@ -145,11 +160,45 @@ def _decode(view: memoryview) -> Located:
             flame=bool(flame),
             sight=sight,
         )
+    device = np.full(n, "", object)  # version 1 and 2: no device known
+    stations: dict[int, tuple[float, float]] = {}
+    if version >= 3:
+        device, stations, at = _devices(view, at, n)
     if at != len(view):
         raise ValueError(f"{len(view) - at} bytes left over")
     if len(signals) != int(np.count_nonzero(strength)):
         raise ValueError("a fire signal row without its signal")
-    return Located(cols, cell, strength, arrays["static"].astype(bool), signals, grid)
+    static = arrays["static"].astype(bool)
+    return Located(cols, cell, strength, static, signals, grid, device, stations)
+
+
+def _devices(
+    view: memoryview, at: int, n: int
+) -> tuple[np.ndarray, dict[int, tuple[float, float]], int]:
+    (count,) = _COUNT.unpack_from(view, at)
+    at += _COUNT.size
+    ids = []
+    for _ in range(count):
+        text, at = _text(view, at)
+        ids.append(text)
+    size = 4 * n
+    if at + size > len(view):
+        raise ValueError("device column cut short")
+    index = np.frombuffer(view, "<u4", n, at).astype(np.int64)
+    at += size
+    if n and (not count or int(index.max()) >= count):
+        raise ValueError(f"a row's device is not one of the {count} listed")
+    device = np.array(ids, object)[index] if n else np.empty(0, object)
+    (count,) = _COUNT.unpack_from(view, at)
+    at += _COUNT.size
+    stations = {}
+    for _ in range(count):
+        row, lat, lon = _STATION.unpack_from(view, at)
+        at += _STATION.size
+        if not 0 <= row < n:
+            raise ValueError(f"station row {row} is not one of the {n} rows")
+        stations[row] = (lat, lon)
+    return device, stations, at
 
 
 def _text(view: memoryview, at: int) -> tuple[str, int]:

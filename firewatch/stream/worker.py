@@ -56,7 +56,7 @@ import faust
 
 from firewatch.engine.core import Engine
 from firewatch.metrics import EngineMetrics, StreamMetrics
-from firewatch.model import IncidentEvent
+from firewatch.model import Event, IncidentEvent
 from firewatch.settings import Settings
 from firewatch.stream.checkpoint import Checkpoints
 from firewatch.stream.locate import locate_clients, run_locate
@@ -243,9 +243,12 @@ class WorkerApp:
         assert self.stream_metrics is not None
         await faust_lag(self.app, self.topics.located, self.stream_metrics)
 
-    def publish(self, events: list[IncidentEvent]) -> None:
+    def publish(self, events: list[Event]) -> None:
+        """Incident events keyed by incident (its events stay in order on one partition), device
+        events by device, or by cell for a cell's."""
         for e in events:
-            self.incidents.send_soon(key=e.incident_id.encode(), value=e.model_dump_json().encode())
+            key = e.incident_id if isinstance(e, IncidentEvent) else e.device_id or e.grid_id
+            self.incidents.send_soon(key=key.encode(), value=e.model_dump_json().encode())
 
 
 def idle(worker: Worker, now: float, idle_release: float) -> bool:
