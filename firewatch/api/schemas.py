@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from firewatch.linkage.maintenance import HealthRow
 from firewatch.linkage.model import IncidentRecord, LogEntry, Order, Resolution
 from firewatch.linkage.report import Report, Row
 from firewatch.linkage.store import MaskOrigin
@@ -67,10 +68,13 @@ class ReportOut(BaseModel):
     first: date | None
     last: date | None
     rows: list[Row]
+    # device uptime and blind-cell hours (maintenance, not fire warnings), overall and by
+    # township and district (of those asked for in `by`)
+    devices: list[HealthRow] = []
 
     @classmethod
     def of(cls, report: Report) -> ReportOut:
-        return cls(first=report.first, last=report.last, rows=report.rows)
+        return cls(first=report.first, last=report.last, rows=report.rows, devices=report.devices)
 
 
 class RejectOut(BaseModel):

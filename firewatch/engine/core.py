@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -66,7 +66,15 @@ from firewatch.geo.grid import Grid
 from firewatch.geo.index import LocateIndex
 from firewatch.geo.sight import Sight
 from firewatch.ingest.validate import detection_id, validate_lines
-from firewatch.model import AnyDetection, DeviceEvent, Event, Outcome, Reject, Source
+from firewatch.model import (
+    AnyDetection,
+    DeviceEvent,
+    Event,
+    IncidentEvent,
+    Outcome,
+    Reject,
+    Source,
+)
 from firewatch.rules.model import Mask, RuleSet
 
 EventT = TypeVar("EventT", bound=Event)
@@ -196,10 +204,10 @@ class Engine:
         self._count(cols, cell, supp, strength, by_mask)
         t = laps.lap("rules", t)
         events: list[Event] = []
-        if self.health.enabled:
-            events += self._record(self._admit_devices(batch))
         # the latest event time seen before each record, in arrival order (for `stale`)
         before = np.maximum.accumulate(np.concatenate(([self._max_t], cols.t[:-1])))
+        if self.health.enabled:
+            self._admit_devices(batch, np.maximum(before - self._inactivity, self._watermark))
         for i in np.flatnonzero(strength).tolist():
             events += self._admit(batch.signals[i], float(before[i]))
         self._max_t = max(self._max_t, float(cols.t.max()))
@@ -417,23 +425,30 @@ class Engine:
         return self._record(self.tracker.step(s))
 
     def _release(self, watermark: float) -> list[Event]:
-        events: list[Event] = []
+        """Fire signals and device records up to the watermark; their events merged in event
+        time (incident events first at one time), so that where batches begin changes nothing."""
+        events: list[IncidentEvent] = []
         while self._buffer and self._buffer[0][0] <= watermark:
             _, _, s = heapq.heappop(self._buffer)
             events += self.tracker.close_before(s.t)
             events += self.tracker.step(s)
+        devices: list[DeviceEvent] = []
         if watermark > self._watermark:
             self._watermark = watermark
             events += self.tracker.close_before(watermark)
             self._forget(watermark)
             if self.health.enabled:
-                events += self.health.release(watermark)
-        return self._record(events)
+                devices = self.health.release(watermark)
+        if not devices:
+            return self._record(events)
+        return self._record(list(heapq.merge(events, devices, key=_EVENT_TIME)))
 
-    def _admit_devices(self, batch: Located) -> list[DeviceEvent]:
-        """Every located record says its device is alive (engine/health.py)."""
+    def _admit_devices(self, batch: Located, in_time: np.ndarray) -> None:
+        """Every located record in time says its device is alive (engine/health.py): not older
+        than the watermark, nor than the latest event time before it by more than the
+        inactivity window (`in_time`, per record: `stale`, as for fire signals)."""
         cols = batch.cols
-        return self.health.admit(
+        self.health.admit(
             cols.t,
             batch.device,
             cols.source,
@@ -441,7 +456,7 @@ class Engine:
             cols.lat,
             cols.lon,
             batch.stations,
-            self._watermark,
+            in_time,
         )
 
     def _route_outside_cameras(
@@ -506,6 +521,7 @@ def _devices(
 
 
 _DEVICE_ID = itemgetter("device_id")
+_EVENT_TIME = attrgetter("observed_at")
 
 
 def _iso(t: float) -> str:

@@ -13,10 +13,11 @@ its last record, it is down at that moment (`device_down`); its next record brin
 
 Records wait for the watermark like fire signals (the grace period), then are taken in event-time
 order, so that input late by up to the grace gives the same device events as sorted input, in
-batches of any size; a record later than that is taken at once. When the watermark passes a
-device's deadline without a record, it is down at its deadline. The changes of one release are
-applied to the cells in time order: a cell is `cell_blind` when its last watching device goes
-down, `cell_watched` when one comes back (or a new one is first heard).
+batches of any size; a record later than that is no sign of life (a device whose clock is behind
+is not watching in time: it goes down, and its late records change nothing). When the watermark
+passes a device's deadline without a record, it is down at its deadline. The changes of one
+release are applied to the cells in time order: a cell is `cell_blind` when its last watching
+device goes down, `cell_watched` when one comes back (or a new one is first heard).
 
 State is in numpy columns by device row (one region may hold many devices); the snapshot is in
 engine/state.py.
@@ -138,46 +139,40 @@ class Health:
         lat: np.ndarray,
         lon: np.ndarray,
         stations: dict[int, tuple[float, float]],
-        watermark: float,
-    ) -> list[DeviceEvent]:
-        """A batch's located records (cell >= 0) of watched sources: each waits for the
-        watermark, or is taken at once when it is already older than it (late)."""
-        # a record of no known device (a located message of an earlier format) is not taken
-        use = (cell >= 0) & self._watched[source] & (device != "")
+        in_time: np.ndarray,
+    ) -> None:
+        """A batch's located records (cell >= 0) of watched sources wait for the watermark. A
+        record older than `in_time` (its own bound: the watermark, or the newest event time seen
+        before it less the inactivity window) is no sign of life: a device whose records come
+        that late (a clock behind) is not watching in time."""
+        # nor is a record of no known device (a located message of an earlier format)
+        use = (cell >= 0) & self._watched[source] & (device != "") & (t >= in_time)
         home = cell.copy()  # the cell the device stands in: a camera's station's, when it says
         if stations:
             at = np.fromiter(stations, np.int64, len(stations))
             where = np.array(list(stations.values()), np.float64).reshape(-1, 2)
             home[at] = self._locate(where[:, 0], where[:, 1])
-            # a camera standing outside the grid, or in another region, is judged where it
-            # stands (by the records located there), not by the smoke it sees elsewhere
+            # a camera standing in another region is judged there (by its records located
+            # there), not by the smoke it sees here; one standing outside the grid is not
+            # judged at all (its status records are located nowhere)
             use[at] &= (home[at] >= 0) & (
                 self._regions[np.maximum(home[at], 0)] == self._regions[np.maximum(cell[at], 0)]
             )
         take = np.flatnonzero(use)
         if not take.size:
-            return []
+            return
         row = np.empty(take.size, np.int64)
         known = self._row
         regions = self._regions[home[take]].tolist()
-        for k, i in enumerate(take.tolist()):
-            key = (regions[k], device[i])
-            r = known.get(key)
+        for k, (i, region) in enumerate(zip(take.tolist(), regions, strict=True)):
+            r = known.get((region, device[i]))
             if r is None:
                 station = stations.get(i)
                 spot = (lat[i], lon[i]) if station is None else station
                 r = self._register(device[i], int(source[i]), int(home[i]), *spot)
             row[k] = r
-        times = t[take]
-        late = times < watermark
-        if late.any():
-            self._waiting_t.append(times[~late])
-            self._waiting_row.append(row[~late])
-            order = np.argsort(times[late], kind="stable")  # arrival order at one time
-            return self._apply(self._take(times[late][order], row[late][order]))
-        self._waiting_t.append(times)
+        self._waiting_t.append(t[take])
         self._waiting_row.append(row)
-        return []
 
     def release(self, watermark: float) -> list[DeviceEvent]:
         """Take the records at or before the watermark, in event-time order, then call down the
@@ -246,11 +241,13 @@ class Health:
         return changes
 
     def _interval(self, r: int) -> float:
+        """Its mean gap, to the minute (so that one record more or less, late or not, rarely
+        moves it), or before `learn_after` gaps at least the source's `interval`."""
         gaps = int(self._gaps[r])
-        mean = self._gap_sum[r] / gaps if gaps else 0.0
+        mean = _to_minute(float(self._gap_sum[r]) / gaps) if gaps else 0.0
         if gaps >= self.rules.learn_after:
-            return float(mean)
-        return float(max(mean, self._default[self._source[r]]))
+            return mean
+        return max(mean, float(self._default[self._source[r]]))
 
     def _allowance(self, r: int, interval: float) -> float:
         code = self._source[r]
@@ -261,6 +258,7 @@ class Health:
         code = self._source[:n]
         gaps = self._gaps[:n]
         mean = np.divide(self._gap_sum[:n], gaps, out=np.zeros(n), where=gaps > 0)
+        mean = np.where(mean >= 90.0, np.round(mean / 60.0) * 60.0, np.round(mean))  # _to_minute
         interval = np.where(
             gaps >= self.rules.learn_after, mean, np.maximum(mean, self._default[code])
         )
@@ -442,6 +440,11 @@ class Health:
             if not keep.all():
                 notes.append(f"{int((~keep).sum())} device records waiting dropped")
         return notes
+
+
+def _to_minute(seconds: float) -> float:
+    """A mean interval to the minute (to the second below 90 s); as in `_allowances`."""
+    return round(seconds / 60.0) * 60.0 if seconds >= 90.0 else float(round(seconds))
 
 
 def _where(cell: Cell) -> dict[str, str | None]:

@@ -231,8 +231,9 @@ def encode(state: EngineState) -> bytes:
             "sights": [(_row(s), iid, reach) for s, iid, reach in t.sights],
         },
         "stats": _stats(state.stats),
-        "devices": dataclasses.asdict(state.devices),
     }
+    if state.devices.ids:  # none known (health off, or nothing heard yet): nothing to say
+        doc["devices"] = dataclasses.asdict(state.devices)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 

@@ -274,7 +274,7 @@ def write_season(
     k with seed `seed * 1000 + k`: its own fires and noise, in one world (the devices of episode
     0 stand where they are all season, so device health sees the same devices). The grid is read
     once. The demo
-    season (330 fires, 59,712 lines) takes about half a second (benchmarks/README.md).
+    season (330 fires, 69,809 lines) takes well under a second (benchmarks/README.md).
     """
     if days <= 0 or fires < 0:
         raise FirewatchError(f"a season needs days > 0 and fires >= 0 (got {days}, {fires})")

@@ -45,7 +45,8 @@ CONTRACT = {
     "firewatch_api_request_duration_seconds",
     "firewatch_api_stream_subscribers",
 }
-ADDED = {"firewatch_linkage_read_ok"}  # beyond the contract
+# beyond the contract: the dispatcher's Redis reads; device health (issue #12)
+ADDED = {"firewatch_linkage_read_ok", "firewatch_engine_device_events_total"}
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from firewatch.engine.located import Located
 from firewatch.ingest.validate import validate_lines
-from firewatch.model import LocatedBy
+from firewatch.model import DeviceEvent, DeviceEventKind, IncidentEvent, LocatedBy
 from firewatch.runtime import open_engine
 from firewatch.settings import Settings
 from firewatch.simulate import write_stream
@@ -40,6 +40,7 @@ def same(a: Located, b: Located) -> None:
         assert np.array_equal(getattr(a.cols, name), getattr(b.cols, name)), name
     assert np.array_equal(a.cell, b.cell) and np.array_equal(a.strength, b.strength)
     assert np.array_equal(a.static, b.static) and a.signals == b.signals
+    assert np.array_equal(a.device, b.device) and a.stations == b.stations
 
 
 def test_through_the_wire_an_engine_decides_what_a_replay_decides(
@@ -61,7 +62,10 @@ def test_through_the_wire_an_engine_decides_what_a_replay_decides(
     stream_events += streamed.flush()
     assert signals > 50 and len(replay_events) > 10  # fires were seen, incidents opened
     assert sights > 10  # cameras' lines of sight went through (and placed incidents)
-    assert {e.located_by for e in stream_events} > {LocatedBy.DETECTION}
+    placed = {e.located_by for e in stream_events if isinstance(e, IncidentEvent)}
+    assert placed > {LocatedBy.DETECTION}
+    # device health went through too: the devices and camera stations of every row
+    assert any(e.event is DeviceEventKind.DEVICE_DOWN for e in stream_events)
     assert [e.model_dump() for e in stream_events] == [e.model_dump() for e in replay_events]
     assert streamed.stats.as_dict() == replayed.stats.as_dict()
 
@@ -82,6 +86,8 @@ def test_a_batch_located_on_another_grid_is_located_again(batches: list[list[byt
             prepared.static,
             {i: dataclasses.replace(s, cell=0) for i, s in prepared.signals.items()},
             "1-another-grid",
+            prepared.device,
+            prepared.stations,
         )
         stream_events += streamed.process_located(wire.decode(wire.encode(foreign)))
     assert [e.model_dump() for e in stream_events] == [e.model_dump() for e in replay_events]
@@ -110,7 +116,7 @@ def test_a_message_it_cannot_read_says_why(batches: list[list[bytes]]) -> None:
     for broken, why in [
         (message[:-3], "not readable"),
         (message + b"xx", "2 bytes left over"),
-        (b"\x03" + message[1:], "format 3, this worker reads 1, 2"),
+        (b"\x04" + message[1:], "format 4, this worker reads 1, 2, 3"),
         (message[:20], "cut short"),
     ]:
         with pytest.raises(wire.WireError, match=why):
@@ -139,4 +145,27 @@ def test_a_message_of_format_1_is_still_read(batches: list[list[bytes]]) -> None
     assert any(sig.sight is not None for sig in prepared.signals.values())
     without = {row: dataclasses.replace(sig, sight=None) for row, sig in prepared.signals.items()}
     old = dataclasses.replace(prepared, signals=without)
-    same(wire.decode(version_1(old)), old)
+    decoded = wire.decode(version_1(old))
+    assert set(decoded.device.tolist()) == {""}  # no device ids before format 3
+    same(decoded, dataclasses.replace(old, device=decoded.device, stations={}))
+
+
+def test_a_message_of_format_2_is_read_and_its_rows_are_of_no_known_device(
+    batches: list[list[bytes]],
+) -> None:
+    """A worker before device health wrote no device ids: its rows still make incidents, and
+    device health leaves them alone (it cannot tell whose they are)."""
+    engine = open_engine(settings())
+    detections, _, _ = validate_lines(batches[0], "day.jsonl")
+    prepared = engine.prepare(detections)
+    message = wire.encode(prepared)
+    ids = np.unique(prepared.device.astype(str))
+    section = 4 + sum(2 + len(i.encode()) for i in ids.tolist()) + 4 * len(prepared)
+    section += 4 + 20 * len(prepared.stations)
+    old = b"\x02" + message[1 : len(message) - section]
+    decoded = wire.decode(old)
+    assert set(decoded.device.tolist()) == {""} and decoded.stations == {}
+    same(decoded, dataclasses.replace(prepared, device=decoded.device, stations={}))
+    fresh = open_engine(settings())
+    events = fresh.process_located(decoded) + fresh.flush()
+    assert events and not any(isinstance(e, DeviceEvent) for e in events)
