@@ -222,6 +222,14 @@ Event = IncidentEvent | DeviceEvent
 _DEVICE_KINDS = frozenset(k.value for k in DeviceEventKind)
 
 
+def event_key(e: Event) -> str:
+    """What an event is about, as the incidents topic's message key: its incident (an
+    incident's events stay in order on one partition), its device, or for a cell's, the cell."""
+    if isinstance(e, IncidentEvent):
+        return e.incident_id
+    return e.device_id or e.grid_id
+
+
 def parse_event(data: bytes | str) -> Event:
     """One event line (JSON) of either kind, told apart by its `event` field."""
     found = _EVENT_KIND.search(data if isinstance(data, bytes) else data.encode())

@@ -56,7 +56,7 @@ import faust
 
 from firewatch.engine.core import Engine
 from firewatch.metrics import EngineMetrics, StreamMetrics
-from firewatch.model import Event, IncidentEvent
+from firewatch.model import Event, event_key
 from firewatch.settings import Settings
 from firewatch.stream.checkpoint import Checkpoints
 from firewatch.stream.locate import locate_clients, run_locate
@@ -244,11 +244,10 @@ class WorkerApp:
         await faust_lag(self.app, self.topics.located, self.stream_metrics)
 
     def publish(self, events: list[Event]) -> None:
-        """Incident events keyed by incident (its events stay in order on one partition), device
-        events by device, or by cell for a cell's."""
+        """Each event keyed by what it is about (model.event_key)."""
         for e in events:
-            key = e.incident_id if isinstance(e, IncidentEvent) else e.device_id or e.grid_id
-            self.incidents.send_soon(key=key.encode(), value=e.model_dump_json().encode())
+            key = event_key(e).encode()
+            self.incidents.send_soon(key=key, value=e.model_dump_json().encode())
 
 
 def idle(worker: Worker, now: float, idle_release: float) -> bool:

@@ -7,8 +7,8 @@ bearing_deg, lat and lon differ from those (every other line, and the lines' ord
 equal). Since device health (#12, sim/outages.py) every tower also sends a clear-view status
 every 30 minutes and some devices are silent for a while: more records, so the transport's draws
 (ids, delays, copies) fall differently and the digests are new; and a season keeps one world for
-all its episodes. A numpy, shapely or orjson upgrade that changes a stream fails here first; say so in the
-release notes when updating a digest."""
+all its episodes. A numpy, shapely or orjson upgrade that changes a stream fails here first; say
+so in the release notes when updating a digest."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ import yaml
 from firewatch.cli import main
 from firewatch.linkage import keys
 from firewatch.linkage.server import RedisProcess
+from firewatch.model import event_key, parse_event
 from firewatch.replay import replay
 from firewatch.runtime import open_engine
 from firewatch.settings import Settings
@@ -74,7 +75,7 @@ def _until(check: Callable[[], Any], timeout: float, what: str, logs: Callable[[
 
 
 def _publish(kafka: KafkaTestClient, topic: str, events: list[bytes]) -> None:
-    kafka.produce(topic, ((orjson.loads(e)["incident_id"].encode(), e) for e in events))
+    kafka.produce(topic, ((event_key(parse_event(e)).encode(), e) for e in events))
 
 
 def _committed_all(kafka: KafkaTestClient, topics: Topics) -> bool:
@@ -103,7 +104,7 @@ def test_every_opened_incident_gets_one_order_and_redis_outages_pause_without_lo
     procs.dispatcher()
     _until(lambda: _dispatched(client) == _opened(first), 60, "first orders", procs.log_tail)
     _until(lambda: _committed_all(kafka, topics), 30, "offsets committed", procs.log_tail)
-    assert "is not an incident event, skipped" in procs.log_text("dispatcher")
+    assert "is not an incident or device event, skipped" in procs.log_text("dispatcher")
 
     redis_server.kill()  # SIGKILL: Redis gone while incident events keep coming
     _publish(kafka, topics.incidents, second)
@@ -124,6 +125,12 @@ def test_every_opened_incident_gets_one_order_and_redis_outages_pause_without_lo
             oid = client.get(keys.incident(e["incident_id"])).decode()
             detected = float(client.hget(keys.order(oid), "detected_at"))
             assert detected == datetime.fromisoformat(e["first_seen"]).timestamp()
+    # device health's events became maintenance: every device registered once, every outage
+    # an order (none twice), and not one of them a fire warning
+    kinds = [orjson.loads(e)["event"] for e in events]
+    assert client.hlen(keys.DEVICES) == kinds.count("device_new") > 0
+    outages = kinds.count("device_down") + kinds.count("cell_blind")
+    assert len(client.keys(keys.maintenance("mnt-*"))) == outages  # (none in 4 hours)
 
 
 def _fast_rules(tmp_path: Path) -> Path:
@@ -219,4 +226,5 @@ def test_a_false_alarm_closed_on_the_cli_suppresses_the_next_detection_on_a_work
     )
     assert stats == {"suppressed": 1, "by": {mask: 1}}
     raw = [orjson.loads(m.value) for m in kafka.read_all(topics.incidents)]
-    assert {(e["incident_id"], e["event"]) for e in raw} == {(incident, "opened")}
+    incidents = [e for e in raw if "incident_id" in e]  # device health's events aside
+    assert {(e["incident_id"], e["event"]) for e in incidents} == {(incident, "opened")}
