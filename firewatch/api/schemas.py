@@ -8,10 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from firewatch.linkage.maintenance import HealthRow
-from firewatch.linkage.model import IncidentRecord, LogEntry, Order, Resolution
+from firewatch.linkage.model import (
+    IncidentRecord,
+    LogEntry,
+    MaintenanceOrder,
+    Order,
+    Resolution,
+)
 from firewatch.linkage.report import Report, Row
 from firewatch.linkage.store import MaskOrigin
+from firewatch.linkage.uptime import HealthRow
 from firewatch.model import Reject, RejectReason
 from firewatch.rules.model import Mask
 
@@ -47,6 +53,11 @@ class OrderList(BaseModel):
 class OrderDetail(BaseModel):
     order: Order
     log: list[LogEntry]  # every transition and notification, timestamped
+
+
+class MaintenanceList(BaseModel):
+    team: str | None  # None: every team's
+    orders: list[MaintenanceOrder]  # open ones, newest first
 
 
 class TransitionOut(BaseModel):

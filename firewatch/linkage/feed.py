@@ -10,10 +10,13 @@ repeats, as long as the feed still holds what follows that id (else FeedGap).
 Every entry has the same fields, FIELDS, empty when they do not apply (one field layout lets
 Redis store the field names once per stream node instead of once per entry):
 
-    kind         `incident` | `order`
+    kind         `incident` | `order` | `maintenance` (device health, maintenance.py)
     event        incident: `opened` | `updated` | `closed` (the incident event);
                  order: `created` | `ack` | `arrive` | `close` | `mask` | `escalated` |
-                 `severity` | `reached` | `incident_closed` (the order log entry's kind)
+                 `severity` | `reached` | `incident_closed` (the order log entry's kind);
+                 maintenance: `device_down` | `cell_blind` (opened) | `device_up` |
+                 `cell_watched` (resolved), with the maintenance order in `order`, its
+                 `open` or `resolved` in `state`
     incident     the incident id
     order        the order id ('' for an incident without an order)
     event_id     incident: the incident event's deterministic id; order: ''

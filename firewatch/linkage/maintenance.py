@@ -10,9 +10,7 @@ event changes nothing (an order exists for its id; the end of an outage finds no
 device is registered once). Maintenance orders are not counted in the dispatch aggregates, so the
 response and closure rates stay those of fire warnings.
 
-The report's device figures (`health_rows`) come from the per-day counters (keys.health): device-
-seconds possible (devices known each day x the day's seconds, up to now), seconds down (outages
-that ended, split by day, and those still open up to now) and blind-cell seconds.
+The script also keeps the per-day counters the report's device figures are read from (uptime.py).
 """
 
 from __future__ import annotations
@@ -20,13 +18,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from firewatch.linkage import codec, keys
 from firewatch.linkage.feed import FEED_MAXLEN
+from firewatch.linkage.model import MaintenanceOrder
 from firewatch.linkage.scripts import PRELUDE
 from firewatch.model import DeviceEvent, DeviceEventKind
 from firewatch.rules.model import RoutingRules
@@ -225,6 +224,51 @@ class Maintenance:
                 out.append(f"org:{name}")
         return out or [f"org:{self.routing.fallback}"]
 
+    # -- reading --------------------------------------------------------------------------------
+    def open_orders(self, team: str | None = None, limit: int = 1000) -> list[MaintenanceOrder]:
+        """Open maintenance orders, newest first (a team's only, with `team`), `limit` at most."""
+        ids = self.r.zrevrange(keys.MAINT_OPEN, 0, -1 if team else limit - 1)
+        orders = [o for o in self._read([i.decode() for i in ids]) if o is not None]
+        if team is not None:
+            orders = [o for o in orders if o.team == team]
+        return orders[:limit]
+
+    def get(self, mid: str) -> MaintenanceOrder | None:
+        (order,) = self._read([mid])
+        return order
+
+    def _read(self, ids: list[str]) -> list[MaintenanceOrder | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for mid in ids:
+            pipe.hgetall(keys.maintenance(mid))
+        return [_order(codec.text(h)) if h else None for h in pipe.execute()]
+
+
+def _order(h: dict[str, str]) -> MaintenanceOrder:
+    def time(name: str) -> datetime | None:
+        return codec.from_epoch(h[name].encode()) if h.get(name) else None
+
+    def number(name: str) -> float | None:
+        return float(h[name]) if h.get(name) else None
+
+    since, created = time("since"), time("created_at")
+    assert since is not None and created is not None  # written by every start
+    return MaintenanceOrder(
+        id=h["id"],
+        kind=h["kind"],
+        subject=h["subject"],
+        source=h.get("source") or None,
+        state=h["state"],
+        since=since,
+        resolved_at=time("resolved_at"),
+        silent_s=number("silent_s"),
+        created_at=created,
+        last_heard=time("last_heard"),
+        interval_s=number("interval_s"),
+        devices=int(h.get("devices") or 0),
+        **codec.place(h),
+    )
+
 
 def _scopes(e: DeviceEvent) -> list[str]:
     return ["all"] + [
@@ -282,100 +326,3 @@ def _message(kind: str, mid: str, e: DeviceEvent, at: datetime) -> list[str]:
 
 def _hours(seconds: float | None) -> str:
     return f"{(seconds or 0) / 3600:.1f} h"
-
-
-# -- the report's device figures --------------------------------------------------------------
-@dataclass(frozen=True)
-class HealthRow:
-    scope: str  # `all`, `township:<t>`, `district:<d>`
-    devices: int  # known by the end of the period
-    outages: int  # devices gone silent in the period
-    down_hours: float  # device-hours silent in the period (outages still open: up to now)
-    uptime: float | None  # 1 - down / device-hours possible (None: no device known)
-    blind: int  # cells left unwatched in the period
-    blind_cell_hours: float
-
-
-def epoch_day(d: date) -> int:
-    """A report date as the day number the script counts in (days since 1970-01-01 there)."""
-    return d.toordinal() - date(1970, 1, 1).toordinal()
-
-
-def health_rows(
-    r: Any,
-    first: date | None,
-    last: date | None,
-    by: Sequence[str],
-    now: datetime,
-    offset: timedelta,
-) -> list[HealthRow]:
-    """Per scope (`all`, then each `by` level's values), the period's device figures."""
-    days = [int(d) for d in r.zrange(keys.HEALTH_DAYS, 0, -1)]
-    today = int((now.timestamp() + offset.total_seconds()) // DAY_S)
-    lo = epoch_day(first) if first else min(days, default=today)
-    hi = epoch_day(last) if last else max([*days, today])
-    known = [d for d in days if d <= hi]
-    tables = dict(zip(known, _hashes(r, known), strict=True))
-    scopes = {"all"}
-    for table in tables.values():
-        scopes.update(name.split("|", 1)[1] for name in table)
-    wanted = ["all", *sorted(s for s in scopes if s.split(":", 1)[0] in by)]
-    shift = offset.total_seconds()
-    ongoing = _ongoing(r, lo * DAY_S - shift, (hi + 1) * DAY_S - shift, now)
-    rows = []
-    for scope in wanted:
-
-        def value(d: int, name: str, scope: str = scope) -> float:
-            return tables.get(d, {}).get(f"{name}|{scope}", 0.0)
-
-        devices, possible = 0.0, 0.0
-        for d in range(min(lo, min(known, default=lo)), hi + 1):
-            devices += value(d, "devices")
-            if d >= lo:
-                begin = d * DAY_S - shift
-                possible += devices * max(0.0, min(DAY_S, now.timestamp() - begin))
-        span = range(lo, hi + 1)
-        down = sum(value(d, "down_s") for d in span) + ongoing.get(("device", scope), 0.0)
-        blind = sum(value(d, "blind_s") for d in span) + ongoing.get(("cell", scope), 0.0)
-        rows.append(
-            HealthRow(
-                scope=scope,
-                devices=int(devices),
-                outages=int(sum(value(d, "downs") for d in span)),
-                down_hours=round(down / 3600, 3),
-                uptime=round(1 - down / possible, 6) if possible > 0 else None,
-                blind=int(sum(value(d, "blinds") for d in span)),
-                blind_cell_hours=round(blind / 3600, 3),
-            )
-        )
-    return rows
-
-
-def _hashes(r: Any, days: list[int]) -> list[dict[str, float]]:
-    pipe = r.pipeline(transaction=False)
-    for d in days:
-        pipe.hgetall(keys.health(d))
-    return [{k.decode(): float(v) for k, v in h.items()} for h in pipe.execute()]
-
-
-def _ongoing(r: Any, begin: float, end: float, now: datetime) -> dict[tuple[str, str], float]:
-    """Seconds of the open maintenance orders within [begin, end), up to now, by (kind, scope)."""
-    out: dict[tuple[str, str], float] = {}
-    opened = r.zrange(keys.MAINT_OPEN, 0, -1, withscores=True)
-    if not opened:
-        return out
-    pipe = r.pipeline(transaction=False)
-    for mid, _ in opened:
-        pipe.hmget(keys.maintenance(mid.decode()), "kind", "township", "district")
-    stop = min(end, now.timestamp())
-    for (_, since), (kind, township, district) in zip(opened, pipe.execute(), strict=True):
-        seconds = stop - max(begin, since)
-        if seconds <= 0 or kind is None:
-            continue
-        scopes = ["all"]
-        scopes += [f"township:{township.decode()}"] if township else []
-        scopes += [f"district:{district.decode()}"] if district else []
-        for scope in scopes:
-            key = (kind.decode(), scope)
-            out[key] = out.get(key, 0.0) + seconds
-    return out

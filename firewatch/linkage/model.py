@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from firewatch.errors import FirewatchError
-from firewatch.model import EventKind, IncidentEvent, LocatedBy, Severity
+from firewatch.model import EventKind, IncidentEvent, LocatedBy, Severity, Source
 
 
 class OrderState(StrEnum):
@@ -125,6 +126,38 @@ class IncidentRecord(BaseModel):
     events: list[IncidentEvent] = Field(default_factory=list)
     order: Order | None = None
     order_log: list[LogEntry] = Field(default_factory=list)
+
+
+class MaintenanceState(StrEnum):
+    OPEN = "open"  # the device is silent, or the cell watched by nobody
+    RESOLVED = "resolved"  # the device (or a watcher) is back
+
+
+class MaintenanceOrder(BaseModel):
+    """A device's outage or a blind cell (linkage/maintenance.py): maintenance, not a fire."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: Literal["device", "cell"]
+    subject: str  # the device id, or the cell's grid id
+    source: Source | None  # the device's
+    state: MaintenanceState
+    since: datetime  # device_down / cell_blind: when it began (event time)
+    resolved_at: datetime | None = None  # device_up / cell_watched (event time)
+    silent_s: float | None = None  # since -> resolved_at
+    created_at: datetime  # when the queue took it (its clock)
+    grid_id: str
+    grid_name: str | None
+    team: str | None
+    village: str | None
+    township: str | None
+    district: str | None
+    lat: float
+    lon: float
+    last_heard: datetime | None = None  # a device's last record before its silence
+    interval_s: float | None = None  # the interval it was judged by
+    devices: int = 0  # a cell's watching devices
 
 
 class DispatchError(FirewatchError):

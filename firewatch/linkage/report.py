@@ -15,7 +15,7 @@ import numpy as np
 import redis
 
 from firewatch.linkage import aggregates, keys
-from firewatch.linkage.maintenance import HealthRow
+from firewatch.linkage.uptime import HealthRow
 
 SCOPE_KINDS = ("team", "township", "district")
 

@@ -12,11 +12,12 @@ from datetime import date, datetime
 import redis
 
 from firewatch.clock import Clock
-from firewatch.linkage.maintenance import Maintenance, health_rows
+from firewatch.linkage.maintenance import Maintenance
 from firewatch.linkage.model import Action, DispatchError, Order, Resolution
 from firewatch.linkage.report import Report, build_report
 from firewatch.linkage.store import DispatchCounts, DispatchStore
 from firewatch.linkage.transitions import OrderForbidden, Transition
+from firewatch.linkage.uptime import health_rows
 from firewatch.model import DeviceEvent, Event, IncidentEvent
 from firewatch.rules.model import Circle, Mask, MaskReason, RoutingRules
 

@@ -24,7 +24,9 @@ from fastapi import FastAPI
 
 from firewatch.api.server import Server
 from firewatch.clock import FakeClock
+from firewatch.linkage.service import Linkage
 
+from ..linkage.test_maintenance import device
 from ..services import skip_or_fail
 from .conftest import ROOT, Bearer
 from .live import serving
@@ -246,6 +248,31 @@ def test_an_admin_mutes_a_cell_picked_on_the_map_and_exports_the_history(
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.suffix == ".csv" and incident in saved.read_text()
+    assert errors == []
+
+
+def test_a_silent_device_and_a_blind_cell_show_live_and_go_when_it_is_back(
+    browser: Any, base_url: str, bearer: Bearer, linkage: Linkage, clock: FakeClock
+) -> None:
+    page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+    errors = watch(page)
+    page.goto(f"{base_url}/#token={token(bearer('dashboard'))}")
+    page.wait_for_selector("[data-testid=connection][data-state=live]", timeout=WAIT_MS)
+    page.wait_for_selector("[data-testid=maintenance-empty]:visible", timeout=WAIT_MS)
+
+    # the engine's device events, as the dispatcher delivers them: through the change feed
+    linkage.consume([device("device_down", 0, dev="S-7"), device("cell_blind", 0, dev=None)])
+    item = page.locator("[data-testid=maintenance-item][data-subject=S-7]")
+    item.wait_for(timeout=WAIT_MS)
+    assert "sensor S-7 silent" in item.text_content() and "team-A" in item.text_content()
+    page.locator("[data-testid=maintenance-item][data-kind=cell]").wait_for(timeout=WAIT_MS)
+    expect_text(page, "maintenance-count", "(2)")
+    expect_text(page, "today-issued", "0")  # not a fire warning
+
+    clock.advance(minutes=30)
+    linkage.consume([device("device_up", 20, dev="S-7")])
+    item.wait_for(state="detached", timeout=WAIT_MS)
+    expect_text(page, "maintenance-count", "(1)")
     assert errors == []
 
 

@@ -34,6 +34,7 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
         "/v1/detections",
         "/v1/incidents",
         "/v1/incidents/{incident_id}",
+        "/v1/maintenance",
         "/v1/masks",
         "/v1/masks/{name}",
         "/v1/grid",

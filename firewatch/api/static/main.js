@@ -8,6 +8,7 @@
 import { api, setClock, setToken, takeToken, toMs, whenUnauthorized } from "./api.js";
 import { beep, initAlarm } from "./alarm.js";
 import { createBoard } from "./board.js";
+import { createDevices } from "./devices.js";
 import { createHistory } from "./history.js";
 import { createIncidentList } from "./incidents.js";
 import { createMap } from "./map.js";
@@ -185,11 +186,13 @@ async function centre(me) {
   const list = createIncidentList(root, { onSelect: (id) => map.focus(id) });
   const board = createBoard(root);
   const outcome = createOutcome(root);
+  const devices = createDevices(root);
   const history = createHistory(root);
   render = () => {
     map.render(state);
     list.render(state);
     board.render(state);
+    devices.render();
   };
   history.init();
 
@@ -212,12 +215,14 @@ async function centre(me) {
     render();
     outcome.refresh();
     mute.load();
+    devices.load();
     return current.feed_id;
   }
 
   const handlers = { isNew: beep };
   await follow(load, (kind, d) => {
     if (kind === "incident") onIncident(d, handlers);
+    else if (kind === "maintenance") devices.loadSoon();
     else {
       onOrder(d, handlers);
       outcome.refreshSoon();
@@ -227,6 +232,7 @@ async function centre(me) {
   setInterval(() => whoami().catch(() => {}), 60000);
   setInterval(() => outcome.refresh(), 60000);
   setInterval(() => mute.load(), 60000);
+  setInterval(() => devices.load(), 60000);
   setInterval(renderSoon, 15000); // relative times move on
 }
 

@@ -33,7 +33,7 @@ export function connect(after, { onEvent, onReset, onState, poll }) {
       if (source.readyState === EventSource.CLOSED) retry(); // it gave up: open a new one
       else onState("down"); // EventSource is reconnecting by itself (Last-Event-ID)
     };
-    for (const kind of ["incident", "order"]) {
+    for (const kind of ["incident", "order", "maintenance"]) {
       source.addEventListener(kind, (e) => {
         if (e.lastEventId) lastId = e.lastEventId;
         onEvent(kind, JSON.parse(e.data));
