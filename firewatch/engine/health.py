@@ -35,14 +35,12 @@ import numpy as np
 import shapely
 
 from firewatch.engine.signals import SOURCE_CODE
+from firewatch.engine.silence import DOWN, UP, Change, Silences
 from firewatch.geo.grid import Cell
 from firewatch.model import DeviceEvent, DeviceEventKind, Source, utc_datetime
 from firewatch.rules.model import DeviceRules
 
 _EARTH_M = 6_371_008.8
-_DOWN, _UP, _NEW = 0, 1, 2  # transitions; at one time, in this order
-_GROW = 1024
-Change = tuple[float, int, int, float, float]  # at, kind, device row, last heard, its interval
 
 
 @dataclass
@@ -55,7 +53,7 @@ class HealthState:
     lat: list[float] = field(default_factory=list)
     lon: list[float] = field(default_factory=list)
     last: list[float | None] = field(default_factory=list)  # None: not yet released
-    gap_sum: list[float] = field(default_factory=list)
+    gap_ms: list[int] = field(default_factory=list)
     gaps: list[int] = field(default_factory=list)
     down_at: list[float | None] = field(default_factory=list)
     waiting: list[tuple[float, int]] = field(default_factory=list)  # [t, row]: for the watermark
@@ -77,53 +75,34 @@ class Health:
         self._locate = locate  # (lat, lon) -> cell index, -1 outside
         self._regions = regions  # per cell: its region code (incidents.region_level)
         self._geoms = geoms
-        n_src = max(SOURCE_CODE.values()) + 1
-        self._watched = np.zeros(n_src, bool)
-        self._default = np.zeros(n_src)
-        self._tolerance = np.ones(n_src)
-        self._floor = np.zeros(n_src)
-        for source, code in SOURCE_CODE.items():
-            rule = rules.rule(source)
-            if rule is not None:
-                self._watched[code] = True
-                self._default[code] = rule.interval.total_seconds()
-                self._tolerance[code] = rule.tolerance
-                self._floor[code] = rule.min_silence.total_seconds()
         self._sources = {code: source for source, code in SOURCE_CODE.items()}
         self._reset()
 
     def _reset(self) -> None:
-        self._row: dict[tuple[int, str], int] = {}  # (region code, device id) -> row
+        self._s = Silences(self.rules)  # last heard, intervals, down: by device row
+        self._row: dict[int, dict[str, int]] = {}  # region code -> device id -> row
         self.ids: list[str] = []
         self._watch: list[np.ndarray] = []  # per device: the cells it watches
-        self._n = 0
-        # columns by device row, allocated ahead (_grow)
-        self._last = np.full(_GROW, math.nan)  # last heard (event time); NaN: not yet released
-        self._down_at = np.full(_GROW, math.nan)  # when it went down; NaN: up
-        self._gap_sum = np.zeros(_GROW)  # its interval: gap_sum / gaps
-        self._gaps = np.zeros(_GROW, np.int64)
-        self._source = np.zeros(_GROW, np.int8)
-        self._cell = np.zeros(_GROW, np.int64)
-        self._lat = np.zeros(_GROW)  # where it stands
-        self._lon = np.zeros(_GROW)
+        self._cell: list[int] = []  # per device: the cell it stands in
+        self._spot: list[tuple[float, float]] = []  # per device: where it stands (lat, lon)
         self._watchers = np.zeros(len(self.cells), np.int32)  # heard devices watching each cell
         self._up = np.zeros(len(self.cells), np.int32)  # of those, the ones not down
         self._blind = np.zeros(len(self.cells), bool)
         self._waiting_t: list[np.ndarray] = []
         self._waiting_row: list[np.ndarray] = []
-        self._next_check = math.inf  # no deadline of a device that is up is earlier
 
     @property
     def enabled(self) -> bool:
-        return bool(self._watched.any())
+        return bool(self._s.watched.any())
 
     @property
     def devices(self) -> int:
-        return self._n
+        return self._s.n
 
     def down(self) -> list[str]:
         """The devices down now, by id."""
-        return [self.ids[r] for r in np.flatnonzero(~np.isnan(self._down_at[: self._n]))]
+        down_at = self._s.down_at[: self._s.n]
+        return [self.ids[r] for r in np.flatnonzero(~np.isnan(down_at)).tolist()]
 
     def blind(self) -> list[str]:
         """The cells blind now, by id."""
@@ -146,7 +125,7 @@ class Health:
         before it less the inactivity window) is no sign of life: a device whose records come
         that late (a clock behind) is not watching in time."""
         # nor is a record of no known device (a located message of an earlier format)
-        use = (cell >= 0) & self._watched[source] & (device != "") & (t >= in_time)
+        use = (cell >= 0) & self._s.watched[source] & (device != "") & (t >= in_time)
         home = cell.copy()  # the cell the device stands in: a camera's station's, when it says
         if stations:
             at = np.fromiter(stations, np.int64, len(stations))
@@ -161,22 +140,27 @@ class Health:
         take = np.flatnonzero(use)
         if not take.size:
             return
-        row = np.empty(take.size, np.int64)
-        known = self._row
-        regions = self._regions[home[take]].tolist()
-        for k, (i, region) in enumerate(zip(take.tolist(), regions, strict=True)):
-            r = known.get((region, device[i]))
-            if r is None:
-                station = stations.get(i)
-                spot = (lat[i], lon[i]) if station is None else station
-                r = self._register(device[i], int(source[i]), int(home[i]), *spot)
-            row[k] = r
+        names = device[take].tolist()
+        region = self._regions[home[take]]
+        found = np.empty(take.size, np.int64)
+        for code in np.unique(region).tolist():  # one region, in a stream worker's engine
+            at = np.flatnonzero(region == code)
+            known = self._row.setdefault(code, {})
+            rows = [known.get(name, -1) for name in ([names[k] for k in at.tolist()])]
+            for j in [j for j, r in enumerate(rows) if r == -1]:
+                k = int(at[j])
+                rows[j] = known.get(names[k], -1)  # an earlier record of this batch added it?
+                if rows[j] == -1:
+                    i = int(take[k])
+                    spot = stations.get(i, (float(lat[i]), float(lon[i])))
+                    rows[j] = self._register(names[k], int(source[i]), int(home[i]), *spot)
+            found[at] = rows
         self._waiting_t.append(t[take])
-        self._waiting_row.append(row)
+        self._waiting_row.append(found)
 
     def release(self, watermark: float) -> list[DeviceEvent]:
-        """Take the records at or before the watermark, in event-time order, then call down the
-        devices whose deadline it passed; the changes go to the cells together, in time order."""
+        """Take the records at or before the watermark, then call down the devices whose
+        deadline it passed; the changes go to the cells together, in time order."""
         changes: list[Change] = []
         if self._waiting_t:
             t = np.concatenate(self._waiting_t)
@@ -184,98 +168,18 @@ class Health:
             due = t <= watermark
             self._waiting_t, self._waiting_row = [t[~due]], [row[~due]]
             if due.any():
-                t, row = t[due], row[due]
-                order = np.lexsort((row, t))
-                changes = self._take(t[order], row[order])
-        if watermark > self._next_check:
-            changes += self._check(watermark)
+                changes = self._s.take(t[due], row[due])
+        if watermark > self._s.next_check:
+            changes += self._s.check(watermark)
         return self._apply(changes)
 
-    # -- the devices --------------------------------------------------------------------------
-    def _take(self, t: np.ndarray, row: np.ndarray) -> list[Change]:
-        """Records in event-time order: first reports, gaps learned, the silences that were too
-        long (down at the deadline, up at the record)."""
-        changes: list[Change] = []
-        last = self._last
-        for ti, r in zip(t.tolist(), row.tolist(), strict=True):
-            before = last[r]
-            if math.isnan(before):  # its first record
-                changes.append((ti, _NEW, r, ti, 0.0))
-            elif ti <= before:  # heard already at a later time
-                continue
-            else:
-                self._gap(r, ti, ti - before, changes)
-            last[r] = ti
-            self._next_check = min(self._next_check, ti + self._allowance(r, self._interval(r)))
-        return changes
-
-    def _gap(self, r: int, ti: float, gap: float, changes: list[Change]) -> None:
-        """A record `gap` after the device's last: learned, or the end of a silence."""
-        before, down_at = self._last[r], self._down_at[r]
-        interval = self._interval(r)
-        allowance = self._allowance(r, interval)
-        silent = not math.isnan(down_at)
-        if silent:
-            changes.append((ti, _UP, r, before, interval))
-        elif gap > allowance:
-            changes.append((before + allowance, _DOWN, r, before, interval))
-            changes.append((ti, _UP, r, before, interval))
-            silent = True
-        if not silent or self._gaps[r] < self.rules.learn_after:
-            self._gap_sum[r] += gap
-            self._gaps[r] += 1
-        self._down_at[r] = math.nan
-
-    def _check(self, watermark: float) -> list[Change]:
-        n = self._n
-        last = self._last[:n]
-        up = ~np.isnan(last) & np.isnan(self._down_at[:n])
-        deadline = np.where(up, last + self._allowances(), math.inf)
-        gone = np.flatnonzero(deadline < watermark)
-        changes: list[Change] = []
-        for r in gone.tolist():
-            changes.append((float(deadline[r]), _DOWN, r, float(last[r]), self._interval(r)))
-            self._down_at[r] = deadline[r]
-        deadline[gone] = math.inf
-        self._next_check = float(deadline.min()) if n else math.inf
-        return changes
-
-    def _interval(self, r: int) -> float:
-        """Its mean gap, to the minute (so that one record more or less, late or not, rarely
-        moves it), or before `learn_after` gaps at least the source's `interval`."""
-        gaps = int(self._gaps[r])
-        mean = _to_minute(float(self._gap_sum[r]) / gaps) if gaps else 0.0
-        if gaps >= self.rules.learn_after:
-            return mean
-        return max(mean, float(self._default[self._source[r]]))
-
-    def _allowance(self, r: int, interval: float) -> float:
-        code = self._source[r]
-        return float(max(self._floor[code], self._tolerance[code] * interval))
-
-    def _allowances(self) -> np.ndarray:
-        n = self._n
-        code = self._source[:n]
-        gaps = self._gaps[:n]
-        mean = np.divide(self._gap_sum[:n], gaps, out=np.zeros(n), where=gaps > 0)
-        mean = np.where(mean >= 90.0, np.round(mean / 60.0) * 60.0, np.round(mean))  # _to_minute
-        interval = np.where(
-            gaps >= self.rules.learn_after, mean, np.maximum(mean, self._default[code])
-        )
-        return np.maximum(self._floor[code], self._tolerance[code] * interval)
-
     def _register(self, device: str, source: int, cell: int, lat: float, lon: float) -> int:
-        r = self._n
-        if r == len(self._last):
-            self._grow()
-        self._row[(int(self._regions[cell]), device)] = r
+        r = self._s.add(source)
+        self._row.setdefault(int(self._regions[cell]), {})[device] = r
         self.ids.append(device)
-        self._source[r], self._cell[r] = source, cell
-        self._lat[r], self._lon[r] = lat, lon
-        self._last[r] = self._down_at[r] = math.nan
-        self._gap_sum[r], self._gaps[r] = 0.0, 0
+        self._cell.append(cell)
+        self._spot.append((lat, lon))
         self._watch.append(self._watched_cells(source, cell, lat, lon))
-        self._n = r + 1
         return r
 
     def _watched_cells(self, source: int, cell: int, lat: float, lon: float) -> np.ndarray:
@@ -295,24 +199,6 @@ class Health:
         points = shapely.point_on_surface(self._geoms)
         return shapely.get_y(points), shapely.get_x(points)
 
-    def _grow(self) -> None:
-        """Room for twice as many devices (the columns are allocated ahead)."""
-        size = 2 * len(self._last)
-
-        def grown(old: np.ndarray, fill: float) -> np.ndarray:
-            new = np.full(size, fill, old.dtype)
-            new[: len(old)] = old
-            return new
-
-        self._last = grown(self._last, math.nan)
-        self._down_at = grown(self._down_at, math.nan)
-        self._gap_sum = grown(self._gap_sum, 0.0)
-        self._gaps = grown(self._gaps, 0)
-        self._source = grown(self._source, 0)
-        self._cell = grown(self._cell, 0)
-        self._lat = grown(self._lat, 0.0)
-        self._lon = grown(self._lon, 0.0)
-
     # -- the cells ----------------------------------------------------------------------------
     def _apply(self, changes: list[Change]) -> list[DeviceEvent]:
         """Device changes to events, in time order, with the cells they blind or restore."""
@@ -320,7 +206,7 @@ class Health:
         events: list[DeviceEvent] = []
         for at, kind, r, last, interval in changes:
             cells = self._watch[r]
-            if kind == _DOWN:
+            if kind == DOWN:
                 events.append(
                     self._device_event(DeviceEventKind.DEVICE_DOWN, at, r, last, interval)
                 )
@@ -329,7 +215,7 @@ class Health:
                     self._blind[c] = True
                     events.append(self._cell_event(DeviceEventKind.CELL_BLIND, at, c))
                 continue
-            if kind == _UP:
+            if kind == UP:
                 event = self._device_event(DeviceEventKind.DEVICE_UP, at, r, last, interval)
                 events.append(event)
             else:
@@ -350,13 +236,13 @@ class Health:
             event_id=_event_id(kind, device, at),
             observed_at=utc_datetime(at),
             device_id=device,
-            source=self._sources[int(self._source[r])],
-            lat=round(float(self._lat[r]), 6),
-            lon=round(float(self._lon[r]), 6),
+            source=self._sources[int(self._s.source[r])],
+            lat=round(self._spot[r][0], 6),
+            lon=round(self._spot[r][1], 6),
             last_heard=None if kind is DeviceEventKind.DEVICE_NEW else utc_datetime(last),
             interval_s=None if kind is DeviceEventKind.DEVICE_NEW else round(interval, 3),
             silent_s=round(at - last, 3) if kind is DeviceEventKind.DEVICE_UP else None,
-            **_where(self.cells[int(self._cell[r])]),
+            **_where(self.cells[self._cell[r]]),
         )
 
     def _cell_event(self, kind: DeviceEventKind, at: float, c: int) -> DeviceEvent:
@@ -376,7 +262,7 @@ class Health:
 
     # -- state --------------------------------------------------------------------------------
     def state(self) -> HealthState:
-        n = self._n
+        s, n = self._s, self._s.n
         waiting = sorted(
             zip(
                 np.concatenate([*self._waiting_t, np.empty(0)]).tolist(),
@@ -386,15 +272,15 @@ class Health:
         )
         return HealthState(
             ids=list(self.ids),
-            source=self._source[:n].tolist(),
-            cell=self._cell[:n].tolist(),
-            lat=self._lat[:n].tolist(),
-            lon=self._lon[:n].tolist(),
-            last=[None if math.isnan(x) else x for x in self._last[:n].tolist()],
-            gap_sum=self._gap_sum[:n].tolist(),
-            gaps=self._gaps[:n].tolist(),
-            down_at=[None if math.isnan(x) else x for x in self._down_at[:n].tolist()],
-            waiting=[(t, r) for t, r in waiting],
+            source=s.source[:n].tolist(),
+            cell=list(self._cell),
+            lat=[lat for lat, _ in self._spot],
+            lon=[lon for _, lon in self._spot],
+            last=[None if math.isnan(x) else x for x in s.last[:n].tolist()],
+            gap_ms=s.gap_ms[:n].tolist(),
+            gaps=s.gaps[:n].tolist(),
+            down_at=[None if math.isnan(x) else x for x in s.down_at[:n].tolist()],
+            waiting=waiting,
         )
 
     def load_state(self, state: HealthState) -> None:
@@ -402,32 +288,31 @@ class Health:
         self._reset()
         for i, device in enumerate(state.ids):
             self._register(device, state.source[i], state.cell[i], state.lat[i], state.lon[i])
-        n = self._n
-        self._last[:n] = [math.nan if x is None else x for x in state.last]
-        self._down_at[:n] = [math.nan if x is None else x for x in state.down_at]
-        self._gap_sum[:n] = state.gap_sum
-        self._gaps[:n] = state.gaps
-        for r in range(n):
-            if not math.isnan(self._last[r]):
-                cells = self._watch[r]
-                self._watchers[cells] += 1
-                if math.isnan(self._down_at[r]):
-                    self._up[cells] += 1
+        s, n = self._s, self._s.n
+        s.last[:n] = [math.nan if x is None else x for x in state.last]
+        s.down_at[:n] = [math.nan if x is None else x for x in state.down_at]
+        s.gap_ms[:n] = state.gap_ms
+        s.gaps[:n] = state.gaps
+        heard = ~np.isnan(s.last[:n])
+        for r in np.flatnonzero(heard).tolist():
+            cells = self._watch[r]
+            self._watchers[cells] += 1
+            if math.isnan(s.down_at[r]):
+                self._up[cells] += 1
         self._blind = (self._watchers > 0) & (self._up == 0)
         if state.waiting:
             t, row = zip(*state.waiting, strict=True)
             self._waiting_t = [np.array(t, np.float64)]
             self._waiting_row = [np.array(row, np.int64)]
         if n:
-            up = ~np.isnan(self._last[:n]) & np.isnan(self._down_at[:n])
-            deadline = np.where(up, self._last[:n] + self._allowances(), math.inf)
-            self._next_check = float(deadline.min())
+            up = heard & np.isnan(s.down_at[:n])
+            s.next_check = float(np.where(up, s.last[:n] + s.allowances(), math.inf).min())
 
     def limit_time(self, bound: float) -> list[str]:
         """Drop waiting records after `bound`, and pull back last-heard times after it
         (Engine.limit_time)."""
         notes = []
-        last = self._last[: self._n]
+        last = self._s.last[: self._s.n]
         ahead = last > bound
         if ahead.any():
             last[ahead] = bound
@@ -440,11 +325,6 @@ class Health:
             if not keep.all():
                 notes.append(f"{int((~keep).sum())} device records waiting dropped")
         return notes
-
-
-def _to_minute(seconds: float) -> float:
-    """A mean interval to the minute (to the second below 90 s); as in `_allowances`."""
-    return round(seconds / 60.0) * 60.0 if seconds >= 90.0 else float(round(seconds))
 
 
 def _where(cell: Cell) -> dict[str, str | None]:

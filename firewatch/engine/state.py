@@ -37,9 +37,10 @@ signal row of 11 fields has no sight and was placed where its record said; a sta
                    restore (they count since the state began, not since the process started)
     devices        device health (engine/health.py), columns by device row: ids, source (code),
                    cell, lat, lon (where it stands), last (last heard, null: none released yet),
-                   gap_sum and gaps (its interval learned), down_at (null: up); waiting: [t, row]
-                   of its records waiting for the watermark, in (t, row) order. The cells each
-                   device watches, and each cell's watchers, are rebuilt from these.
+                   gap_ms and gaps (its interval learned: gaps summed in ms), down_at (null:
+                   up); waiting: [t, row] of its records waiting for the watermark, in (t, row)
+                   order. The cells each device watches, and each cell's watchers, are rebuilt
+                   from these.
 
 A signal is an array [id, t, lat, lon, source, device, strength, cell, frp, pixel_km, flame,
 sight, located_by, uncertainty_m]; sight: [camera_lat, camera_lon, bearing_deg] or null.
@@ -165,7 +166,7 @@ class DevicesDoc(TypedDict):
     lat: list[StrictFloat]
     lon: list[StrictFloat]
     last: list[StrictFloat | None]
-    gap_sum: list[StrictFloat]
+    gap_ms: list[StrictInt]
     gaps: list[StrictInt]
     down_at: list[StrictFloat | None]
     waiting: list[tuple[StrictFloat, StrictInt]]
@@ -408,7 +409,7 @@ def _devices(doc: DevicesDoc | None, n_cells: int) -> HealthState:
     if doc is None:
         return HealthState()
     n = len(doc["ids"])
-    columns = ("source", "cell", "lat", "lon", "last", "gap_sum", "gaps", "down_at")
+    columns = ("source", "cell", "lat", "lon", "last", "gap_ms", "gaps", "down_at")
     short = [name for name in columns if len(doc[name]) != n]  # type: ignore[literal-required]
     if short:
         raise StateError(f"engine state is corrupt: devices.{short[0]} has not {n} entries")

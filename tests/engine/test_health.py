@@ -317,3 +317,36 @@ def test_incident_events_are_unchanged_by_device_health(
     off = [e for e in feed(engine_with(off_rules), records) if isinstance(e, IncidentEvent)]
     assert on and [e.model_dump_json() for e in on] == [e.model_dump_json() for e in off]
     assert place()["lat"] > 0  # the builders' reference point is the test grid's
+
+
+def test_a_camera_is_judged_where_it_stands_not_where_its_smoke_is(
+    tmp_path: Path, health_rules: RuleSet
+) -> None:
+    """Two districts, west (columns 0-4) and east (5-9): tower k stands in the west and sees smoke
+    in the east; tower out stands outside the grid. k is one device, of the west, judged by its
+    records located there (a stream worker's west engine sees no others); out is no device."""
+    from tests.engine_fixtures import write_grid
+
+    grid = load_grid(write_grid(tmp_path / "two.geojson", west_east=True))
+    engine = Engine(grid, load_index(grid, None), health_rules)
+    k_home = place(east_km=-2.0)  # column 3: west
+    out_home = {"lat": 28.85, "lon": 118.70}  # south-west of the grid
+    records = []
+    for m in every(30, 6 * HOUR):
+        records.append(reading("far-east", m, east_km=3.0))  # keeps event time going
+        if m < 2 * HOUR:  # its status, at home, until 02:00
+            records.append(camera("k", m, 0.02, east_km=-2.0) | _standing(k_home))
+        if m < 4 * HOUR:  # smoke in the east until 04:00
+            smoke = camera("k", m + 1, 0.6, east_km=2.0)  # an estimate in column 7: east
+            records.append(smoke | _standing(k_home) | {"bearing_deg": 90.0})
+            records.append(camera("out", m, 0.6, east_km=-4.0) | _standing(out_home))
+    records.sort(key=lambda r: r["observed_at"])
+    events = device_events(feed(engine, records))
+    about_k = [(e.event, e.district, e.last_heard) for e in events if e.device_id == "k"]
+    last_status = T0 + timedelta(minutes=90)
+    assert about_k == [(NEW, "west", None), (DOWN, "west", last_status)]
+    assert not [e for e in events if e.device_id == "out"]
+
+
+def _standing(spot: dict[str, float]) -> dict[str, float]:
+    return {"camera_lat": spot["lat"], "camera_lon": spot["lon"]}
