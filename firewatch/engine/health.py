@@ -99,6 +99,16 @@ class Health:
     def devices(self) -> int:
         return self._s.n
 
+    @property
+    def down_count(self) -> int:
+        """Devices down now."""
+        return int(np.count_nonzero(~np.isnan(self._s.down_at[: self._s.n])))
+
+    @property
+    def blind_count(self) -> int:
+        """Cells blind now."""
+        return int(np.count_nonzero(self._blind))
+
     def down(self) -> list[str]:
         """The devices down now, by id."""
         down_at = self._s.down_at[: self._s.n]

@@ -118,6 +118,16 @@ class EngineMetrics:
             "Incidents open in this process's engines",
             registry=registry,
         )
+        self.devices_down = Gauge(
+            "firewatch_engine_devices_down",
+            "Devices silent for longer than their tolerance now, in this process's engines",
+            registry=registry,
+        )
+        self.cells_blind = Gauge(
+            "firewatch_engine_cells_blind",
+            "Grid cells whose every watching device is down now, in this process's engines",
+            registry=registry,
+        )
         for source in SOURCES:  # every series from the start: rate() and alerts need a zero
             self.late.labels(source.value)
             for outcome in OUTCOMES:
@@ -159,15 +169,19 @@ class _Seen:
     late: Tally[str]
     located: Tally[tuple[str, str]]
     open: int = 0
+    down: int = 0  # devices down
+    blind: int = 0  # cells blind
 
     @classmethod
-    def of(cls, stats: EngineStats, open_incidents: int = 0) -> _Seen:
+    def of(cls, stats: EngineStats, engine: Engine | None = None) -> _Seen:
         return cls(
             stats,
             Tally(stats.by_source),
             Tally(stats.late_by_source),
             Tally(stats.located),
-            open_incidents,
+            len(engine.tracker.open) if engine else 0,
+            engine.health.down_count if engine else 0,
+            engine.health.blind_count if engine else 0,
         )
 
 
@@ -199,7 +213,7 @@ class EngineMeter:
         if names not in self._districts:
             self._districts.add(names)
             self.metrics.districts(names)
-        self._seen[key] = _Seen.of(engine.stats, len(engine.tracker.open))
+        self._seen[key] = _Seen.of(engine.stats, engine)
         self._set_open()
 
     def forget(self, key: Hashable = None) -> None:
@@ -217,7 +231,7 @@ class EngineMeter:
         seen = self._seen.get(key)
         if seen is None or seen.stats is not engine.stats:  # unwatched, or restored meanwhile
             seen = _Seen.of(EngineStats())
-        now = _Seen.of(engine.stats, len(engine.tracker.open))
+        now = _Seen.of(engine.stats, engine)
         m = self.metrics
         for (source, outcome), n in (now.by_source - seen.by_source).items():
             m.detections.labels(source, outcome).inc(n)
@@ -252,4 +266,8 @@ class EngineMeter:
                 m.latency.labels(e.event.value).observe((at - e.observed_at).total_seconds())
 
     def _set_open(self) -> None:
-        self.metrics.open.set(sum(s.open for s in self._seen.values()))
+        """The gauges of what is open now: incidents, devices down, cells blind."""
+        seen = self._seen.values()
+        self.metrics.open.set(sum(s.open for s in seen))
+        self.metrics.devices_down.set(sum(s.down for s in seen))
+        self.metrics.cells_blind.set(sum(s.blind for s in seen))

@@ -23,6 +23,7 @@ ALERTS = {
     "FirewatchNoDispatcher",
     "FirewatchNoApi",
     "FirewatchDistrictSilent",  # no detections from a district for an hour
+    "FirewatchCellsBlind",  # cells no device watches for an hour (device health, issue #12)
 }
 
 

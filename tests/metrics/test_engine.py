@@ -228,3 +228,39 @@ def test_stage_durations_are_the_injected_timer_s_and_latency_the_clock_s(
     # emitted at minute 25 for a detection observed at minute 0
     assert value(registry, "firewatch_engine_event_latency_seconds_sum", event="opened") == 1500
     assert value(registry, "firewatch_engine_event_latency_seconds_count", event="opened") == 1
+
+
+def test_device_health_is_counted_and_what_is_down_now_is_a_gauge(grid_file: Path) -> None:
+    """Two sensors; s1 is silent from 01:00 to 04:00. Mid-silence the gauges say one device down
+    and its cell blind; after it, none, and the counter has each kind of event once per kind."""
+    from firewatch.rules import load_rules
+
+    grid = load_grid(grid_file)
+    engine = Engine(grid, load_index(grid, None), load_rules(ROOT / "rules"))
+    registry = CollectorRegistry()
+    meter = EngineMeter(EngineMetrics(registry))
+    meter.watch(engine)
+
+    def readings(start: int, stop: int) -> list[dict[str, object]]:
+        return [
+            sensor(dev, m, temp=20.0, co=1.0, east_km=east)
+            for m in range(start, stop, 10)
+            for dev, east in (("s1", 0.0), ("s2", 3.0))
+            if not (dev == "s1" and 60 < m < 240)
+        ]
+
+    for i, part in enumerate((readings(0, 180), readings(180, 300))):
+        meter.update(engine, engine.process(DETECTIONS.validate_python(part)))
+        if i == 0:  # up to 03:00, in the middle of the silence
+            assert value(registry, "firewatch_engine_devices_down") == 1
+            assert value(registry, "firewatch_engine_cells_blind") == 1
+    meter.update(engine, engine.flush())
+    assert value(registry, "firewatch_engine_devices_down") == 0
+    assert value(registry, "firewatch_engine_cells_blind") == 0
+    events = "firewatch_engine_device_events_total"
+    assert value(registry, events, event="device_new", source="sensor") == 2
+    assert value(registry, events, event="device_down", source="sensor") == 1
+    assert value(registry, events, event="device_up", source="sensor") == 1
+    assert value(registry, events, event="cell_blind", source="cell") == 1
+    assert value(registry, events, event="cell_watched", source="cell") == 1
+    assert value(registry, events, event="device_down", source="camera") == 0

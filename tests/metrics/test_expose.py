@@ -46,7 +46,12 @@ CONTRACT = {
     "firewatch_api_stream_subscribers",
 }
 # beyond the contract: the dispatcher's Redis reads; device health (issue #12)
-ADDED = {"firewatch_linkage_read_ok", "firewatch_engine_device_events_total"}
+ADDED = {
+    "firewatch_linkage_read_ok",
+    "firewatch_engine_device_events_total",
+    "firewatch_engine_devices_down",
+    "firewatch_engine_cells_blind",
+}
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
