@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from firewatch.linkage.model import Order, OrderState, Resolution
-from firewatch.model import IncidentEvent, Severity
+from firewatch.model import DeviceEvent, IncidentEvent, Severity
 
 
 def epoch(at: datetime) -> str:
@@ -43,6 +43,21 @@ def place(s: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def place_fields(e: IncidentEvent | DeviceEvent) -> dict[str, str]:
+    """The grid cell and position fields an order's (or a maintenance order's) hash stores, from
+    the event that made it ('' when absent; `place` reads them back)."""
+    return {
+        "team": e.team or "",
+        "grid_id": e.grid_id,
+        "grid_name": e.grid_name or "",
+        "village": e.village or "",
+        "township": e.township or "",
+        "district": e.district or "",
+        "lat": repr(e.lat),
+        "lon": repr(e.lon),
+    }
+
+
 def levels(e: IncidentEvent) -> dict[str, str | None]:
     return {"team": e.team, "village": e.village, "township": e.township, "district": e.district}
 
@@ -56,14 +71,7 @@ def order_fields(
         "incident_id": e.incident_id,
         "state": OrderState.PENDING.value,
         "severity": e.severity.value,
-        "team": e.team or "",
-        "grid_id": e.grid_id,
-        "grid_name": e.grid_name or "",
-        "village": e.village or "",
-        "township": e.township or "",
-        "district": e.district or "",
-        "lat": repr(e.lat),
-        "lon": repr(e.lon),
+        **place_fields(e),
         "created_at": epoch(now),
         "detected_at": epoch(e.first_seen),  # the incident's first detection was observed
         "sla_deadline": epoch(deadline),
