@@ -78,12 +78,21 @@ def _wait_for(
     return got
 
 
-def _same_events(raw: list[bytes], expected: set[bytes], *, copies: bool = False) -> str | None:
+def _same_events(
+    raw: list[bytes], expected: set[bytes], *, copies: bool = False, killed: bool = False
+) -> str | None:
     """Why the raw topic is not the replay's events (None: it is). Without faults each event is
     there once; with `copies` (a worker killed or moved), an event may come again, but only as
-    the very same bytes: never a second, different `opened` (or any event) under one id."""
-    if set(raw) != expected:
-        extra, missing = set(raw) - expected, expected - set(raw)
+    the very same bytes: never a second, different `opened` (or any event) under one id. With
+    `killed` (a worker SIGKILLed mid-stream), device health may also report a silence the replay
+    does not: records the successor forwards again can arrive behind the watermark the dead
+    worker moved, and such a record is no sign of life (README, Faults). Nothing may be missing,
+    and no incident event extra."""
+    extra, missing = set(raw) - expected, expected - set(raw)
+    if killed:
+        silences = {"device_down", "device_up", "cell_blind", "cell_watched"}
+        extra = {e for e in extra if orjson.loads(e)["event"] not in silences}
+    if extra or missing:
         return (
             f"{len(extra)} events not in the replay ({sorted(extra)[:3]}), {len(missing)} missing"
         )
@@ -219,7 +228,7 @@ def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
     procs.worker()
     assert producer.wait(timeout=120) == 0
     raw = _wait_for(kafka, topics, expected)
-    assert _same_events(raw, expected, copies=True) is None, procs.log_tail()
+    assert _same_events(raw, expected, copies=True, killed=True) is None, procs.log_tail()
 
 
 def test_two_workers_split_the_partitions_and_agree_with_one(
