@@ -109,15 +109,6 @@ class Health:
         """Cells blind now."""
         return int(np.count_nonzero(self._blind))
 
-    def down(self) -> list[str]:
-        """The devices down now, by id."""
-        down_at = self._s.down_at[: self._s.n]
-        return [self.ids[r] for r in np.flatnonzero(~np.isnan(down_at)).tolist()]
-
-    def blind(self) -> list[str]:
-        """The cells blind now, by id."""
-        return [self.cells[c].id for c in np.flatnonzero(self._blind).tolist()]
-
     # -- input --------------------------------------------------------------------------------
     def admit(
         self,
