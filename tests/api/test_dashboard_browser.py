@@ -261,18 +261,24 @@ def test_a_silent_device_and_a_blind_cell_show_live_and_go_when_it_is_back(
     page.wait_for_selector("[data-testid=maintenance-empty]:visible", timeout=WAIT_MS)
 
     # the engine's device events, as the dispatcher delivers them: through the change feed
-    linkage.consume([device("device_down", 0, dev="S-7"), device("cell_blind", 0, dev=None)])
+    blind = device("cell_blind", 0, dev=None, grid_id="c0-0")  # a cell of the test grid
+    linkage.consume([device("device_down", 0, dev="S-7"), blind])
     item = page.locator("[data-testid=maintenance-item][data-subject=S-7]")
     item.wait_for(timeout=WAIT_MS)
     assert "sensor S-7 silent" in item.text_content() and "team-A" in item.text_content()
     page.locator("[data-testid=maintenance-item][data-kind=cell]").wait_for(timeout=WAIT_MS)
     expect_text(page, "maintenance-count", "(2)")
+    page.wait_for_selector("#map[data-blind='1']", timeout=WAIT_MS)  # outlined on the map
     expect_text(page, "today-issued", "0")  # not a fire warning
 
     clock.advance(minutes=30)
     linkage.consume([device("device_up", 20, dev="S-7")])
     item.wait_for(state="detached", timeout=WAIT_MS)
     expect_text(page, "maintenance-count", "(1)")
+    clock.advance(minutes=30)
+    linkage.consume([device("cell_watched", 50, dev=None, grid_id="c0-0")])
+    page.wait_for_selector("#map[data-blind='0']", timeout=WAIT_MS)
+    page.wait_for_selector("[data-testid=maintenance-empty]:visible", timeout=WAIT_MS)
     assert errors == []
 
 

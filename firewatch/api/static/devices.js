@@ -4,7 +4,7 @@
 import { ago, api, clockTime } from "./api.js";
 import { h } from "./dom.js";
 
-export function createDevices(root) {
+export function createDevices(root, { onBlind = () => {} } = {}) {
   const list = root.querySelector("[data-testid=maintenance-list]");
   const empty = root.querySelector("[data-testid=maintenance-empty]");
   const count = root.querySelector("[data-testid=maintenance-count]");
@@ -41,6 +41,7 @@ export function createDevices(root) {
       return; // kept as it was: the next change or tick tries again
     }
     render();
+    onBlind(orders.filter((o) => o.kind === "cell").map((o) => o.subject));
   }
 
   return {

@@ -186,7 +186,7 @@ async function centre(me) {
   const list = createIncidentList(root, { onSelect: (id) => map.focus(id) });
   const board = createBoard(root);
   const outcome = createOutcome(root);
-  const devices = createDevices(root);
+  const devices = createDevices(root, { onBlind: (ids) => map.setBlind(ids) });
   const history = createHistory(root);
   render = () => {
     map.render(state);

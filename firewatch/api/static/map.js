@@ -1,6 +1,7 @@
 // The map: the forest grid (GET /v1/grid) and the cameras (GET /v1/cameras) drawn from GeoJSON
 // with Leaflet and no tile layer; live incidents as circles coloured by severity, outlined by
-// their order's state; muted cells greyed. Clicking a cell selects it (for muting).
+// their order's state; muted cells greyed; cells no device watches (blind) outlined in dashes.
+// Clicking a cell selects it (for muting).
 
 import { ago, clockTime } from "./api.js";
 import { h, place, plural, rank, STATE_LABELS } from "./dom.js";
@@ -20,14 +21,17 @@ export function createMap(el, { onCell }) {
   const canvas = L.canvas({ padding: 0.2 });
   let grid = null;
   let muted = new Set();
+  let blind = new Set();
   const markers = new Map();
 
   function cellStyle(feature) {
     const isMuted = muted.has(feature.properties.grid_id);
+    const isBlind = blind.has(feature.properties.grid_id);
     return {
-      color: "#6b8f71",
-      weight: 0.6,
-      fillColor: isMuted ? "#9e9e9e" : "#dfeedd",
+      color: isBlind ? "#7b1fa2" : "#6b8f71",
+      weight: isBlind ? 2 : 0.6,
+      dashArray: isBlind ? "4 3" : null,
+      fillColor: isMuted ? "#9e9e9e" : isBlind ? "#ead7f2" : "#dfeedd",
       fillOpacity: isMuted ? 0.7 : 0.35,
     };
   }
@@ -65,6 +69,17 @@ export function createMap(el, { onCell }) {
     setMasks(masks) {
       muted = new Set(masks.filter((m) => m.active !== false && m.grid_id).map((m) => m.grid_id));
       if (grid) grid.setStyle(cellStyle);
+    },
+
+    setBlind(gridIds) {
+      blind = new Set(gridIds);
+      if (!grid) return;
+      grid.setStyle(cellStyle);
+      let drawn = 0;
+      grid.eachLayer((layer) => {
+        if (blind.has(layer.feature.properties.grid_id)) drawn += 1;
+      });
+      el.dataset.blind = String(drawn);
     },
 
     render(state) {
