@@ -9,7 +9,10 @@ tracker in (event time, detection id) order, so input late by up to the grace pe
 incidents as sorted input. A signal later than that is processed at once (counted `late`); one
 older than the watermark, or than the latest event time that arrived before it less the grace
 period, by more than the inactivity window can join nothing and is counted `stale` and dropped.
-Duplicate fire signals (same detection id) are dropped (counted `duplicates`).
+Duplicate fire signals (same detection id) are dropped (counted `duplicates`). Every located
+record in time is also a sign of life of its device (health.py: device_down / device_up, blind
+cells), released with the same watermark; its events are merged with the incident events in
+event time.
 A live worker may move the watermark with an injected clock (`advance`), so incidents close even
 when the stream is quiet; a replay never does.
 
