@@ -53,7 +53,6 @@ change to them: a rules deploy between snapshot and restore applies to the resto
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from collections import deque
@@ -234,7 +233,7 @@ def encode(state: EngineState) -> bytes:
         "stats": _stats(state.stats),
     }
     if state.devices.ids:  # none known (health off, or nothing heard yet): nothing to say
-        doc["devices"] = dataclasses.asdict(state.devices)
+        doc["devices"] = vars(state.devices)  # its lists as they are (asdict would copy each)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
