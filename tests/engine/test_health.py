@@ -198,7 +198,7 @@ def test_a_cell_is_blind_only_when_its_sensor_and_the_cameras_watching_it_are_al
         if e.grid_id == "c4-5" and e.device_id is None
     ]
     assert c45 == [
-        (BLIND, T0 + timedelta(hours=4, minutes=30)),  # k went down after s
+        (BLIND, T0 + timedelta(hours=5)),  # k went down after s (a camera: after an hour)
         (WATCHED, T0 + timedelta(hours=6)),  # k came back
     ]
     k_down = [e for e in device_events(events) if e.device_id == "k" and e.event is DOWN]
