@@ -2,21 +2,35 @@
 table, and the located messages that state covers are acked (so committed) only once it is sent.
 
 `Checkpoints` keeps what changed since the last checkpoint (the regions, the located messages
-taken) and makes one: snapshot the changed regions (Worker.states), send each to the changelog
-in its own partition, put it in the local store once the broker has it, then ack the messages.
-A successor (after a kill, a stop or a rebalance) resumes from the snapshots and the messages
-after them. Revoked partitions' messages are dropped, not acked: their new owner reads them again.
+taken, the incident events they produced) and makes one: snapshot the changed regions
+(Worker.states), send each to the changelog in its own partition (put in the local store once the
+broker has it), wait until the broker has every one of them and every incident event sent since
+the last checkpoint, then ack the messages. A successor (after a kill, a stop or a rebalance)
+resumes from the snapshots and the messages after them. Revoked partitions' messages are dropped,
+not acked: their new owner reads them again.
+
+Why wait: Faust commits acked offsets on its own timer, and a message sent with `send_soon` sits
+in a buffer until its producer gets to it. Acked before the broker had the snapshot and the events,
+a worker killed in between would leave its successor offsets past a snapshot it never gets, and
+events never sent: records lost, not read again. A send that fails (the broker refused it or the
+producer gave up) raises `NotDelivered`: nothing is acked, and the worker stops (worker.py) so
+that its successor resumes from what the broker has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Iterable
 from functools import partial
 from typing import Any, NamedTuple
 
 from faust.types.tuples import Message
 
 from firewatch.stream.stages import Worker
+
+
+class NotDelivered(Exception):
+    """A snapshot or an incident event the broker did not take: the checkpoint acks nothing."""
 
 
 class Checkpoints:
@@ -26,13 +40,18 @@ class Checkpoints:
         self.every = every  # seconds between checkpoints, at most
         self.regions: set[bytes] = set()  # changed since their last snapshot
         self.events: list[Any] = []  # located messages taken, not yet acked
+        self.sent: list[Awaitable[Any]] = []  # their incident events' deliveries, not yet awaited
         self.stream: Any = None  # the agent's stream, which acks them
         self.due = 0.0  # the worker's timer reading at which the next checkpoint is due
 
-    def took(self, events: Iterable[Any], touched: set[bytes]) -> None:
-        """A batch of located messages taken and the regions it changed."""
+    def took(
+        self, events: Iterable[Any], touched: set[bytes], sent: Iterable[Awaitable[Any]] = ()
+    ) -> None:
+        """A batch of located messages taken, the regions it changed and the deliveries of the
+        incident events it produced."""
         self.events += events
         self.regions |= touched
+        self.sent += sent
 
     def is_due(self, now: float) -> bool:
         return now >= self.due
@@ -42,24 +61,36 @@ class Checkpoints:
         return bool(self.events or self.regions)
 
     async def checkpoint(self) -> None:
-        """Snapshot the changed regions, then ack the located messages they cover."""
+        """Snapshot the changed regions and, once the broker has the snapshots and the incident
+        events sent since the last checkpoint, ack the located messages they cover."""
         # taken first: what the agent adds while this awaits belongs to the next checkpoint
         regions, self.regions = self.regions, set()
         events, self.events = self.events, []
+        sent, self.sent = self.sent, []
         self.due = self.worker.timer() + self.every
-        self.save(regions)
+        sent += self.save(regions)
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise NotDelivered(
+                f"{len(failed)} of {len(sent)} snapshots and incident events not delivered "
+                f"({failed[0]!r}); {len(events)} located messages left unacked"
+            )
         for event in events:
             await self.stream.ack(event)
 
-    def save(self, regions: set[bytes]) -> None:
-        """Send these regions' states to the changelog (the local store follows on delivery)."""
-        for region, (partition, blob) in self.worker.states(regions).items():
+    def save(self, regions: set[bytes]) -> list[Awaitable[Any]]:
+        """Send these regions' states to the changelog (the local store follows on delivery):
+        their deliveries."""
+        return [
             self.table.changelog_topic.send_soon(
                 key=region,
                 value=blob,
                 partition=partition,
                 callback=partial(_stored, self.table.data, region, blob),
             )
+            for region, (partition, blob) in self.worker.states(regions).items()
+        ]
 
     def saved(self, region: bytes) -> bytes | None:
         """A region's last saved state, if this worker has it."""

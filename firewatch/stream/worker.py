@@ -16,9 +16,11 @@ broker, and reads a batch again when the broker did not take it. It forwards one
 region and batch, so the located topic carries few, large messages. `incidents` is a Faust agent
 on the located topic: it runs one Engine per region, whose state goes to the changelog of a Faust
 table at most every `snapshot_every` seconds (and, once the broker has it, to the local store);
-the located messages a snapshot covers are acked only after it is sent, so a killed, stopped or
-rebalanced worker's successor resumes from a snapshot and the messages after it. A stopping
-worker, or one in a rebalance, snapshots at once (Faust waits for those acks).
+the located messages a snapshot covers are acked only once the broker has it and the incident
+events they produced, so a killed, stopped or rebalanced worker's successor resumes from a
+snapshot and the messages after it. A stopping worker, or one in a rebalance, snapshots at once
+(Faust waits for those acks). A snapshot or event the broker does not take stops the worker
+(nothing acked: its successor reads those messages again).
 
 Event time across partitions: a located partition holds records of every detection partition,
 interleaved. `locate` therefore sends, after each batch, a progress marker (the latest event time
@@ -58,7 +60,7 @@ from firewatch.engine.core import Engine
 from firewatch.metrics import EngineMetrics, StreamMetrics
 from firewatch.model import Event, event_key
 from firewatch.settings import Settings
-from firewatch.stream.checkpoint import Checkpoints
+from firewatch.stream.checkpoint import Checkpoints, NotDelivered
 from firewatch.stream.locate import locate_clients, run_locate
 from firewatch.stream.masks import follow_masks
 from firewatch.stream.observe import StreamSensor, faust_lag
@@ -162,7 +164,7 @@ class WorkerApp:
             app.sensors.add(StreamSensor(stream_metrics))
             app.timer(LAG_EVERY, name="lag")(self.read_lag)
         app.on_partitions_revoked.connect(self.revoked)  # type: ignore[arg-type]
-        app.before_stop = self.checkpoints.checkpoint
+        app.before_stop = self.checkpoint
 
     async def locate(self) -> None:
         """The locate stage, for the app's life: detections in, located and rejects out."""
@@ -197,20 +199,29 @@ class WorkerApp:
             if any(e.key != MARKER for e in batch):  # progress markers are not input
                 worker.last_input = worker.timer()
             touched: set[bytes] = set()
+            sent: list[Awaitable[Any]] = []
             for partition, group in _by_partition(batch).items():
                 records = [(e.key, e.value) for e in group]
                 events, regions = worker.incidents(partition, records, checkpoints.saved)
-                self.publish(events)
+                sent += self.publish(events)
                 touched |= regions
-            checkpoints.took(batch, touched)
+            checkpoints.took(batch, touched, sent)
             # a rebalance or shutdown waits for these messages to be acked: do it at once
             app = self.app
             if app.should_stop or app.rebalancing or checkpoints.is_due(worker.timer()):
-                await checkpoints.checkpoint()
+                await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """A checkpoint (checkpoint.py); one the broker did not take stops the worker."""
+        try:
+            await self.checkpoints.checkpoint()
+        except NotDelivered as exc:
+            log.error("%s: checkpoint failed: %s; stopping", self.topics.located, exc)
+            await self.app.crash(exc)
 
     async def snapshot(self) -> None:
         if self.checkpoints.dirty:
-            await self.checkpoints.checkpoint()
+            await self.checkpoint()
 
     async def release_if_idle(self) -> None:
         """Release every region to its latest event time once the input has ended (see the
@@ -243,11 +254,12 @@ class WorkerApp:
         assert self.stream_metrics is not None
         await faust_lag(self.app, self.topics.located, self.stream_metrics)
 
-    def publish(self, events: list[Event]) -> None:
-        """Each event keyed by what it is about (model.event_key)."""
-        for e in events:
-            key = event_key(e).encode()
-            self.incidents.send_soon(key=key, value=e.model_dump_json().encode())
+    def publish(self, events: list[Event]) -> list[Awaitable[Any]]:
+        """Each event keyed by what it is about (model.event_key): their deliveries."""
+        return [
+            self.incidents.send_soon(key=event_key(e).encode(), value=e.model_dump_json().encode())
+            for e in events
+        ]
 
 
 def idle(worker: Worker, now: float, idle_release: float) -> bool:

@@ -1,5 +1,6 @@
 """The incidents stage's checkpoints and idle release, one step at a time, without a broker: a
-table whose changelog records what is sent, a stream that records what is acked."""
+table whose changelog records what is sent and answers when told to, a stream that records what
+is acked."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
 from firewatch.clock import FakeClock
 from firewatch.engine.core import Engine
 from firewatch.settings import Settings
-from firewatch.stream.checkpoint import Checkpoints
+from firewatch.stream.checkpoint import Checkpoints, NotDelivered
 from firewatch.stream.stages import Worker, unpack_state
 from firewatch.stream.worker import READ_OUT_FRESH, idle
 
@@ -42,18 +44,30 @@ class Store:
 
 
 class Changelog:
+    """A topic whose sends are futures the test resolves: as Faust's FutureMessage, done once the
+    broker answered, the callback called with it."""
+
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.futures: list[asyncio.Future[Any]] = []
 
-    def send_soon(self, **kwargs: Any) -> None:
+    def send_soon(self, **kwargs: Any) -> asyncio.Future[Any]:
         self.sent.append(kwargs)
+        self.futures.append(asyncio.get_running_loop().create_future())
+        return self.futures[-1]
 
     def deliver(self, offset: int) -> None:
         """The broker has every message sent so far, from `offset` on."""
-        for i, message in enumerate(self.sent):
+        for i, (message, future) in enumerate(zip(self.sent, self.futures, strict=True)):
             tp = SimpleNamespace(topic="changelog", partition=message["partition"])
             meta = SimpleNamespace(topic_partition=tp, offset=offset + i)
-            message["callback"](SimpleNamespace(result=lambda meta=meta: meta))
+            future.set_result(meta)
+            if "callback" in message:
+                message["callback"](future)
+
+    def refuse(self, error: Exception) -> None:
+        for future in self.futures:
+            future.set_exception(error)
 
 
 class Stream:
@@ -89,39 +103,69 @@ def touch(worker: Worker, partition: int) -> set[bytes]:
     return touched
 
 
-def test_a_checkpoint_sends_the_changed_regions_then_acks_what_they_cover(
+def test_a_checkpoint_acks_what_it_covers_once_the_broker_has_its_snapshots_and_events(
     worker: Worker, table: Any
 ) -> None:
-    checkpoints = Checkpoints(worker, table, EVERY)
-    checkpoints.stream = stream = Stream()
-    touched = touch(worker, 1)
-    taken = [message(1, 7), message(1, 8)]
-    checkpoints.took(taken, touched)
-    assert checkpoints.dirty and checkpoints.is_due(worker.timer())
+    async def scenario() -> None:
+        checkpoints = Checkpoints(worker, table, EVERY)
+        checkpoints.stream = stream = Stream()
+        touched = touch(worker, 1)
+        taken = [message(1, 7), message(1, 8)]
+        event = asyncio.get_running_loop().create_future()  # an incident event being sent
+        checkpoints.took(taken, touched, [event])
+        assert checkpoints.dirty and checkpoints.is_due(worker.timer())
 
-    asyncio.run(checkpoints.checkpoint())
+        running = asyncio.create_task(checkpoints.checkpoint())
+        await asyncio.sleep(0.05)
+        sent = table.changelog_topic.sent
+        assert [(m["key"], m["partition"]) for m in sent] == [(b"test", 1)]
+        partition, snapshot = unpack_state(sent[0]["value"])
+        restored = worker.make_engine()
+        restored.restore(snapshot)
+        assert partition == 1 and restored.snapshot() == worker.engines[b"test"][1].snapshot()
+        assert not checkpoints.dirty and not checkpoints.is_due(worker.timer())
+        assert stream.acked == [] and not running.done()  # the broker has not answered
+        assert checkpoints.saved(b"test") is None  # the local store follows the broker's answer
+        table.changelog_topic.deliver(offset=41)
+        assert checkpoints.saved(b"test") == sent[0]["value"]
+        assert table.data.applied == [(1, 41, b"test")]  # its partition and changelog offset
+        await asyncio.sleep(0.05)
+        assert stream.acked == [] and not running.done()  # the incident event is not delivered
+        event.set_result(None)
+        await running
+        assert stream.acked == taken
 
-    sent = table.changelog_topic.sent
-    assert [(m["key"], m["partition"]) for m in sent] == [(b"test", 1)]
-    partition, snapshot = unpack_state(sent[0]["value"])
-    restored = worker.make_engine()
-    restored.restore(snapshot)
-    assert partition == 1 and restored.snapshot() == worker.engines[b"test"][1].snapshot()
-    assert stream.acked == taken
-    assert not checkpoints.dirty and not checkpoints.is_due(worker.timer())
-    assert checkpoints.saved(b"test") is None  # the local store follows the broker's answer
-    table.changelog_topic.deliver(offset=41)
-    assert checkpoints.saved(b"test") == sent[0]["value"]
-    assert table.data.applied == [(1, 41, b"test")]  # its partition and changelog offset
+    asyncio.run(scenario())
+
+
+def test_a_snapshot_the_broker_refuses_acks_nothing(worker: Worker, table: Any) -> None:
+    async def scenario() -> None:
+        checkpoints = Checkpoints(worker, table, EVERY)
+        checkpoints.stream = stream = Stream()
+        checkpoints.took([message(1, 7)], touch(worker, 1))
+        running = asyncio.create_task(checkpoints.checkpoint())
+        await asyncio.sleep(0.05)
+        table.changelog_topic.refuse(KafkaTimeoutError())
+        with pytest.raises(NotDelivered, match=r"1 of 1 .* 1 located messages left unacked"):
+            await running
+        assert stream.acked == [] and checkpoints.saved(b"test") is None
+
+    asyncio.run(scenario())
 
 
 def test_what_is_taken_during_a_checkpoint_waits_for_the_next(worker: Worker, table: Any) -> None:
-    checkpoints = Checkpoints(worker, table, EVERY)
-    late = message(0, 3)
-    checkpoints.stream = stream = Stream(on_ack=lambda: checkpoints.took([late], set()))
-    checkpoints.took([message(0, 2)], touch(worker, 0))
-    asyncio.run(checkpoints.checkpoint())
-    assert late not in stream.acked and checkpoints.events == [late]
+    async def scenario() -> None:
+        checkpoints = Checkpoints(worker, table, EVERY)
+        late = message(0, 3)
+        checkpoints.stream = stream = Stream(on_ack=lambda: checkpoints.took([late], set()))
+        checkpoints.took([message(0, 2)], touch(worker, 0))
+        running = asyncio.create_task(checkpoints.checkpoint())
+        await asyncio.sleep(0.01)
+        table.changelog_topic.deliver(offset=0)
+        await running
+        assert late not in stream.acked and checkpoints.events == [late]
+
+    asyncio.run(scenario())
 
 
 def test_a_revoked_partition_s_messages_are_never_acked(worker: Worker, table: Any) -> None:
