@@ -87,9 +87,9 @@ def triangulate(
 ) -> Fix | None:
     """The least-squares crossing of all usable `sights`, or None when there is no valid one.
 
-    Valid: at least two sites; some pair of sites crossing at `min_angle_deg` to 180 -
-    `min_angle_deg` (shallower crossings are ill-conditioned: parallel lines never give a far
-    fix); the fix ahead of every camera (positive distance along its ray) and within its range.
+    Valid: at least two sites; some pair of sites crossing well (`crosses_well`: shallower
+    crossings are ill-conditioned, parallel lines never give a far fix); the fix ahead of every
+    camera (positive distance along its ray) and within its range.
     Sights with a NaN or infinite position or bearing, a latitude at a pole or beyond, or a range
     <= 0 are ignored: bad data is no reason to raise. ValueError is for bad arguments only."""
     sigma, min_sin = _check(max_range_m, bearing_error_deg, min_angle_deg)
@@ -173,16 +173,33 @@ def ahead(sight: Sight, along_m: F64) -> tuple[F64, F64]:
     return lat, sight.camera_lon + along_m * math.sin(b) / (_M_PER_DEG_LON * cos)
 
 
+def crosses_well(cross: F64, dot: F64, min_sin: float) -> NDArray[np.bool_]:
+    """Whether lines of sight whose unit directions have these cross and dot products cross at a
+    usable angle. Cameras looking the same way (bearings up to 90 degrees apart) need
+    `min_sin`, the sine of the rules' minimum angle: their lines cross beyond both, at a distance
+    of about the baseline B / sin(angle), so a bearing error moves the fix along the lines by
+    about sigma B / sin(angle)^2. Cameras facing each other (more than 90 degrees apart) cross
+    between them, at most B away, where that error is at most sigma B / sin(angle): the same
+    bound is kept down to sin(angle) = min_sin^2 (3.8 degrees for a 15-degree rule). Two towers
+    on either side of a fire see it along nearly one line; a 15-degree rule alone placed it twice.
+    Whether the crossing is ahead of both cameras is for the caller (`solve`, `may_cross`)."""
+    cross = np.abs(cross)
+    return (cross >= min_sin) | ((dot < 0) & (cross >= min_sin * min_sin))
+
+
 def may_cross(a: Sight, b: Sight, *, reach_m: float, min_angle_deg: float) -> bool:
-    """Whether the two lines of sight cross at `min_angle_deg` to 180 - `min_angle_deg`, ahead of
-    both cameras and within `reach_m` of each: a cheap test in the plane around `a`'s camera
-    (give it some slack before `triangulate` or `best_fix`, which decide exactly)."""
+    """Whether the two lines of sight cross well (`crosses_well`, `min_angle_deg` the rules'
+    minimum angle), ahead of both cameras and within `reach_m` of each: a cheap test in the plane
+    around `a`'s camera (give it some slack before `triangulate` or `best_fix`, which decide
+    exactly)."""
     east, north = along_off(Sight(a.camera_lat, a.camera_lon, 90.0), b.camera_lat, b.camera_lon)
     north = -north  # off a line bearing 90 (east), the right is the south
     b1, b2 = math.radians(a.bearing_deg), math.radians(b.bearing_deg)
     u1, u2 = (math.sin(b1), math.cos(b1)), (math.sin(b2), math.cos(b2))
     cross = u1[0] * u2[1] - u1[1] * u2[0]
-    if abs(cross) < math.sin(math.radians(min_angle_deg)):
+    dot = u1[0] * u2[0] + u1[1] * u2[1]
+    min_sin = math.sin(math.radians(min_angle_deg))
+    if not crosses_well(np.float64(cross), np.float64(dot), min_sin):
         return False
     t1 = (east * u2[1] - north * u2[0]) / cross  # how far along a's line, then b's
     t2 = (east * u1[1] - north * u1[0]) / cross
@@ -284,7 +301,8 @@ class _Rays:
         """The weighted least-squares fix of rays `rows`, or None when it is not valid."""
         site, u = self.site[rows], self.u[rows]
         other = site[:, None] != site[None, :]
-        if not (np.abs(_cross(u[:, None], u[None, :]))[other] >= min_sin).any():
+        well = crosses_well(_cross(u[:, None], u[None, :]), _dot(u[:, None], u[None, :]), min_sin)
+        if not well[other].any():
             return None  # one site, or no pair of sites crossing well
         member = np.isin(np.arange(len(self.site)), rows)[None, :]
         along = np.ones(member.shape)  # first unweighted, then weighted by distance
@@ -303,7 +321,7 @@ class _Rays:
         """The rays of the best proposal (see `best_fix`) and the pair that proposed it."""
         i, j = np.triu_indices(len(self.reach), k=1)
         good = self.site[i] != self.site[j]
-        good &= np.abs(_cross(self.u[i], self.u[j])) >= min_sin
+        good &= crosses_well(_cross(self.u[i], self.u[j]), _dot(self.u[i], self.u[j]), min_sin)
         i, j, rows = i[good], j[good], np.arange(np.count_nonzero(good))
         if rows.size == 0:
             return []
@@ -417,3 +435,8 @@ def _frame(chi: F64, lam: F64) -> tuple[F64, F64, F64]:
 def _cross(a: F64, b: F64) -> F64:
     """The z of the cross products of 2-D vectors (last axis), broadcast."""
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _dot(a: F64, b: F64) -> F64:
+    """The dot products of 2-D vectors (last axis), broadcast."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]

@@ -135,6 +135,25 @@ def test_parallel_lines_of_sight_never_cross_far_away(make_engine: Callable[...,
         assert abs(e.lon - place(0.0, 0.0)["lon"]) < 5.5 * KM_LON
 
 
+@pytest.mark.parametrize("apart", [7, 11])
+@pytest.mark.parametrize("errors", list(itertools.product((-1.0, 1.0), repeat=2)))
+def test_towers_facing_each_other_across_a_fire_place_it_once(
+    make_engine: Callable[..., Engine], apart: int, errors: tuple[float, float]
+) -> None:
+    """Two towers on either side of a fire see it along nearly one line (lines `apart` degrees
+    apart, under the rules' 15, each bearing 1 degree off): their lines cross between them
+    (geo.sight.crosses_well), so one incident, triangulated, the fire within its stated
+    uncertainty. Before, each tower placed it on its own line: two incidents."""
+    a, b = around(3.0, 270.0), around(2.5, 90.0 + apart)
+    engine = make_engine()
+    events = run(engine, [tower("A", 0, a, errors[0]), tower("B", 2, b, errors[1])])
+    e = the_one(events)
+    assert e.located_by is LocatedBy.TRIANGULATED
+    assert e.uncertainty_m is not None and off_km(e) * 1000 <= e.uncertainty_m <= 3_000
+    in_its_cell(engine, e)
+    assert [x.event for x in events].count(EventKind.OPENED) == 1
+
+
 def test_one_camera_is_placed_on_its_line_with_its_uncertainty(
     make_engine: Callable[..., Engine],
 ) -> None:

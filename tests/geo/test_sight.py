@@ -168,6 +168,39 @@ def test_nearly_parallel_lines_never_give_a_far_fix() -> None:
     assert triangulate(sights, **{**RULES, "min_angle_deg": 4.0}) is not None
 
 
+@pytest.mark.parametrize("apart", [6, 11])
+@pytest.mark.parametrize(("west", "east"), [(3_000, 3_000), (10_000, 4_000)])
+def test_towers_facing_each_other_across_a_fire_cross_between_them(
+    apart: int, west: float, east: float
+) -> None:
+    """Lines `apart` degrees apart, under the rules' 10, from cameras on either side of the fire:
+    they cross between the cameras, where a bearing error moves the fix along the lines by at
+    most sigma B / sin(angle), so down to sin(angle) = sin(10 degrees)^2 (1.7 degrees) they cross
+    (geo.sight.crosses_well). The stated uncertainty covers the error, and is well under the
+    one each camera's line of sight alone states."""
+    sights = [camera(270, west), camera(90 + apart, east)]
+    exact = triangulate(sights, **RULES)
+    assert exact is not None and metres(exact) < 1.0
+    rng = np.random.default_rng(apart + int(west))
+    fixes = [triangulate(noisy(sights, rng), **RULES) for _ in range(TRIALS)]
+    ok = [f for f in fixes if f is not None]
+    assert len(ok) >= 0.9 * TRIALS  # noise may turn a pair past parallel: no crossing ahead
+    errors, stated = np.array([metres(f) for f in ok]), np.array([f.uncertainty_m for f in ok])
+    assert np.mean(errors <= stated) >= 0.92
+    alone = [line_of_sight(s, max_range_m=15_000.0, bearing_error_deg=1.0) for s in sights]
+    assert np.median(stated) < 0.7 * min(f.uncertainty_m for f in alone if f is not None)
+
+
+def test_towers_facing_each_other_nearly_in_line_or_back_to_back_give_no_fix() -> None:
+    west, east = camera(270, 4_000), camera(91, 4_000)  # lines 1 degree apart: under 1.7
+    assert triangulate([west, east], **RULES) is None
+    away = [replace_bearing(c, c.bearing_deg + 180) for c in (west, camera(100, 4_000))]
+    assert triangulate(away, **RULES) is None  # they cross behind both cameras
+    cheap = {"reach_m": 15_000.0, "min_angle_deg": 10.0}
+    assert may_cross(west, camera(96, 4_000), **cheap)  # 6 degrees, facing each other
+    assert not may_cross(west, east, **cheap) and not may_cross(*away, **cheap)
+
+
 def test_lines_crossing_behind_a_camera_give_no_fix() -> None:
     ahead = camera(200, 6_000)
     behind = camera(290, 6_000)

@@ -42,8 +42,8 @@ PAGE_UP_S = 20  # the brief: the page is up within 20 s
 def warnings(tmp_path_factory: pytest.TempPathFactory) -> int:
     """The short season's warnings, from its input: the incidents the engine opens replaying the
     season the demo simulates (same seed, days, fires and sensors), one order each. (Seed 1 gives
-    12 for its 10 fires since cameras send bearings with an error and every third tower its own
-    position, #12: two towers facing each other across one fire each place it on their line.)"""
+    10 for its 10 fires; 12 from when cameras sent bearings with an error until towers facing
+    each other across a fire were triangulated, #12: each had placed it on its own line.)"""
     path = tmp_path_factory.mktemp("season") / "season.jsonl"
     write_season(path, GRID, seed=DEMO_SEED, days=1, fires=10, sensors=DEMO_SENSORS)
     engine = open_engine(Settings(grid=GRID, rules=RULES, cache_dir=None))

@@ -85,10 +85,10 @@ def _same_events(raw: list[bytes], expected: set[bytes], *, copies: bool = False
     (or any event) under one id."""
     extra, missing = set(raw) - expected, expected - set(raw)
     if extra or missing:
-        return (
-            f"{len(extra)} events not in the replay ({sorted(extra)[:3]}), "
-            f"{len(missing)} missing ({sorted(missing)[:3]})"
-        )
+        lines = [f"{len(extra)} events not in the replay, {len(missing)} of the replay missing:"]
+        lines += [f"+ {e.decode(errors='replace')}" for e in sorted(extra)[:6]]
+        lines += [f"- {e.decode(errors='replace')}" for e in sorted(missing)[:6]]
+        return "\n".join(lines)
     if not copies and len(raw) != len(set(raw)):
         return f"{len(raw) - len(set(raw))} events sent twice without any fault"
     return None
@@ -146,7 +146,8 @@ def test_a_worker_idle_before_input_gives_the_replay_events(
     time.sleep(8)  # joined, every partition read to its (empty) end many times over
     assert main(["produce", str(stream)]) == 0
     raw = _wait_for(kafka, topics, expected)
-    assert _same_events(raw, expected) is None, procs.log_tail()
+    why = _same_events(raw, expected)
+    assert why is None, f"{why}\n{procs.log_tail()}"
     assert len(expected) >= 5
     dead = kafka.consume(topics.rejects, len(sim.malformed) + 1)
     letters = [orjson.loads(m.value) for m in dead]
@@ -177,7 +178,8 @@ def test_california_firms_produced_slowly_onto_some_partitions_gives_the_replay_
     procs.worker("--quiet-after", "3")
     assert main(["produce", "--rate", "250/s", str(FIRMS)]) == 0
     raw = _wait_for(kafka, topics, expected, timeout=60)
-    assert _same_events(raw, expected) is None, procs.log_tail()
+    why = _same_events(raw, expected)
+    assert why is None, f"{why}\n{procs.log_tail()}"
     assert len(expected) > 100
     silent = [p for p, end in kafka.end_offsets(topics.detections).items() if end == 0]
     assert silent  # the case under test: partitions without records
@@ -221,7 +223,8 @@ def test_a_worker_killed_mid_stream_is_replaced_without_loss_or_double(
     procs.worker()
     assert producer.wait(timeout=120) == 0
     raw = _wait_for(kafka, topics, expected)
-    assert _same_events(raw, expected, copies=True) is None, procs.log_tail()
+    why = _same_events(raw, expected, copies=True)
+    assert why is None, f"{why}\n{procs.log_tail()}"
 
 
 def test_two_workers_split_the_partitions_and_agree_with_one(
@@ -235,7 +238,8 @@ def test_two_workers_split_the_partitions_and_agree_with_one(
     time.sleep(5)  # let the group settle on two members before the data arrives
     assert main(["produce", str(stream)]) == 0
     raw = _wait_for(kafka, topics, expected)
-    assert _same_events(raw, expected) is None, procs.log_tail()
+    why = _same_events(raw, expected)
+    assert why is None, f"{why}\n{procs.log_tail()}"
 
 
 def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
@@ -255,7 +259,8 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
     assert producer.poll() is None  # all of it while input still arrives
     assert producer.wait(timeout=120) == 0
     raw = _wait_for(kafka, topics, expected, timeout=180, supervise=(procs, [second]))
-    assert _same_events(raw, expected, copies=True) is None, procs.log_tail()
+    why = _same_events(raw, expected, copies=True)
+    assert why is None, f"{why}\n{procs.log_tail()}"
 
 
 def test_partitions_without_records_do_not_hold_back_incidents(
@@ -284,4 +289,5 @@ def test_partitions_without_records_do_not_hold_back_incidents(
     assert first.wait(timeout=60) == 0, procs.log_tail()
     procs.worker()  # resumes from the saved state; its idle release ends the stream
     raw = _wait_for(kafka, topics, expected, timeout=60)
-    assert _same_events(raw, expected, copies=True) is None, procs.log_tail()
+    why = _same_events(raw, expected, copies=True)
+    assert why is None, f"{why}\n{procs.log_tail()}"
