@@ -199,7 +199,7 @@ def may_cross(a: Sight, b: Sight, *, reach_m: float, min_angle_deg: float) -> bo
     cross = u1[0] * u2[1] - u1[1] * u2[0]
     dot = u1[0] * u2[0] + u1[1] * u2[1]
     min_sin = math.sin(math.radians(min_angle_deg))
-    if not crosses_well(np.float64(cross), np.float64(dot), min_sin):
+    if not crosses_well(np.array(cross), np.array(dot), min_sin):
         return False
     t1 = (east * u2[1] - north * u2[0]) / cross  # how far along a's line, then b's
     t2 = (east * u1[1] - north * u1[0]) / cross
