@@ -43,6 +43,9 @@ class Checkpoints:
         self.sent: list[Awaitable[Any]] = []  # their incident events' deliveries, not yet awaited
         self.stream: Any = None  # the agent's stream, which acks them
         self.due = 0.0  # the worker's timer reading at which the next checkpoint is due
+        # one checkpoint at a time: the agent's and the timer's would otherwise ack out of order
+        # while the first waits for the broker (and Faust commits past a gap of one message)
+        self._one = asyncio.Lock()
 
     def took(
         self, events: Iterable[Any], touched: set[bytes], sent: Iterable[Awaitable[Any]] = ()
@@ -63,6 +66,10 @@ class Checkpoints:
     async def checkpoint(self) -> None:
         """Snapshot the changed regions and, once the broker has the snapshots and the incident
         events sent since the last checkpoint, ack the located messages they cover."""
+        async with self._one:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
         # taken first: what the agent adds while this awaits belongs to the next checkpoint
         regions, self.regions = self.regions, set()
         events, self.events = self.events, []

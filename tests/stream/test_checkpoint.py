@@ -185,3 +185,27 @@ def test_the_idle_release_needs_quiet_input_and_a_fresh_read_out(worker: Worker)
     assert idle(worker, 104.0 + READ_OUT_FRESH, idle_release=5.0)
     # the broker said "read to the end" too long ago: records may have come since
     assert not idle(worker, 104.0 + READ_OUT_FRESH + 0.1, idle_release=5.0)
+
+
+def test_checkpoints_ack_in_the_order_they_were_made(worker: Worker, table: Any) -> None:
+    """The timer's checkpoint and the agent's may overlap while the first waits for the broker:
+    the second acks only after the first (Faust commits the acked offsets it finds in a row)."""
+
+    async def scenario() -> None:
+        checkpoints = Checkpoints(worker, table, EVERY)
+        checkpoints.stream = stream = Stream()
+        loop = asyncio.get_running_loop()
+        first_sent, second_sent = loop.create_future(), loop.create_future()
+        checkpoints.took([message(0, 1)], set(), [first_sent])
+        first = asyncio.create_task(checkpoints.checkpoint())
+        await asyncio.sleep(0.01)
+        checkpoints.took([message(0, 2)], set(), [second_sent])
+        second = asyncio.create_task(checkpoints.checkpoint())
+        second_sent.set_result(None)  # the broker answers the later send first
+        await asyncio.sleep(0.05)
+        assert stream.acked == []
+        first_sent.set_result(None)
+        await asyncio.gather(first, second)
+        assert [e.message.offset for e in stream.acked] == [1, 2]
+
+    asyncio.run(scenario())
