@@ -65,12 +65,13 @@ class Outcome:
 
 
 def replay(lines: list[bytes], rules: RuleSet) -> list[IncidentEvent]:
+    """The incident events of a replay (device health's events are not about placing)."""
     grid = load_grid(GRID)
     engine = Engine(grid, load_index(grid, None), rules)
-    events: list[IncidentEvent] = []
+    events = []
     for i in range(0, len(lines), 5000):
         events += engine.process_lines(lines[i : i + 5000], "season").events
-    return events + engine.flush()
+    return [e for e in events + engine.flush() if isinstance(e, IncidentEvent)]
 
 
 def judge(events: list[IncidentEvent], fires: list[SimFire]) -> Outcome:

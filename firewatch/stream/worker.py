@@ -30,10 +30,12 @@ record looks late merely because another partition ran ahead. A partition read t
 the broker says) claims the progress of what was appended `quiet_after` seconds before the newest
 record read (progress.py), so one without devices does not hold every watermark back. When no
 detection has arrived for `idle_release` seconds (progress markers are not input; rebalances and
-recoveries are a pause, not the end) and the broker has just said that every detection
-partition this worker reads is read to its end (a broker that does not answer, or records not yet
-fetched, are a pause too), every region is released to its latest event time (liveness at the end
-of a stream; what a replay's flush does).
+recoveries are a pause, not the end), the broker has just said that every detection partition
+this worker reads is read to its end, and the incidents stage has taken every located message up
+to the end the broker gives for its partitions (a broker that does not answer, records not yet
+fetched, and located messages not yet taken, after a restart or a recovery, are a pause too),
+every region is released to its latest event time (liveness at the end of a stream; what a
+replay's flush does).
 
 A table recovery that makes no progress for `stall_after` seconds ends the process with exit code
 75, for its supervisor to start it again (watchdog.py).
@@ -143,6 +145,7 @@ class WorkerApp:
         self.worker = worker
         self.idle_release = idle_release
         self.stream_metrics = stream_metrics
+        self.taken: dict[int, int] = {}  # located partition -> offset after the last one taken
         self.app = app = faust_app(settings)
         parts = self.topics.partitions
         self.located = _raw_topic(app, self.topics.located, parts)
@@ -198,6 +201,9 @@ class WorkerApp:
         async for batch in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
             if any(e.key != MARKER for e in batch):  # progress markers are not input
                 worker.last_input = worker.timer()
+            for e in batch:
+                p = e.message.partition
+                self.taken[p] = max(self.taken.get(p, 0), e.message.offset + 1)
             touched: set[bytes] = set()
             sent: list[Awaitable[Any]] = []
             for partition, group in _by_partition(batch).items():
@@ -231,10 +237,26 @@ class WorkerApp:
             worker.last_input = worker.timer()
         if not idle(worker, worker.timer(), self.idle_release):
             return
+        if not await self.located_read_out():  # located messages left: the stream goes on
+            return
         worker.load_all(self.checkpoints.table.data)
         events, touched = worker.release_idle()
         self.publish(events)
         self.checkpoints.save(touched)
+
+    async def located_read_out(self) -> bool:
+        """Whether the incidents stage has taken every located message of its partitions, up to
+        the ends the broker gives now (False when it does not answer)."""
+        from aiokafka.errors import KafkaError
+
+        consumer: Any = self.app.consumer
+        assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.located]
+        try:
+            ends = await consumer.highwaters(*assigned) if assigned else {}
+        except KafkaError as exc:
+            log.warning("%s: end offsets not known (%r); not idle", self.topics.located, exc)
+            return False
+        return taken_all(self.taken, {tp.partition: end for tp, end in ends.items()})
 
     async def check_recovery(self) -> None:
         stalled = self.watch.check(self.worker.timer())
@@ -247,6 +269,8 @@ class WorkerApp:
 
     async def revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == self.topics.located}
+        for p in gone:
+            self.taken.pop(p, None)  # its new owner, or this worker again, takes from the commit
         self.checkpoints.drop(gone)
         self.worker.forget(gone)
 
@@ -266,6 +290,14 @@ def idle(worker: Worker, now: float, idle_release: float) -> bool:
     """Whether the input has ended for the idle release: no detection for `idle_release` s, and
     the broker said within READ_OUT_FRESH s that every detection partition is read to its end."""
     return now - worker.last_input >= idle_release and now - worker.read_out_at <= READ_OUT_FRESH
+
+
+def taken_all(taken: dict[int, int], ends: dict[int, int]) -> bool:
+    """Whether every partition's messages were taken up to its end offset (`taken`: the offset
+    after the last one taken; a partition with messages and none taken since it was assigned is
+    not read out, though its messages may all be before the committed offset: a progress marker
+    comes to every located partition within a second and settles it)."""
+    return all(taken.get(p, 0) >= end for p, end in ends.items())
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:

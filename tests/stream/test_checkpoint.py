@@ -20,7 +20,7 @@ from firewatch.engine.core import Engine
 from firewatch.settings import Settings
 from firewatch.stream.checkpoint import Checkpoints, NotDelivered
 from firewatch.stream.stages import Worker, unpack_state
-from firewatch.stream.worker import READ_OUT_FRESH, idle
+from firewatch.stream.worker import READ_OUT_FRESH, idle, taken_all
 
 from ..engine.conftest import T0, camera
 
@@ -185,6 +185,18 @@ def test_the_idle_release_needs_quiet_input_and_a_fresh_read_out(worker: Worker)
     assert idle(worker, 104.0 + READ_OUT_FRESH, idle_release=5.0)
     # the broker said "read to the end" too long ago: records may have come since
     assert not idle(worker, 104.0 + READ_OUT_FRESH + 0.1, idle_release=5.0)
+
+
+def test_the_idle_release_waits_for_the_located_messages_left() -> None:
+    """A worker restarted after the input ended reads the detections out at once, while its
+    incidents stage still has located messages to take: not the end of the stream (a release
+    then would make every one of them late: devices down that never were, cells blind)."""
+    assert taken_all({0: 120, 1: 7}, {0: 120, 1: 7})
+    assert taken_all({0: 121}, {0: 120})  # the end was asked before the last one arrived
+    assert not taken_all({0: 119, 1: 7}, {0: 120, 1: 7})  # one message of partition 0 left
+    assert not taken_all({1: 7}, {0: 120, 1: 7})  # nothing taken from 0 since it was assigned
+    assert taken_all({}, {0: 0})  # an empty partition
+    assert taken_all({}, {})
 
 
 def test_checkpoints_ack_in_the_order_they_were_made(worker: Worker, table: Any) -> None:
