@@ -110,12 +110,18 @@ class Place:
     def gives_way_to(self, s: Signal) -> bool:
         """Whether `s` places the incident better: a line of sight gives way to a crossing or a
         detection's own place, a crossing to a clearly more certain one (REFINED); a detection's
-        place stays."""
+        place stays. Only a place that agrees with this one (within the two uncertainties: the
+        95% circles meet) moves it: a crossing of sights of two different fires (a ghost) can
+        state a small uncertainty far from where the incident is, and a signal that joined the
+        incident on its way there must not carry it off."""
         if self.located_by is LocatedBy.LINE_OF_SIGHT:
-            return s.located_by is not LocatedBy.LINE_OF_SIGHT
-        if self.located_by is LocatedBy.TRIANGULATED and s.located_by is LocatedBy.TRIANGULATED:
-            return (s.uncertainty_m or 0.0) <= REFINED * (self.uncertainty_m or 0.0)
-        return False
+            better = s.located_by is not LocatedBy.LINE_OF_SIGHT
+        elif self.located_by is LocatedBy.TRIANGULATED and s.located_by is LocatedBy.TRIANGULATED:
+            better = (s.uncertainty_m or 0.0) <= REFINED * (self.uncertainty_m or 0.0)
+        else:
+            return False
+        reach_km = ((self.uncertainty_m or 0.0) + (s.uncertainty_m or 0.0)) / 1000
+        return better and distance_km(self.lat, self.lon, s.lat, s.lon) <= reach_km
 
 
 @dataclass(slots=True)
