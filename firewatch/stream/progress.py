@@ -69,13 +69,15 @@ class Progress:
 
         A partition in `caught_up` (at the broker's end offset) reports at least what is
         claimable; `sources`, the detection topic's partition count, is how many partitions a
-        watermark waits to hear from."""
+        watermark waits to hear from. With `sources` and nothing to claim, partitions read to
+        their end still get a marker of `n` alone: a heartbeat, which tells the incidents stage
+        that it has taken its partitions to their end (the idle release waits for that)."""
         progress = dict(self.forwarded)
         claim = self.claimable() if caught_up else None
         if claim is not None:
             progress.update((p, max(progress.get(p, claim), claim)) for p in caught_up)
         if not progress:
-            return None
+            return orjson.dumps({"n": sources}) if sources and caught_up else None
         body: dict[str, float | int] = {str(p): t for p, t in sorted(progress.items())}
         if sources:
             body["n"] = sources

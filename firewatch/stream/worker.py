@@ -32,8 +32,8 @@ record read (progress.py), so one without devices does not hold every watermark 
 detection has arrived for `idle_release` seconds (progress markers are not input; rebalances and
 recoveries are a pause, not the end), the broker has just said that every detection partition
 this worker reads is read to its end, and the incidents stage has lately taken every located
-partition's messages to the end its consumer knew (progress markers come to each partition every
-second, so a live stage keeps taking; a broker that does not answer, records not yet fetched, and
+partition's messages to the end its consumer knew (progress markers, or a heartbeat when there
+is nothing to claim, come to each partition every second, so a live stage keeps taking; a broker that does not answer, records not yet fetched, and
 located messages not yet taken, after a restart or a recovery, are a pause too), every region is
 released to its latest event time (liveness at the end of a stream; what a replay's flush does).
 

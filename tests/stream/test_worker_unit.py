@@ -250,6 +250,10 @@ def test_a_read_out_partition_claims_only_what_was_appended_quiet_after_earlier(
 ) -> None:
     """Claims go by the records' Kafka timestamps, never by when they were fetched."""
     assert worker.marker({0, 1, 2}) is None  # idle before input: nothing to tell, nothing claimed
+    # ... but with the topic's partition count, read-out partitions send a heartbeat: the
+    # incidents stage takes it and knows it has taken its partitions to their end (idle release)
+    assert orjson.loads(worker.marker({0, 1, 2}, sources=3) or b"{}") == {"n": 3}
+    assert worker.marker(set(), sources=3) is None  # none read out: no heartbeat either
     worker.locate(0, [orjson.dumps(camera("c", 0, 0.9))], [0], [100_000])
     # partitions 1 and 2 read to their end, but what partition 0 sent was appended just now:
     # records on its way to them may be as old, so nothing is claimed for them yet
