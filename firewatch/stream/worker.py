@@ -33,9 +33,10 @@ detection has arrived for `idle_release` seconds (progress markers are not input
 recoveries are a pause, not the end), the broker has just said that every detection partition
 this worker reads is read to its end, and the incidents stage has lately taken every located
 partition's messages to the end its consumer knew (progress markers, or a heartbeat when there
-is nothing to claim, come to each partition every second, so a live stage keeps taking; a broker that does not answer, records not yet fetched, and
-located messages not yet taken, after a restart or a recovery, are a pause too), every region is
-released to its latest event time (liveness at the end of a stream; what a replay's flush does).
+is nothing to claim, come to each partition every second, so a live stage keeps taking; a
+broker that does not answer, records not yet fetched, and located messages not yet taken, after
+a restart or a recovery, are a pause too), every region is released to its latest event time
+(liveness at the end of a stream; what a replay's flush does).
 
 A table recovery that makes no progress for `stall_after` seconds ends the process with exit code
 75, for its supervisor to start it again (watchdog.py).
