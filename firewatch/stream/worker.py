@@ -32,8 +32,8 @@ record read (progress.py), so one without devices does not hold every watermark 
 detection has arrived for `idle_release` seconds (progress markers are not input; rebalances and
 recoveries are a pause, not the end), the broker has just said that every detection partition
 this worker reads is read to its end, and the incidents stage has lately taken every located
-partition's messages to the end its consumer knew (progress markers, or a heartbeat when there
-is nothing to claim, come to each partition every second, so a live stage keeps taking; a
+partition's messages to the end the broker gives now (progress markers, or a heartbeat when
+there is nothing to claim, come to each partition every second, so a live stage keeps taking; a
 broker that does not answer, records not yet fetched, and located messages not yet taken, after
 a restart or a recovery, are a pause too), every region is released to its latest event time
 (liveness at the end of a stream; what a replay's flush does).
@@ -55,7 +55,6 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -147,7 +146,7 @@ class WorkerApp:
         self.worker = worker
         self.idle_release = idle_release
         self.stream_metrics = stream_metrics
-        self.taken: dict[int, Taken] = {}  # located partition -> its last take
+        self.taken: dict[int, int] = {}  # located partition -> offset after the last one taken
         self.app = app = faust_app(settings)
         parts = self.topics.partitions
         self.located = _raw_topic(app, self.topics.located, parts)
@@ -237,7 +236,7 @@ class WorkerApp:
             worker.last_input = worker.timer()
         if not idle(worker, worker.timer(), self.idle_release):
             return
-        if not read_out(self.taken, self.assigned(), worker.timer()):  # located messages left
+        if not await self.located_read_out():  # located messages left: the stream goes on
             return
         worker.load_all(self.checkpoints.table.data)
         events, touched = worker.release_idle()
@@ -245,21 +244,26 @@ class WorkerApp:
         self.checkpoints.save(touched)
 
     def note_taken(self, batch: Sequence[Any]) -> None:
-        """What the incidents stage has taken of each located partition, against the end its
-        consumer knew from its last fetch (for the idle release)."""
-        consumer: Any = self.app.consumer
-        now = self.worker.timer()
-        last: dict[Any, int] = {}
+        """How far the incidents stage has taken each located partition (for the idle release)."""
         for e in batch:
-            tp = e.message.tp
-            last[tp] = max(last.get(tp, 0), e.message.offset + 1)
-        for tp, next_offset in last.items():
-            end = consumer.highwater(tp)
-            self.taken[tp.partition] = Taken(next_offset, -1 if end is None else end, now)
+            p = e.message.partition
+            self.taken[p] = max(self.taken.get(p, 0), e.message.offset + 1)
 
-    def assigned(self) -> set[int]:
+    async def located_read_out(self) -> bool:
+        """Whether the incidents stage has taken every located message of its partitions, up to
+        the ends the broker gives now (False when it does not answer). Not the ends its consumer
+        last fetched: a successor's locate stage may still be forwarding a backlog it has not
+        fetched (a kill test released mid-stream that way)."""
+        from aiokafka.errors import KafkaError
+
         consumer: Any = self.app.consumer
-        return {tp.partition for tp in consumer.assignment() if tp.topic == self.topics.located}
+        assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.located]
+        try:
+            ends = await consumer.highwaters(*assigned) if assigned else {}
+        except KafkaError as exc:
+            log.warning("%s: end offsets not known (%r); not idle", self.topics.located, exc)
+            return False
+        return read_out(self.taken, {tp.partition: end for tp, end in ends.items()})
 
     async def check_recovery(self) -> None:
         stalled = self.watch.check(self.worker.timer())
@@ -295,27 +299,15 @@ def idle(worker: Worker, now: float, idle_release: float) -> bool:
     return now - worker.last_input >= idle_release and now - worker.read_out_at <= READ_OUT_FRESH
 
 
-@dataclass(frozen=True)
-class Taken:
-    """The incidents stage's last take of a located partition."""
-
-    next: int  # the offset after the last message taken
-    end: int  # the partition's end as its consumer knew it then (-1: not known)
-    at: float  # when (the worker's timer)
-
-
-def read_out(taken: dict[int, Taken], assigned: set[int], now: float) -> bool:
-    """Whether the incidents stage has, within READ_OUT_FRESH s, taken every assigned located
-    partition's messages to the end its consumer knew. A partition not taken from since it was
-    assigned is not read out: after a restart or a recovery a worker may read the detections out
-    at once while its incidents stage has not taken its backlog yet (a release then would make
-    every record of it late). Markers come to every located partition each second and settle
-    the partitions that have nothing else."""
-    for p in assigned:
-        last = taken.get(p)
-        if last is None or last.end < 0 or last.next < last.end or now - last.at > READ_OUT_FRESH:
-            return False
-    return True
+def read_out(taken: dict[int, int], ends: dict[int, int]) -> bool:
+    """Whether every located partition's messages were taken up to its end offset (`taken`: the
+    offset after the last one taken). A partition with messages and none taken since it was
+    assigned is not read out, though they may all be before its committed offset: markers, or
+    a heartbeat, come to every located partition each second and settle it. Without this, a
+    worker restarted after the input ended, which reads the detections out at once while its
+    incidents stage has not taken its backlog, released every region before it (every record of
+    the backlog late)."""
+    return all(taken.get(p, 0) >= end for p, end in ends.items())
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:

@@ -20,7 +20,7 @@ from firewatch.engine.core import Engine
 from firewatch.settings import Settings
 from firewatch.stream.checkpoint import Checkpoints, NotDelivered
 from firewatch.stream.stages import Worker, unpack_state
-from firewatch.stream.worker import READ_OUT_FRESH, Taken, idle, read_out
+from firewatch.stream.worker import READ_OUT_FRESH, idle, read_out
 
 from ..engine.conftest import T0, camera
 
@@ -190,14 +190,12 @@ def test_the_idle_release_needs_quiet_input_and_a_fresh_read_out(worker: Worker)
 def test_the_idle_release_waits_for_the_located_messages_left() -> None:
     """A worker restarted after the input ended reads the detections out at once, while its
     incidents stage may not have taken its backlog of located messages yet: not the end of the
-    stream (a release then would make every one of them late: devices down that never were)."""
-    now = 100.0
-    fresh = {0: Taken(120, 120, now - 0.5), 1: Taken(8, 7, now - 1.0)}
-    assert read_out(fresh, {0, 1}, now)
-    assert read_out({}, set(), now)  # nothing assigned: nothing left
-    assert not read_out({**fresh, 0: Taken(119, 120, now - 0.5)}, {0, 1}, now)  # one left
-    assert not read_out(fresh, {0, 1, 2}, now)  # nothing taken from 2 since it was assigned
-    assert not read_out({**fresh, 1: Taken(8, -1, now)}, {0, 1}, now)  # its end not known
-    # taken to the end, but long ago: the stage has stopped taking (it may be recovering, or
-    # more came since); markers come to every partition each second
-    assert not read_out({**fresh, 1: Taken(8, 8, now - READ_OUT_FRESH - 0.1)}, {0, 1}, now)
+    stream (a release then makes every one of them late: devices down that never were). The
+    ends are the broker's now, not those the consumer last fetched (a successor's locate stage
+    may still be forwarding its backlog)."""
+    assert read_out({0: 120, 1: 7}, {0: 120, 1: 7})
+    assert read_out({0: 121}, {0: 120})  # the end was asked before the last one arrived
+    assert not read_out({0: 119, 1: 7}, {0: 120, 1: 7})  # one message of partition 0 left
+    assert not read_out({1: 7}, {0: 120, 1: 7})  # nothing taken from 0 since it was assigned
+    assert read_out({}, {0: 0})  # an empty partition
+    assert read_out({}, {})  # nothing assigned
