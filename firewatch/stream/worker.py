@@ -258,8 +258,10 @@ class WorkerApp:
 
         consumer: Any = self.app.consumer
         assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.located]
+        if not assigned:  # not yet in the group, or between assignments: nothing to release
+            return False
         try:
-            ends = await consumer.highwaters(*assigned) if assigned else {}
+            ends = await consumer.highwaters(*assigned)
         except KafkaError as exc:
             log.warning("%s: end offsets not known (%r); not idle", self.topics.located, exc)
             return False
