@@ -31,7 +31,7 @@ the broker says) claims the progress of what was appended `quiet_after` seconds 
 record read (progress.py), so one without devices does not hold every watermark back. When no
 detection has arrived for `idle_release` seconds (progress markers are not input; rebalances and
 recoveries are a pause, not the end), the broker has just said that every detection partition
-this worker reads is read to its end, and the incidents stage has lately taken every located
+this worker reads is read to its end, and the incidents stage has taken every located
 partition's messages to the end the broker gives now (progress markers, or a heartbeat when
 there is nothing to claim, come to each partition every second, so a live stage keeps taking; a
 broker that does not answer, records not yet fetched, and located messages not yet taken, after
