@@ -34,7 +34,7 @@ from firewatch.engine.incidents import distance_km  # noqa: E402
 from firewatch.geo.grid import load_grid  # noqa: E402
 from firewatch.geo.index import load_index  # noqa: E402
 from firewatch.ingest.validate import validate_lines  # noqa: E402
-from firewatch.model import EventKind, IncidentEvent  # noqa: E402
+from firewatch.model import Event, EventKind, IncidentEvent  # noqa: E402
 from firewatch.rules import RuleSet, load_rules  # noqa: E402
 from firewatch.sim.defaults import DEMO_SEED, DEMO_SENSORS  # noqa: E402
 from firewatch.sim.season import write_season  # noqa: E402
@@ -68,7 +68,7 @@ def replay(lines: list[bytes], rules: RuleSet) -> list[IncidentEvent]:
     """The incident events of a replay (device health's events are not about placing)."""
     grid = load_grid(GRID)
     engine = Engine(grid, load_index(grid, None), rules)
-    events = []
+    events: list[Event] = []
     for i in range(0, len(lines), 5000):
         events += engine.process_lines(lines[i : i + 5000], "season").events
     return [e for e in events + engine.flush() if isinstance(e, IncidentEvent)]

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from numbers import Real
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -173,7 +174,11 @@ def ahead(sight: Sight, along_m: F64) -> tuple[F64, F64]:
     return lat, sight.camera_lon + along_m * math.sin(b) / (_M_PER_DEG_LON * cos)
 
 
-def crosses_well(cross: F64, dot: F64, min_sin: float) -> NDArray[np.bool_]:
+@overload
+def crosses_well(cross: float, dot: float, min_sin: float) -> bool: ...
+@overload
+def crosses_well(cross: F64, dot: F64, min_sin: float) -> NDArray[np.bool_]: ...
+def crosses_well(cross: Any, dot: Any, min_sin: float) -> Any:
     """Whether lines of sight whose unit directions have these cross and dot products cross at a
     usable angle. Cameras looking the same way (bearings up to 90 degrees apart) need
     `min_sin`, the sine of the rules' minimum angle: their lines cross beyond both, at a distance
@@ -182,8 +187,9 @@ def crosses_well(cross: F64, dot: F64, min_sin: float) -> NDArray[np.bool_]:
     between them, at most B away, where that error is at most sigma B / sin(angle): the same
     bound is kept down to sin(angle) = min_sin^2 (3.8 degrees for a 15-degree rule). Two towers
     on either side of a fire see it along nearly one line; a 15-degree rule alone placed it twice.
-    Whether the crossing is ahead of both cameras is for the caller (`solve`, `may_cross`)."""
-    cross = np.abs(cross)
+    Whether the crossing is ahead of both cameras is for the caller (`solve`, `may_cross`).
+    Floats or arrays alike (may_cross asks one pair at a time, per sight in the window)."""
+    cross = abs(cross)
     return (cross >= min_sin) | ((dot < 0) & (cross >= min_sin * min_sin))
 
 
@@ -199,7 +205,7 @@ def may_cross(a: Sight, b: Sight, *, reach_m: float, min_angle_deg: float) -> bo
     cross = u1[0] * u2[1] - u1[1] * u2[0]
     dot = u1[0] * u2[0] + u1[1] * u2[1]
     min_sin = math.sin(math.radians(min_angle_deg))
-    if not crosses_well(np.array(cross), np.array(dot), min_sin):
+    if not crosses_well(cross, dot, min_sin):
         return False
     t1 = (east * u2[1] - north * u2[0]) / cross  # how far along a's line, then b's
     t2 = (east * u1[1] - north * u1[0]) / cross

@@ -1,5 +1,6 @@
 """The incidents stage's checkpoints: each region's engine state goes to the changelog of a Faust
-table, and the located messages that state covers are acked (so committed) only once it is sent.
+table, and the located messages that state covers are acked (so committed) only once the broker
+has it.
 
 `Checkpoints` keeps what changed since the last checkpoint (the regions, the located messages
 taken, the incident events they produced) and makes one: snapshot the changed regions
