@@ -128,6 +128,7 @@ class Consumed:
     value: bytes
     partition: int
     offset: int
+    timestamp: int  # ms: the broker's append time on a LogAppendTime topic (detections)
 
 
 class KafkaTestClient:
@@ -218,9 +219,9 @@ class KafkaTestClient:
                 batches = await consumer.getmany(timeout_ms=500)
                 for batch in batches.values():
                     received.extend(
-                        Consumed(message.key, message.value, message.partition, message.offset)
-                        for message in batch
-                        if message.value is not None
+                        Consumed(m.key, m.value, m.partition, m.offset, m.timestamp)
+                        for m in batch
+                        if m.value is not None
                     )
             if group_id is not None:
                 await consumer.commit()
@@ -242,7 +243,8 @@ class KafkaTestClient:
             while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
                 for batch in (await consumer.getmany(timeout_ms=500)).values():
                     got.extend(
-                        Consumed(m.key, m.value or b"", m.partition, m.offset) for m in batch
+                        Consumed(m.key, m.value or b"", m.partition, m.offset, m.timestamp)
+                        for m in batch
                     )
             return sorted(got, key=lambda c: (c.partition, c.offset))
         finally:

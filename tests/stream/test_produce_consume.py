@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
+from collections import Counter, defaultdict, deque
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -12,13 +13,15 @@ import pytest
 
 from firewatch.cli import main
 from firewatch.model import DETECTIONS
-from firewatch.stream.produce import parse_rate
+from firewatch.simulate import write_stream
+from firewatch.stream.produce import FENCE, parse_rate
 from firewatch.stream.topics import KafkaError, Topics
 
 from ..kafka_fixtures import KafkaTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMS = ROOT / "data/firms/modis_c6_usa_24h_2020-10-01.csv"
+QUJIANG = ROOT / "data/grids/qujiang.geojson"
 
 
 def test_produce_sends_every_line_keyed_by_device(
@@ -49,6 +52,48 @@ def test_produce_sends_every_line_keyed_by_device(
     firms = [m.value for m in got if m.key in (b"Terra-MODIS", b"Aqua-MODIS")]
     assert len(firms) == len(rows)
     assert len(DETECTIONS.validate_json(b"[" + b",".join(firms) + b"]")) == len(rows)
+
+
+def test_produce_appends_a_later_minute_only_after_everything_before_it(
+    tmp_path: Path, topics: Topics, kafka: KafkaTestClient
+) -> None:
+    """Four hours of a simulated district sent as fast as the broker takes them: by the broker's
+    own append times, no record that takes the file into a later minute of event time lands
+    before a record ahead of it in the file (the workers' progress claims rely on it)."""
+    stream = tmp_path / "stream.jsonl"
+    write_stream(stream, QUJIANG, seed=2, hours=4)
+    lines = [line for line in stream.read_bytes().splitlines() if line.strip()]
+    assert main(["produce", str(stream)]) == 0
+    appended: dict[bytes, deque[int]] = defaultdict(deque)  # a line sent twice: in order
+    for m in kafka.read_all(topics.detections):  # partition by partition, in offset order
+        appended[m.value].append(m.timestamp)
+    assert sum(map(len, appended.values())) == len(lines)
+    reached, landed, fenced = -1.0, 0, 0  # latest minute, latest append time before it
+    for line in lines:
+        minute = _minute(_json(line).get("observed_at"))
+        ts = appended[line].popleft()
+        if minute > reached:
+            assert ts >= landed, f"{line[:80]!r} appended before what came before it"
+            reached, fenced = minute, fenced + 1
+        landed = max(landed, ts)
+    assert fenced >= 4 * 60 * 0.9  # nearly every minute of the four hours has records
+
+
+def _json(line: bytes) -> dict[str, object]:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}  # the simulator's malformed lines
+    return record if isinstance(record, dict) else {}
+
+
+def _minute(at: object) -> float:
+    """The record's minute of event time; -1 for a time that is not RFC 3339 with an offset."""
+    try:
+        when = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        return -1
+    return -1 if when is None or when.tzinfo is None else when.timestamp() // FENCE
 
 
 def test_consume_incidents_writes_each_event_once(
