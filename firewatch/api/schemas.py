@@ -60,6 +60,11 @@ class MaintenanceList(BaseModel):
     orders: list[MaintenanceOrder]  # open ones, newest first
 
 
+class MaintenanceAckOut(BaseModel):
+    order: MaintenanceOrder
+    changed: bool  # False: acknowledged before (by whoever answered first)
+
+
 class TransitionOut(BaseModel):
     order: Order
     changed: bool  # False: the same transition was already done (transitions are idempotent)

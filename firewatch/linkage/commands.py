@@ -16,7 +16,7 @@ import redis
 
 from firewatch.errors import FirewatchError
 from firewatch.linkage import inbox, server
-from firewatch.linkage.model import Order, Resolution
+from firewatch.linkage.model import MaintenanceOrder, Order, Resolution
 from firewatch.linkage.service import Linkage
 from firewatch.settings import Settings
 
@@ -114,6 +114,34 @@ def _transition(args: argparse.Namespace) -> int:
     _print_order(order, as_json=False)
     if not changed:
         print("(nothing changed: already done)")
+    return 0
+
+
+def _print_maintenance(order: MaintenanceOrder, as_json: bool) -> None:
+    if as_json:
+        print(order.model_dump_json())
+        return
+    what = f"{order.source} {order.subject}" if order.kind == "device" else "cell"
+    acked = f"  acknowledged by {order.acked_by}" if order.acked_by else ""
+    print(
+        f"{order.id}  {order.state.value:<8} {what}  {order.grid_name or order.grid_id}  "
+        f"team {order.team or '-'}  since {order.since:%Y-%m-%d %H:%M}Z{acked}"
+    )
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    linkage = _linkage(args)
+    if args.maintenance_cmd == "ack":
+        order, changed = linkage.ack_maintenance(args.order, by=args.by)
+        _print_maintenance(order, as_json=False)
+        if not changed:
+            print(f"(nothing changed: acknowledged before by {order.acked_by})")
+        return 0
+    orders = linkage.maintenance.open_orders(args.team, args.limit)
+    for o in orders:
+        _print_maintenance(o, args.json)
+    if not args.json:
+        print(f"{len(orders)} open maintenance orders" + (f" for {args.team}" if args.team else ""))
     return 0
 
 
@@ -244,6 +272,19 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     _common(p)
     p.set_defaults(func=_report)
+
+    maint = sub.add_parser("maintenance", help="maintenance orders: silent devices, blind cells")
+    msub = maint.add_subparsers(dest="maintenance_cmd", required=True)
+    p = msub.add_parser("list", help="open ones, newest first")
+    p.add_argument("--team", help="a team's only")
+    p.add_argument("--limit", type=int, default=200, help="at most this many (200)")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p = msub.add_parser("ack", help="acknowledge one: someone is on it (it resolves by itself)")
+    p.add_argument("order")
+    _actor(p)
+    _common(p)
+    maint.set_defaults(func=_maintenance)
 
     masks = sub.add_parser("masks", help="suppression masks made by false-alarm closures")
     msub = masks.add_subparsers(dest="masks_cmd", required=True)

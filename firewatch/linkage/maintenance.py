@@ -10,6 +10,11 @@ event changes nothing (an order exists for its id; the end of an outage finds no
 device is registered once). Maintenance orders are not counted in the dispatch aggregates, so the
 response and closure rates stay those of fire warnings.
 
+A team acknowledges an open order ("someone is on it": `ack`, ACK_SCRIPT): who and when are kept on
+the order and go to the change feed; a team only its own, never a resolved one; a second ack
+changes nothing. It stays open until the device (or a watcher of the cell) reports again: the
+records, not a person, say it is fixed.
+
 The script also keeps the per-day counters the report's device figures are read from (uptime.py).
 """
 
@@ -25,8 +30,9 @@ import orjson
 
 from firewatch.linkage import codec, keys
 from firewatch.linkage.feed import FEED_MAXLEN
-from firewatch.linkage.model import MaintenanceOrder
+from firewatch.linkage.model import InvalidTransition, MaintenanceOrder, OrderNotFound
 from firewatch.linkage.scripts import PRELUDE
+from firewatch.linkage.transitions import OrderForbidden
 from firewatch.model import DeviceEvent, DeviceEventKind
 from firewatch.rules.model import RoutingRules
 
@@ -121,6 +127,28 @@ return out
 """
 )
 
+# ARGV: the order's key, who (the actor), when (epoch s), the asking team ('' for any), feed key,
+# feed maxlen. Returns {'missing'}, {'forbidden', owner}, {'resolved'}, {'same'} (acked before,
+# nothing changed) or {'acked'}.
+ACK_SCRIPT = (
+    PRELUDE
+    + r"""
+local key, by, now, team, FEED, FEED_MAXLEN = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local h = redis.call('HMGET', key, 'id', 'state', 'team', 'acked_at', 'village', 'township',
+                     'district', 'grid_id', 'lat', 'lon', 'since')
+if not h[1] then return {'missing'} end
+if team ~= '' and h[3] ~= team then return {'forbidden', h[3] or ''} end
+if h[2] ~= 'open' then return {'resolved'} end
+if h[4] and h[4] ~= '' then return {'same'} end
+redis.call('HSET', key, 'acked_at', now, 'acked_by', by)
+feed(FEED, FEED_MAXLEN, {
+  kind = 'maintenance', event = 'ack', order = h[1], state = 'open', team = h[3],
+  village = h[5], township = h[6], district = h[7], grid_id = h[8], lat = h[9], lon = h[10],
+  by = by, at = now, observed_at = h[11], detail = 'acknowledged by ' .. by})
+return {'acked'}
+"""
+)
+
 
 @dataclass
 class MaintenanceCounts:
@@ -141,6 +169,7 @@ class Maintenance:
         self.routing = routing
         self.feed_maxlen = feed_maxlen
         self._script = client.register_script(MAINTAIN)
+        self._ack = client.register_script(ACK_SCRIPT)
 
     def apply(self, events: Sequence[DeviceEvent], now: datetime) -> MaintenanceCounts:
         """Device events, in order, in one script call."""
@@ -224,6 +253,30 @@ class Maintenance:
                 out.append(f"org:{name}")
         return out or [f"org:{self.routing.fallback}"]
 
+    def ack(
+        self, mid: str, by: str, now: datetime, team: str | None = None
+    ) -> tuple[MaintenanceOrder, bool]:
+        """`by` acknowledges open order `mid` (a team's token: `team`, its own only): the order
+        and whether this changed it (False: acknowledged before). OrderNotFound, OrderForbidden,
+        InvalidTransition (resolved) change nothing."""
+        answer = self._ack(
+            args=[keys.maintenance(mid), by, codec.epoch(now), team or "", keys.FEED,
+                  self.feed_maxlen],
+        )  # fmt: skip
+        verdict, *rest = [x.decode() if isinstance(x, bytes) else str(x) for x in answer]
+        if verdict == "missing":
+            raise OrderNotFound(f"no maintenance order {mid!r}")
+        if verdict == "forbidden":
+            raise OrderForbidden(
+                f"maintenance order {mid} belongs to team {rest[0] or '(none)'}, not {team}",
+                rest[0],
+            )
+        if verdict == "resolved":
+            raise InvalidTransition(f"maintenance order {mid} is resolved: nothing to acknowledge")
+        order = self.get(mid)
+        assert order is not None  # it was there a moment ago, and orders are never deleted
+        return order, verdict == "acked"
+
     # -- reading --------------------------------------------------------------------------------
     def open_orders(self, team: str | None = None, limit: int = 1000) -> list[MaintenanceOrder]:
         """Open maintenance orders, newest first (a team's only, with `team`), `limit` at most."""
@@ -266,6 +319,8 @@ def _order(h: dict[str, str]) -> MaintenanceOrder:
         last_heard=time("last_heard"),
         interval_s=number("interval_s"),
         devices=int(h.get("devices") or 0),
+        acked_at=time("acked_at"),
+        acked_by=h.get("acked_by") or None,
         **codec.place(h),
     )
 

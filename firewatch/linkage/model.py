@@ -158,6 +158,8 @@ class MaintenanceOrder(BaseModel):
     last_heard: datetime | None = None  # a device's last record before its silence
     interval_s: float | None = None  # the interval it was judged by
     devices: int = 0  # a cell's watching devices
+    acked_at: datetime | None = None  # a team acknowledged it: someone is on it (its clock)
+    acked_by: str | None = None  # who: `team:<id>`, or `<role>:<token name>`, or a CLI --by
 
 
 class DispatchError(FirewatchError):

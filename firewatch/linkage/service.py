@@ -13,7 +13,7 @@ import redis
 
 from firewatch.clock import Clock
 from firewatch.linkage.maintenance import Maintenance
-from firewatch.linkage.model import Action, DispatchError, Order, Resolution
+from firewatch.linkage.model import Action, DispatchError, MaintenanceOrder, Order, Resolution
 from firewatch.linkage.report import Report, build_report
 from firewatch.linkage.store import DispatchCounts, DispatchStore
 from firewatch.linkage.transitions import OrderForbidden, Transition
@@ -54,6 +54,12 @@ class Linkage:
         the order's log and in the change feed. With `team`, only that team's order
         (OrderForbidden for another's, nothing changed)."""
         return self._move(order_id, Action.ACK, by, team)
+
+    def ack_maintenance(
+        self, order_id: str, by: str = "cli", team: str | None = None
+    ) -> tuple[MaintenanceOrder, bool]:
+        """Acknowledge an open maintenance order (maintenance.py): kept on it and in the feed."""
+        return self.maintenance.ack(order_id, by, self.clock.now(), team)
 
     def arrive(
         self, order_id: str, by: str | None = None, team: str | None = None

@@ -282,6 +282,39 @@ def test_a_silent_device_and_a_blind_cell_show_live_and_go_when_it_is_back(
     assert errors == []
 
 
+def test_a_team_takes_on_its_silent_device_from_the_phone(
+    browser: Any, base_url: str, bearer: Bearer, linkage: Linkage, clock: FakeClock
+) -> None:
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    ).new_page()
+    errors = watch(phone)
+    phone.goto(f"{base_url}/#token={token(bearer('team:team-A'))}")
+    phone.wait_for_selector("[data-testid=connection][data-state=live]", timeout=WAIT_MS)
+    phone.wait_for_selector("[data-testid=phone-maintenance-empty]:visible", timeout=WAIT_MS)
+
+    # another team's silent device is not on this phone; its own comes live
+    linkage.consume([device("device_down", 0, dev="S-8", team="team-B")])
+    linkage.consume([device("device_down", 1, dev="S-7")])
+    item = phone.locator("[data-testid=maintenance-item]")
+    item.wait_for(timeout=WAIT_MS)
+    assert item.count() == 1 and "sensor S-7 silent" in item.text_content()
+    expect_text(phone, "phone-maintenance-count", "(1)")
+    clock.advance(minutes=5)
+    item.locator("[data-testid=maintenance-ack]").click()
+    phone.wait_for_selector("[data-testid=maintenance-item][data-acked='1']", timeout=WAIT_MS)
+    assert "on it: team:team-A" in item.text_content()
+    assert item.locator("[data-testid=maintenance-ack]").count() == 0
+    (mine,) = linkage.maintenance.open_orders("team-A")  # in Redis, not the page
+    assert mine.acked_by == "team:team-A" and mine.acked_at == clock.now()
+    phone.screenshot(path=str(OUT / "dashboard-phone-maintenance.png"))
+
+    clock.advance(minutes=30)
+    linkage.consume([device("device_up", 35, dev="S-7")])  # the device reports: resolved
+    phone.wait_for_selector("[data-testid=phone-maintenance-empty]:visible", timeout=WAIT_MS)
+    assert errors == []
+
+
 def test_the_connection_indicator_shows_the_stream_down_and_it_resumes_by_itself(
     browser: Any, make_app: Any, bearer: Bearer, clock: FakeClock
 ) -> None:

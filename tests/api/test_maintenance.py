@@ -52,3 +52,35 @@ def test_open_maintenance_orders_newest_first_and_a_team_sees_its_own(
     assert client.get("/v1/maintenance").status_code == 401
     one = client.get("/v1/maintenance?limit=1", headers=centre).json()
     assert len(one["orders"]) == 1
+
+
+def test_a_team_acknowledges_its_own_maintenance_order(
+    client: TestClient, linkage: Linkage, bearer: Bearer, clock: FakeClock
+) -> None:
+    mine, theirs = (
+        device("device_down", 0, dev="s1"),
+        device("device_down", 0, dev="s2", team="team-B"),
+    )
+    linkage.consume([mine, theirs])
+    mid, other = maintenance_id(mine.event_id), maintenance_id(theirs.event_id)
+    team_a = bearer("team:team-A")
+    refused = client.post(f"/v1/maintenance/{other}/ack", headers=team_a)
+    assert refused.status_code == 403 and "belongs to team team-B" in refused.json()["detail"]
+    assert client.post(f"/v1/maintenance/{mid}/ack", headers=bearer("dashboard")).status_code == 403
+    assert client.post("/v1/maintenance/mnt-none/ack", headers=team_a).status_code == 404
+    assert client.post(f"/v1/maintenance/{mid}/ack").status_code == 401
+    clock.advance(minutes=3)
+    answer = client.post(f"/v1/maintenance/{mid}/ack", headers=team_a)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["changed"] and body["order"]["acked_by"] == "team:team-A"
+    assert body["order"]["state"] == "open"
+    again = client.post(f"/v1/maintenance/{mid}/ack", headers=team_a).json()
+    assert not again["changed"] and again["order"]["acked_at"] == body["order"]["acked_at"]
+    listed = client.get("/v1/maintenance", headers=team_a).json()["orders"]
+    assert [(o["id"], o["acked_by"]) for o in listed] == [(mid, "team:team-A")]
+    untouched = linkage.maintenance.get(other)
+    assert untouched is not None and untouched.acked_at is None
+    linkage.consume([device("device_up", 30, dev="s1")])
+    late = client.post(f"/v1/maintenance/{mid}/ack", headers=team_a)
+    assert late.status_code == 409 and "resolved" in late.json()["detail"]

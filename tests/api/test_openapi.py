@@ -35,6 +35,7 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
         "/v1/incidents",
         "/v1/incidents/{incident_id}",
         "/v1/maintenance",
+        "/v1/maintenance/{order_id}/ack",
         "/v1/masks",
         "/v1/masks/{name}",
         "/v1/grid",
@@ -67,7 +68,7 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
                 continue
             # the session cookie is accepted on GET only (auth.py), as its description says; an
             # order's changes (auth.order_change) do not even declare it
-            if route.path.startswith("/v1/dispatches/{order_id}/"):
+            if route.path.startswith(("/v1/dispatches/{order_id}/", "/v1/maintenance/{order_id}/")):
                 assert op["security"] == [{"bearer": []}], where
             else:
                 assert op["security"] == [{"bearer": []}, {"session": []}], where
@@ -81,6 +82,7 @@ def test_every_route_is_documented_with_its_answers(client: TestClient) -> None:
         assert {"404", "409"} <= set(
             paths[f"/v1/dispatches/{{order_id}}/{action}"]["post"]["responses"]
         )
+    assert {"404", "409"} <= set(paths["/v1/maintenance/{order_id}/ack"]["post"]["responses"])
     assert "503" in paths["/readyz"]["get"]["responses"]
     assert {"413", "415", "400"} <= set(paths["/v1/detections"]["post"]["responses"])
     body = paths["/v1/detections"]["post"]["requestBody"]["content"]

@@ -11,9 +11,12 @@ import pytest
 import redis
 
 from firewatch.cli import main
+from firewatch.linkage.maintenance import maintenance_id
 from firewatch.linkage.server import RedisProcess
+from firewatch.model import Source
 
 from .conftest import event, oid
+from .test_maintenance import device
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,3 +131,26 @@ def test_transitions_on_the_command_line_record_who_did_them(
     assert feed == ["", "cli", "team:team-A"]
     code, _, err = _run(capsys, "dispatch", "arrive", oid(1), "--by", " ", *url)
     assert code == 2 and "who did it must be 1 to 200 printable characters" in err
+
+
+def test_a_maintenance_order_is_listed_and_acknowledged_from_the_command_line(
+    tmp_path: Path, redis_session: RedisProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = device("device_down", 0, dev="cam-9", source=Source.CAMERA)
+    events = tmp_path / "events.jsonl"
+    events.write_text(down.model_dump_json() + "\n")
+    url = ["--redis-url", redis_session.url, "--rules", str(ROOT / "rules")]
+    assert _run(capsys, "dispatch", "consume", str(events), *url)[0] == 0
+    mid = maintenance_id(down.event_id)
+    code, out, _ = _run(capsys, "maintenance", "list", "--team", "team-A", *url)
+    assert code == 0 and f"{mid}  open     camera cam-9  cell 1  team team-A" in out
+    assert "1 open maintenance orders for team-A" in out
+    code, out, _ = _run(capsys, "maintenance", "ack", mid, "--by", "team:team-A", *url)
+    assert code == 0 and out.rstrip().endswith("acknowledged by team:team-A")
+    code, out, _ = _run(capsys, "maintenance", "ack", mid, *url)
+    assert code == 0 and "nothing changed: acknowledged before by team:team-A" in out
+    code, out, _ = _run(capsys, "maintenance", "list", "--json", *url)
+    (listed,) = [json.loads(line) for line in out.splitlines()]
+    assert (listed["id"], listed["acked_by"]) == (mid, "team:team-A")
+    code, _, err = _run(capsys, "maintenance", "ack", "mnt-none", *url)
+    assert code == 2 and "no maintenance order 'mnt-none'" in err

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from firewatch.clock import FakeClock
@@ -14,7 +15,9 @@ from firewatch.geo.grid import load_grid
 from firewatch.geo.index import load_index
 from firewatch.linkage import keys
 from firewatch.linkage.maintenance import maintenance_id
+from firewatch.linkage.model import InvalidTransition, OrderNotFound
 from firewatch.linkage.service import Linkage
+from firewatch.linkage.transitions import OrderForbidden
 from firewatch.model import DETECTIONS, DeviceEvent, DeviceEventKind, Source
 from firewatch.rules import load_rules
 
@@ -114,6 +117,42 @@ def test_the_device_back_resolves_its_order_and_counts_its_hours_down_per_day(
         ("device_down", "open"),
         ("device_up", "resolved"),
     ]
+
+
+def test_a_team_acknowledges_its_open_maintenance_order_once(
+    linkage: Linkage, redis_client: redis.Redis, clock: FakeClock
+) -> None:
+    down = device("device_down", 0)
+    linkage.consume([down, device("device_down", 0, dev="s2", team="team-B")])
+    mid = maintenance_id(down.event_id)
+    with pytest.raises(OrderForbidden, match=f"{mid} belongs to team team-A, not team-B"):
+        linkage.maintenance.ack(mid, "team:team-B", clock.now(), team="team-B")
+    with pytest.raises(OrderNotFound, match="no maintenance order 'mnt-nothing'"):
+        linkage.maintenance.ack("mnt-nothing", "admin:alice", clock.now())
+    assert "acked_at" not in _text(redis_client.hgetall(keys.maintenance(mid)))
+    clock.advance(minutes=7)
+    order, changed = linkage.maintenance.ack(mid, "team:team-A", clock.now(), team="team-A")
+    assert changed and order.state == "open"
+    assert (order.acked_at, order.acked_by) == (clock.now(), "team:team-A")
+    stored = _text(redis_client.hgetall(keys.maintenance(mid)))
+    assert (stored["acked_by"], float(stored["acked_at"])) == (
+        "team:team-A",
+        clock.now().timestamp(),
+    )
+    clock.advance(minutes=1)
+    again, changed = linkage.maintenance.ack(mid, "admin:alice", clock.now())
+    assert not changed and again.acked_by == "team:team-A"  # the first who answered stays
+    feed = _stream(redis_client, keys.FEED)
+    acks = [e for e in feed if e["event"] == "ack"]
+    assert [(e["kind"], e["order"], e["by"], e["team"]) for e in acks] == [
+        ("maintenance", mid, "team:team-A", "team-A")
+    ]
+    clock.advance(minutes=30)
+    linkage.consume([device("device_up", 40)])
+    with pytest.raises(InvalidTransition, match=f"{mid} is resolved"):
+        linkage.maintenance.ack(mid, "team:team-A", clock.now(), team="team-A")
+    resolved = linkage.maintenance.get(mid)
+    assert resolved is not None and resolved.acked_by == "team:team-A"
 
 
 def test_redelivered_device_events_change_nothing(

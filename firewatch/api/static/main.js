@@ -241,20 +241,27 @@ async function phone(me) {
   document.body.classList.add("phone-body");
   $("[data-testid=phone-team]").textContent = me.team;
   const view = createPhone($("#phone"), { state, changed: setOrder });
-  render = () => view.render();
+  const devices = createDevices($("#phone"), { canAck: true }); // its own, from its token
+  render = () => {
+    view.render();
+    devices.render();
+  };
 
   async function load() {
     const current = await whoami();
     const dispatches = await api("/v1/dispatches");
     state.orders = new Map(dispatches.orders.map((o) => [o.id, o]));
     render();
+    devices.load();
     return current.feed_id;
   }
 
   await follow(load, (kind, d) => {
     if (kind === "order") onOrder(d, { team: me.team, isNew: beep });
+    else if (kind === "maintenance" && d.team === me.team) devices.loadSoon();
   });
   setInterval(() => whoami().catch(() => {}), 60000);
+  setInterval(() => devices.load(), 60000);
   setInterval(renderSoon, 15000);
 }
 
