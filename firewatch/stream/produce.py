@@ -5,13 +5,14 @@ line must reach the rejects topic with its partition and offset. The key is the 
 device_id when the line parses, so one device's readings stay in order on one partition. FIRMS rows
 are converted to detection JSON first; a row that cannot be converted is reported and skipped.
 
-Across partitions the topic is in event-time order to the minute (FENCE): a record that takes the
-file into a later minute of event time is sent only once the broker has acknowledged every record
-before it. Kafka orders one partition only; without the fence a file sent faster than real time
-(a replay, a backfill) lands one partition seconds after another (the producer sends one batch per
-partition per request), hours of event time apart, and the workers' progress claims
-(stream/progress.py) rightly treat what comes that late as late. A live feed, one minute of
-event time a minute, waits on one fence a minute.
+Across partitions the topic is in event-time order to the minute (FENCE): a record of a later minute
+of event time than the record before it is sent only once the broker has acknowledged every record
+before it (so is every record that takes the file into a later minute, whatever a clock far ahead
+or behind sent before it). Kafka orders one partition only; without the fence a file sent faster
+than real time (a replay, a backfill) lands one partition seconds after another (the producer
+sends one batch per partition per request), hours of event time apart, and the workers' progress
+claims (stream/progress.py) rightly treat what comes that late as late. A live feed, one minute of
+event time a minute, waits on about one fence a minute.
 """
 
 from __future__ import annotations
@@ -132,13 +133,16 @@ async def produce(
     with Bar(progress, f"produce to {topic}") as bar:
         try:
             pending: list[asyncio.Future[object]] = []
-            reached = -math.inf  # the latest minute of event time sent (FENCE)
+            # the minute of the record before: one later than it waits for all before (FENCE).
+            # Not the latest minute sent: one record from 2099 would end the fences for the rest
+            minute = -math.inf
             for path in paths:
                 for key, value, t in records(path, summary.skipped):
-                    if t is not None and t // FENCE > reached:
-                        reached = t // FENCE
-                        await asyncio.gather(*pending)  # the broker has all before it
-                        pending.clear()
+                    if t is not None:
+                        if t // FENCE > minute:
+                            await asyncio.gather(*pending)  # the broker has all before it
+                            pending.clear()
+                        minute = t // FENCE
                     pending.append(await producer.send(topic, value, key=key))
                     summary.sent += 1
                     if rate is not None:

@@ -15,7 +15,7 @@ from firewatch.geo.grid import load_grid
 from firewatch.geo.index import load_index
 from firewatch.linkage import keys
 from firewatch.linkage.maintenance import maintenance_id
-from firewatch.linkage.model import InvalidTransition, OrderNotFound
+from firewatch.linkage.model import DispatchError, InvalidTransition, OrderNotFound
 from firewatch.linkage.service import Linkage
 from firewatch.linkage.transitions import OrderForbidden
 from firewatch.model import DETECTIONS, DeviceEvent, DeviceEventKind, Source
@@ -129,6 +129,8 @@ def test_a_team_acknowledges_its_open_maintenance_order_once(
         linkage.maintenance.ack(mid, "team:team-B", clock.now(), team="team-B")
     with pytest.raises(OrderNotFound, match="no maintenance order 'mnt-nothing'"):
         linkage.maintenance.ack("mnt-nothing", "admin:alice", clock.now())
+    with pytest.raises(DispatchError, match="who did it must be 1 to 200 printable"):
+        linkage.maintenance.ack(mid, "x" * 201, clock.now())
     assert "acked_at" not in _text(redis_client.hgetall(keys.maintenance(mid)))
     clock.advance(minutes=7)
     order, changed = linkage.maintenance.ack(mid, "team:team-A", clock.now(), team="team-A")

@@ -57,26 +57,33 @@ def test_produce_sends_every_line_keyed_by_device(
 def test_produce_appends_a_later_minute_only_after_everything_before_it(
     tmp_path: Path, topics: Topics, kafka: KafkaTestClient
 ) -> None:
-    """Four hours of a simulated district sent as fast as the broker takes them: by the broker's
-    own append times, no record that takes the file into a later minute of event time lands
-    before a record ahead of it in the file (the workers' progress claims rely on it)."""
+    """Four hours of a simulated district sent as fast as the broker takes them, with one record
+    from 2099 a third of the way: by the broker's own append times, every record of a later minute
+    of event time than the record before it lands after everything before it in the file (the
+    workers' progress claims rely on it); so does each record that takes the file into a later
+    minute after 2099's."""
     stream = tmp_path / "stream.jsonl"
     write_stream(stream, QUJIANG, seed=2, hours=4)
     lines = [line for line in stream.read_bytes().splitlines() if line.strip()]
+    ahead = {**_json(lines[0]), "id": "clock-2099", "observed_at": "2099-01-01T00:00:00+00:00"}
+    lines.insert(len(lines) // 3, orjson.dumps(ahead))
+    stream.write_bytes(b"\n".join(lines) + b"\n")
     assert main(["produce", str(stream)]) == 0
     appended: dict[bytes, deque[int]] = defaultdict(deque)  # a line sent twice: in order
     for m in kafka.read_all(topics.detections):  # partition by partition, in offset order
         appended[m.value].append(m.timestamp)
     assert sum(map(len, appended.values())) == len(lines)
-    reached, landed, fenced = -1.0, 0, 0  # latest minute, latest append time before it
+    before, landed, fenced = -1.0, 0, 0  # the minute of the record before; latest append time
     for line in lines:
         minute = _minute(_json(line).get("observed_at"))
         ts = appended[line].popleft()
-        if minute > reached:
+        if minute > before:
             assert ts >= landed, f"{line[:80]!r} appended before what came before it"
-            reached, fenced = minute, fenced + 1
+            fenced += 1
+        if minute >= 0:
+            before = minute
         landed = max(landed, ts)
-    assert fenced >= 4 * 60 * 0.9  # nearly every minute of the four hours has records
+    assert fenced >= 4 * 60 * 0.9  # nearly every minute of the four hours, after 2099 as before
 
 
 def _json(line: bytes) -> dict[str, object]:
