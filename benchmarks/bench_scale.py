@@ -127,11 +127,17 @@ class MemoryTable:
         self.data = self
         self.offset = 0
 
-    def send_soon(self, key: bytes, value: bytes, partition: int, callback: Any) -> None:
+    def send_soon(
+        self, key: bytes, value: bytes, partition: int, callback: Any
+    ) -> asyncio.Future[Any]:
+        """Delivered at once: the callback has run, and the delivery is done."""
         tp = SimpleNamespace(topic="changelog", partition=partition)
         meta = SimpleNamespace(topic_partition=tp, offset=self.offset)
         self.offset += 1
         callback(SimpleNamespace(result=lambda: meta))
+        sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        sent.set_result(meta)
+        return sent
 
     def apply_changelog_batch(self, batch: Any, to_key: Any, to_value: Any) -> None:
         for change in batch:

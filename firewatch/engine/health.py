@@ -264,13 +264,11 @@ class Health:
     # -- state --------------------------------------------------------------------------------
     def state(self) -> HealthState:
         s, n = self._s, self._s.n
-        waiting = sorted(
-            zip(
-                np.concatenate([*self._waiting_t, np.empty(0)]).tolist(),
-                np.concatenate([*self._waiting_row, np.empty(0, np.int64)]).tolist(),
-                strict=True,
-            )
-        )
+        t = np.concatenate([*self._waiting_t, np.empty(0)])
+        row = np.concatenate([*self._waiting_row, np.empty(0, np.int64)])
+        order = np.lexsort((row, t))  # by time, then row: a Python sort of pairs took 38% of a
+        # province-scale worker's time (bench_scale, 26,000 devices a region)
+        waiting = list(zip(t[order].tolist(), row[order].tolist(), strict=True))
         return HealthState(
             ids=list(self.ids),
             source=s.source[:n].tolist(),
