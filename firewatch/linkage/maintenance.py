@@ -31,13 +31,12 @@ import orjson
 from firewatch.linkage import codec, keys
 from firewatch.linkage.feed import FEED_MAXLEN
 from firewatch.linkage.model import (
-    DispatchError,
     InvalidTransition,
     MaintenanceOrder,
     OrderNotFound,
 )
 from firewatch.linkage.scripts import PRELUDE
-from firewatch.linkage.transitions import MAX_ACTOR, OrderForbidden
+from firewatch.linkage.transitions import OrderForbidden, check_actor
 from firewatch.model import DeviceEvent, DeviceEventKind
 from firewatch.rules.model import RoutingRules
 
@@ -264,11 +263,7 @@ class Maintenance:
         """`by` acknowledges open order `mid` (a team's token: `team`, its own only): the order
         and whether this changed it (False: acknowledged before). OrderNotFound, OrderForbidden,
         InvalidTransition (resolved), DispatchError (no valid `by`) change nothing."""
-        if not (by.strip() and len(by) <= MAX_ACTOR and by.isprintable()):
-            raise DispatchError(
-                f"maintenance order {mid}: who did it must be 1 to {MAX_ACTOR} printable "
-                f"characters, not {by!r}"
-            )
+        check_actor(by, f"maintenance order {mid}")
         feed = [keys.FEED, self.feed_maxlen]
         answer = self._ack(args=[keys.maintenance(mid), by, codec.epoch(now), team or "", *feed])
         verdict, *rest = [x.decode() if isinstance(x, bytes) else str(x) for x in answer]

@@ -29,6 +29,15 @@ from firewatch.rules.model import Mask
 MAX_ACTOR = 200  # characters of who did a transition
 
 
+def check_actor(by: str, what: str) -> None:
+    """Who did something to `what` (an order, a maintenance order): 1 to MAX_ACTOR printable
+    characters, else DispatchError naming it."""
+    if not (by.strip() and len(by) <= MAX_ACTOR and by.isprintable()):
+        raise DispatchError(
+            f"{what}: who did it must be 1 to {MAX_ACTOR} printable characters, not {by!r}"
+        )
+
+
 class OrderForbidden(DispatchError):
     """The order belongs to another team than the one that asked (nothing was changed)."""
 
@@ -67,10 +76,8 @@ class Transition:
             raise DispatchError(
                 f"order {oid}: only a close makes a suppression mask, not {self.action}"
             )
-        if by is not None and not (by.strip() and len(by) <= MAX_ACTOR and by.isprintable()):
-            raise DispatchError(
-                f"order {oid}: who did it must be 1 to {MAX_ACTOR} printable characters, not {by!r}"
-            )
+        if by is not None:
+            check_actor(by, f"order {oid}")
         if self.only_team and not self.team:
             raise DispatchError(f"order {oid}: only_team needs the team")
 

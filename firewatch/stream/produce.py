@@ -33,7 +33,7 @@ from firewatch.ingest.firms import is_firms_header, read_firms
 from firewatch.ingest.validate import describe_reject, iter_lines
 from firewatch.model import AnyDetection, Reject
 from firewatch.progressbar import Bar
-from firewatch.stream.topics import KafkaError
+from firewatch.stream.topics import KafkaError, json_object
 
 Record = tuple[bytes | None, bytes, float | None]  # key, value, event time (epoch s)
 FENCE = 60.0  # seconds of event time: a record of a later minute waits for the ones before
@@ -89,12 +89,7 @@ def records(path: Path, skipped: list[Reject], max_line_bytes: int = 65536) -> I
 def _key_and_time(value: bytes) -> tuple[bytes | None, float | None]:
     """A JSON line's device_id (its key) and observed_at (epoch s); None for what it lacks (a bad
     line goes as it is, unfenced: the worker rejects it)."""
-    try:
-        record = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(record, dict):
-        return None, None
+    record = json_object(value) or {}
     key = record.get("device_id")
     return key.encode() if isinstance(key, str) else None, _seconds(record.get("observed_at"))
 

@@ -102,14 +102,19 @@ async def all_partitions(consumer: Any, topic: str, timeout: float = 30.0) -> li
     return sorted(consumer.assignment())
 
 
-def text_field(value: bytes | None, name: str) -> bytes | None:
-    """A message's JSON object's string field `name`, as bytes (a key or an id); None when the
-    message is empty, not JSON, not an object, or the field is missing or not a string."""
+def json_object(value: bytes | None) -> dict[str, object] | None:
+    """A message's JSON object; None when it is empty, not JSON or not an object."""
     if not value:
         return None
     try:
         record = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-    field = record.get(name) if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def text_field(value: bytes | None, name: str) -> bytes | None:
+    """A message's JSON object's string field `name`, as bytes (a key or an id); None when the
+    message is empty, not JSON, not an object, or the field is missing or not a string."""
+    field = (json_object(value) or {}).get(name)
     return field.encode() if isinstance(field, str) else None
