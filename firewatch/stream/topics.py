@@ -81,6 +81,23 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         await admin.close()
 
 
+async def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: set[int]
+) -> dict[int, int]:
+    """The offsets `group` has committed on these partitions of `topic` (those it has)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.structs import TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        found = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+
 def reader(bootstrap: str, topic: str) -> Any:
     """An unstarted consumer of every partition of `topic` from its start, without a group (so
     no committed offsets): for compacted topics read whole, and for tests that read a topic."""

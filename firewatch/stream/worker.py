@@ -4,7 +4,8 @@
         firewatch.incidents (keyed by incident id)          bad records -> firewatch.rejects
 
 Both stages take whole batches and call the one engine (their logic is in stages.py; the locate
-stage's Kafka loop in locate.py; the incidents stage's snapshots in checkpoint.py; metrics through
+stage's Kafka loop in locate.py; the incidents stage's snapshots in checkpoint.py, and its check
+that no located message is skipped in continuity.py; metrics through
 observe.py when given). `WorkerApp` wires them into one Faust app, one method per task, agent and
 timer; `build_app` makes one. `locate`
 validates (rejects go to the dead-letter topic with their partition and offset) and finds each
@@ -58,17 +59,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from firewatch.engine.core import Engine
 from firewatch.metrics import EngineMetrics, StreamMetrics
 from firewatch.model import Event, event_key
 from firewatch.settings import Settings
 from firewatch.stream.checkpoint import Checkpoints, NotDelivered
+from firewatch.stream.continuity import Continuity
 from firewatch.stream.locate import locate_clients, run_locate
 from firewatch.stream.masks import follow_masks
 from firewatch.stream.observe import StreamSensor, faust_lag
 from firewatch.stream.stages import MARKER, QUIET_AFTER, Worker
-from firewatch.stream.topics import Topics, reader
+from firewatch.stream.topics import Topics, committed_offsets, reader
 from firewatch.stream.watchdog import EXIT_STALLED, RecoveryWatch
 
 log = logging.getLogger(__name__)
@@ -146,8 +149,9 @@ class WorkerApp:
         self.worker = worker
         self.idle_release = idle_release
         self.stream_metrics = stream_metrics
-        self.taken: dict[int, int] = {}  # located partition -> offset after the last one taken
         self.app = app = faust_app(settings)
+        # each located partition's messages in offset order, none skipped (continuity.py)
+        self.continuity = Continuity(self.topics.located, self.committed, self.earliest, self.seek)
         parts = self.topics.partitions
         self.located = _raw_topic(app, self.topics.located, parts)
         self.incidents = _raw_topic(app, self.topics.incidents, parts)
@@ -199,10 +203,10 @@ class WorkerApp:
         checkpoints.stream = stream
         if not worker.masks.ready.is_set():  # what a false alarm suppresses, before any input
             await worker.masks.ready.wait()
-        async for batch in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
+        async for given in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
+            batch = await self.continuity.admit(given)
             if any(e.key != MARKER for e in batch):  # progress markers are not input
                 worker.last_input = worker.timer()
-            self.note_taken(batch)
             touched: set[bytes] = set()
             sent: list[Awaitable[Any]] = []
             for partition, group in _by_partition(batch).items():
@@ -243,11 +247,24 @@ class WorkerApp:
         self.publish(events)
         self.checkpoints.save(touched)
 
-    def note_taken(self, batch: Sequence[Any]) -> None:
-        """How far the incidents stage has taken each located partition (for the idle release)."""
-        for e in batch:
-            p = e.message.partition
-            self.taken[p] = max(self.taken.get(p, 0), e.message.offset + 1)
+    async def committed(self, partitions: set[int]) -> dict[int, int]:
+        """The offsets the incidents stage's group committed on these located partitions."""
+        settings = self.settings
+        return await committed_offsets(
+            settings.kafka_bootstrap, settings.kafka_group, self.topics.located, partitions
+        )
+
+    async def earliest(self, partitions: set[int]) -> dict[int, int]:
+        """The first offset each of these located partitions still has."""
+        tps = [TP(self.topics.located, p) for p in partitions]
+        found = await self.app.consumer.earliest_offsets(*tps)
+        return {tp.partition: offset for tp, offset in found.items()}
+
+    async def seek(self, offsets: dict[int, int]) -> None:
+        """The Faust consumer reads these located partitions from these offsets next."""
+        await self.app.consumer.seek_wait(
+            {TP(self.topics.located, p): o for p, o in offsets.items()}
+        )
 
     async def located_read_out(self) -> bool:
         """Whether the incidents stage has taken every located message of its partitions, up to
@@ -265,7 +282,7 @@ class WorkerApp:
         except KafkaError as exc:
             log.warning("%s: end offsets not known (%r); not idle", self.topics.located, exc)
             return False
-        return read_out(self.taken, {tp.partition: end for tp, end in ends.items()})
+        return read_out(self.continuity.taken, {tp.partition: end for tp, end in ends.items()})
 
     async def check_recovery(self) -> None:
         stalled = self.watch.check(self.worker.timer())
@@ -278,8 +295,7 @@ class WorkerApp:
 
     async def revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == self.topics.located}
-        for p in gone:
-            self.taken.pop(p, None)  # its new owner, or this worker again, takes from the commit
+        self.continuity.forget(gone)  # its new owner, or this worker again, takes from the commit
         self.checkpoints.drop(gone)
         self.worker.forget(gone)
 

@@ -46,16 +46,19 @@ class Processes:
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, program: Path | None = None) -> subprocess.Popen[bytes]:
+        """`python -m firewatch ARGS`, or `python PROGRAM ARGS` (a fault-injecting wrapper)."""
         log = self.logs / f"{args[0]}{len(self.processes)}.log"
+        run = [str(program)] if program is not None else ["-m", "firewatch"]
         with log.open("wb") as f:
             process = subprocess.Popen(
-                [sys.executable, "-m", "firewatch", *args],
+                [sys.executable, *run, *args],
                 cwd=ROOT,
                 env=dict(os.environ),
                 stdout=f,
                 stderr=subprocess.STDOUT,
             )
+        process.program = program  # type: ignore[attr-defined]
         self.processes.append(process)
         return process
 
@@ -66,8 +69,10 @@ class Processes:
         for process in list(self.processes):
             if process.poll() == EXIT_STALLED and not getattr(process, "restarted", False):
                 process.restarted = True  # type: ignore[attr-defined]
-                args = [str(a) for a in process.args[3:]]  # python -m firewatch ...
-                self.start(*args)
+                program = getattr(process, "program", None)
+                skip = 3 if program is None else 2  # python -m firewatch ... / python PROGRAM ...
+                args = [str(a) for a in process.args[skip:]]
+                self.start(*args, program=program)
                 done.append(" ".join(args[:1]) + f" (pid {process.pid}) exited 75: started again")
         return done
 

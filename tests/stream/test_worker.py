@@ -312,3 +312,31 @@ def test_partitions_without_records_do_not_hold_back_incidents(
     raw = _wait_for(kafka, topics, expected, timeout=60)
     why = _same_events(raw, expected, copies=True, moved=True)
     assert why is None, f"{why}\n{procs.log_tail()}"
+
+
+def test_a_consumer_that_skips_located_messages_is_sought_back(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    topics: Topics,
+    kafka: KafkaTestClient,
+    procs: Processes,
+) -> None:
+    """The incidents stage takes each located partition's messages in offset order from the
+    committed one (stream/continuity.py): a worker whose Faust consumer drops the first 40
+    messages of located partition 1 (a fault injected below Faust, tests/stream/skipping_worker.py;
+    a successor did that in a CI run, README Faults) seeks back and gives the replay's events.
+    Without the check it lost those records: devices called down that never were, incidents
+    missing."""
+    monkeypatch.setenv("FIREWATCH_TEST_SKIP", "40")
+    monkeypatch.setenv("FIREWATCH_TEST_SKIP_PARTITION", "1")
+    stream = tmp_path / "stream.jsonl"
+    write_stream(stream, QUJIANG, seed=3, hours=8)
+    expected = _replayed(tmp_path, [stream])
+    assert main(["produce", str(stream)]) == 0
+    procs.start("worker", "--idle-release", "2", program=ROOT / "tests/stream/skipping_worker.py")
+    raw = _wait_for(kafka, topics, expected)
+    why = _same_events(raw, expected)
+    assert why is None, f"{why}\n{procs.log_tail()}"
+    log = procs.log_text("worker")
+    assert "skipping_worker: dropped" in log  # the fault happened
+    assert f"{topics.located}[1]: given offset" in log and "seeking back to 0" in log, log[-3000:]
