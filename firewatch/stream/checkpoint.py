@@ -10,6 +10,12 @@ the last checkpoint, then ack the messages. A successor (after a kill, a stop or
 resumes from the snapshots and the messages after them. Revoked partitions' messages are dropped,
 not acked: their new owner reads them again.
 
+Pace: at most every `every` seconds, and never more than a tenth of the stage's time: the next
+checkpoint is due SPREAD times as long after the last one began as its snapshots took. At province
+scale a region's state is megabytes (device health: tens of thousands of devices), and saved every
+second the snapshots took most of a worker's time (benchmarks/README.md, Scale); a longer pace
+only means more located messages read again after a kill.
+
 Why wait: Faust commits acked offsets on its own timer, and a message sent with `send_soon` sits
 in a buffer until its producer gets to it. Acked before the broker had the snapshot and the events,
 a worker killed in between would leave its successor offsets past a snapshot it never gets, and
@@ -28,6 +34,8 @@ from typing import Any, NamedTuple
 from faust.types.tuples import Message
 
 from firewatch.stream.stages import Worker
+
+SPREAD = 10.0  # the next checkpoint is due this many times its snapshots' time after it began
 
 
 class NotDelivered(Exception):
@@ -75,8 +83,9 @@ class Checkpoints:
         regions, self.regions = self.regions, set()
         events, self.events = self.events, []
         sent, self.sent = self.sent, []
-        self.due = self.worker.timer() + self.every
+        began = self.worker.timer()
         sent += self.save(regions)
+        self.due = began + max(self.every, SPREAD * (self.worker.timer() - began))
         results = await asyncio.gather(*sent, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:

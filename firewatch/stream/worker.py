@@ -16,7 +16,8 @@ record); it commits a batch's offsets once everything the batch produced is ackn
 broker, and reads a batch again when the broker did not take it. It forwards one message per
 region and batch, so the located topic carries few, large messages. `incidents` is a Faust agent
 on the located topic: it runs one Engine per region, whose state goes to the changelog of a Faust
-table at most every `snapshot_every` seconds (and, once the broker has it, to the local store);
+table at most every `snapshot_every` seconds, less often when its snapshots take long
+(checkpoint.py), and, once the broker has it, to the local store;
 the located messages a snapshot covers are acked only once the broker has it and the incident
 events they produced, so a killed, stopped or rebalanced worker's successor resumes from a
 snapshot and the messages after it. A stopping worker, or one in a rebalance, snapshots at once
@@ -229,7 +230,8 @@ class WorkerApp:
             await self.app.crash(exc)
 
     async def snapshot(self) -> None:
-        if self.checkpoints.dirty:
+        checkpoints = self.checkpoints
+        if checkpoints.dirty and checkpoints.is_due(self.worker.timer()):
             await self.checkpoint()
 
     async def release_if_idle(self) -> None:

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaTimeoutError
 from firewatch.clock import FakeClock
 from firewatch.engine.core import Engine
 from firewatch.settings import Settings
-from firewatch.stream.checkpoint import Checkpoints, NotDelivered
+from firewatch.stream.checkpoint import SPREAD, Checkpoints, NotDelivered
 from firewatch.stream.stages import Worker, unpack_state
 from firewatch.stream.worker import READ_OUT_FRESH, idle, read_out
 
@@ -199,3 +199,40 @@ def test_the_idle_release_waits_for_the_located_messages_left() -> None:
     assert not read_out({1: 7}, {0: 120, 1: 7})  # nothing taken from 0 since it was assigned
     assert read_out({}, {0: 0})  # an empty partition
     assert read_out({}, {})  # nothing assigned
+
+
+def test_checkpoints_take_at_most_a_tenth_of_the_stage_s_time(
+    worker: Worker, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next checkpoint is due `every` seconds after the last began, or SPREAD times as long
+    as its snapshots took, whichever is later (province-scale states take long to save)."""
+    now = [100.0]
+    worker.timer = lambda: now[0]
+    took = [0.5]  # seconds the next snapshots take
+    states = worker.states
+
+    def slow_states(regions: set[bytes]) -> Any:
+        now[0] += took[0]
+        return states(regions)
+
+    monkeypatch.setattr(worker, "states", slow_states)
+
+    async def scenario() -> None:
+        checkpoints = Checkpoints(worker, table, EVERY)
+        checkpoints.stream = Stream()
+        for took_s, due_after in ((0.5, SPREAD * 0.5), (0.01, EVERY)):
+            took[0] = took_s
+            began = now[0]
+            checkpoints.took([message(1, 0)], touch(worker, 1))
+            running = asyncio.create_task(checkpoints.checkpoint())
+            await asyncio.sleep(0)
+            for future in table.changelog_topic.futures:
+                if not future.done():
+                    future.set_result(None)
+            await running
+            now[0] = began + due_after - 0.001
+            assert not checkpoints.is_due(now[0])
+            now[0] = began + due_after
+            assert checkpoints.is_due(now[0])
+
+    asyncio.run(scenario())
