@@ -432,7 +432,9 @@ incident (`sensor.repeat`) once its second reading is past the {grace:.0f} min g
 every later reading joins it. Grid: {cells:,} Voronoi cells over 2.5 x 2 degrees
 (benchmarks/synthetic_grid.py; about 1 km² each, as in the Qujiang grid) in villages, townships
 and {count} districts of uneven size, each the nearest seed of the level below; the districts are
-the regions (`incidents.region_level`).
+the regions (`incidents.region_level`). Device health is on (rules/ as shipped): each region's
+state also holds its devices and their records waiting for the watermark (about ten a device at a
+reading a minute and 10 min of grace), as packed columns (state version 5).
 
 The worker is a fresh child process, so the memory is its own; the benchmark's main process is the
 broker and the devices (it makes the lines and pipes them over). The worker loads the grid, its
@@ -443,9 +445,10 @@ partition as Kafka's default partitioner places device-id keys (4 partitions), e
 `Worker.locate`; the located messages go to the located partition of their region key (murmur2),
 then a progress marker to each partition. `Worker.incidents` then takes them by partition, at most
 {take} at a time, as the agent takes what has arrived, reading saved states from the table; its
-events are serialised as the agent publishes them. Every `snapshot_every` (1 s) the stage's own
-`Checkpoints` (stream/checkpoint.py) save the changed regions to an in-memory table whose
-changelog delivers at once, as Faust's memory:// store keeps them. Not
+events are serialised as the agent publishes them. When one is due (`snapshot_every`, 1 s, after
+the last, or 10 times as long as the last one's snapshots took: stream/checkpoint.py) the stage's
+own `Checkpoints` save the changed regions to an in-memory table whose changelog delivers at
+once, as Faust's memory:// store keeps them. Not
 included: the Kafka clients (buffers, fetching, decoding), Faust (its app, the changelog
 producer), the metrics. The worker's clock reads the end of the stream. Checked at the end:
 {incidents:,} incidents open, no rejects, nothing outside the grid, each restored engine
@@ -461,7 +464,7 @@ Machine: {machine}
 - all {count} regions' snapshots: {total:.1f} MB; in the table (zlib level 1): {packed:.1f} MB
 - `Worker.locate` + `Worker.incidents` + checkpoints: **{speed:,.0f} records/s** ({shares};
   {checkpoints} checkpoints of {each:.0f} ms on average; {bare:,.0f}/s without them);
-  {events:,} incident events
+  {events:,} incident and device events (each sensor's `device_new`)
 
 Regions: the busiest (largest snapshot) and the median. `Engine.snapshot()`, and `Engine.restore`
 into a fresh engine, best of 5 each (3 in the last row). Baseline in the same run: pickle

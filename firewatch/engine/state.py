@@ -35,12 +35,13 @@ signal row of 11 fields has no sight and was placed where its record said; a sta
                    in arrival order (engine/sights.py)
     stats          `EngineStats`: records, late and the counters, so they continue after a
                    restore (they count since the state began, not since the process started)
-    devices        device health (engine/health.py), columns by device row: ids, source (code),
-                   cell, lat, lon (where it stands), last (last heard, null: none released yet),
-                   gap_ms and gaps (its interval learned: gaps summed in ms), down_at (null:
-                   up); waiting: [t, row] of its records waiting for the watermark, in (t, row)
-                   order. The cells each device watches, and each cell's watchers, are rebuilt
-                   from these.
+    devices        device health (engine/health.py), columns by device row: ids (a list), and
+                   as base64 of little-endian arrays (DEVICE_COLUMNS; version 4 wrote JSON lists,
+                   null for NaN, and waiting as [t, row] pairs): source (code), cell, lat, lon
+                   (where it stands), last (last heard, NaN: none released yet), gap_ms and gaps
+                   (its interval learned: gaps summed in ms), down_at (NaN: up); waiting_t and
+                   waiting_row: its records waiting for the watermark, in arrival order. The
+                   cells each device watches, and each cell's watchers, are rebuilt from these.
 
 A signal is an array [id, t, lat, lon, source, device, strength, cell, frp, pixel_km, flame,
 sight, located_by, uncertainty_m]; sight: [camera_lat, camera_lon, bearing_deg] or null.
@@ -53,6 +54,8 @@ change to them: a rules deploy between snapshot and restore applies to the resto
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import math
 from collections import deque
@@ -60,6 +63,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired
 
+import numpy as np
 import orjson
 from pydantic import (
     ConfigDict,
@@ -82,8 +86,8 @@ from firewatch.geo.sight import Sight
 from firewatch.model import SOURCES, LocatedBy, Severity, Source
 from firewatch.rules.model import Mask
 
-VERSION = 4
-READABLE = (1, 2, 3, 4)  # versions decode() accepts
+VERSION = 5
+READABLE = (1, 2, 3, 4, 5)  # versions decode() accepts
 
 
 class StateError(FirewatchError):
@@ -158,7 +162,41 @@ class StatsState(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class PackedDevicesDoc(TypedDict):
+    """Version 5: each numeric column as base64 of its little-endian array (DEVICE_COLUMNS)."""
+
+    ids: list[StrictStr]
+    source: StrictStr
+    cell: StrictStr
+    lat: StrictStr
+    lon: StrictStr
+    last: StrictStr
+    gap_ms: StrictStr
+    gaps: StrictStr
+    down_at: StrictStr
+    waiting_t: StrictStr
+    waiting_row: StrictStr
+
+
+# each packed column's dtype; NaN in `last` (none released yet) and `down_at` (up)
+DEVICE_COLUMNS = {
+    "source": "<i1",
+    "cell": "<i4",
+    "lat": "<f8",
+    "lon": "<f8",
+    "last": "<f8",
+    "gap_ms": "<i8",
+    "gaps": "<i8",
+    "down_at": "<f8",
+    "waiting_t": "<f8",
+    "waiting_row": "<i4",
+}
+
+
+@with_config(ConfigDict(extra="forbid"))
 class DevicesDoc(TypedDict):
+    """Version 4: JSON lists."""
+
     ids: list[StrictStr]
     source: list[StrictInt]
     cell: list[StrictInt]
@@ -173,7 +211,7 @@ class DevicesDoc(TypedDict):
 
 @with_config(ConfigDict(extra="forbid"))
 class StateDoc(TypedDict):
-    v: Literal[1, 2, 3, 4]
+    v: Literal[1, 2, 3, 4, 5]
     cells: StrictStr
     max_t: StrictFloat | None
     watermark: StrictFloat | None
@@ -183,7 +221,7 @@ class StateDoc(TypedDict):
     masks_removed: list[StrictStr]
     tracker: TrackerDoc
     stats: StatsState
-    devices: NotRequired[DevicesDoc]  # version 4 on
+    devices: NotRequired[PackedDevicesDoc | DevicesDoc]  # version 4 on (lists), 5 (packed)
 
 
 _STATE: TypeAdapter[StateDoc] = TypeAdapter(StateDoc)
@@ -233,8 +271,20 @@ def encode(state: EngineState) -> bytes:
         "stats": _stats(state.stats),
     }
     if state.devices.ids:  # none known (health off, or nothing heard yet): nothing to say
-        doc["devices"] = vars(state.devices)  # its lists as they are (asdict would copy each)
+        doc["devices"] = packed_devices(state.devices)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def packed_devices(devices: HealthState) -> dict[str, Any]:
+    """Device columns as base64 of packed arrays: at province scale (a reading a minute) a
+    region has tens of thousands of devices and ten times as many records waiting for the
+    watermark, which as JSON lists took most of a snapshot's time and a restore's (parsing and
+    validating the numbers one by one; benchmarks/README.md, Scale)."""
+    doc: dict[str, Any] = {"ids": devices.ids}
+    for name, dtype in DEVICE_COLUMNS.items():
+        column = np.ascontiguousarray(getattr(devices, name), dtype=dtype)
+        doc[name] = base64.b64encode(column.data).decode("ascii")
+    return doc
 
 
 def _time(t: float) -> float | None:
@@ -404,26 +454,74 @@ def _state(wire: StateDoc, cells: Sequence[Cell]) -> EngineState:
     )
 
 
-def _devices(doc: DevicesDoc | None, n_cells: int) -> HealthState:
+def _devices(doc: PackedDevicesDoc | DevicesDoc | None, n_cells: int) -> HealthState:
     if doc is None:
         return HealthState()
     n = len(doc["ids"])
-    columns = ("source", "cell", "lat", "lon", "last", "gap_ms", "gaps", "down_at")
-    short = [name for name in columns if len(doc[name]) != n]  # type: ignore[literal-required]
+    packed = isinstance(doc["source"], str)
+    columns = _unpacked(doc) if packed else _listed(doc)  # type: ignore[arg-type]
+    short = [c for c in DEVICE_COLUMNS if not c.startswith("waiting") and len(columns[c]) != n]
     if short:
         raise StateError(f"engine state is corrupt: devices.{short[0]} has not {n} entries")
-    if any(c not in _SOURCE_CODES for c in doc["source"]):
+    if len(columns["waiting_t"]) != len(columns["waiting_row"]):
+        raise StateError("engine state is corrupt: devices.waiting: times and rows differ in count")
+    if not np.isin(columns["source"], _SOURCE_CODES).all():
         raise StateError("engine state is corrupt: devices.source: an unknown source code")
-    if any(not 0 <= c < n_cells for c in doc["cell"]):
+    if ((columns["cell"] < 0) | (columns["cell"] >= n_cells)).any():
         raise StateError("engine state is corrupt: devices.cell: a cell not in the grid")
     if len(set(doc["ids"])) != n:
         raise StateError("engine state is corrupt: devices.ids lists a device twice")
-    if any(not 0 <= r < n for _, r in doc["waiting"]):
+    if ((columns["waiting_row"] < 0) | (columns["waiting_row"] >= n)).any():
         raise StateError("engine state is corrupt: devices.waiting: a row not in devices")
-    return HealthState(**doc)
+    for name in ("lat", "lon", "waiting_t"):
+        if not np.isfinite(columns[name]).all():
+            raise StateError(f"engine state is corrupt: devices.{name}: not a finite number")
+    for name in ("last", "down_at"):
+        if np.isinf(columns[name]).any():
+            raise StateError(f"engine state is corrupt: devices.{name}: not a finite number")
+    for name in ("gap_ms", "gaps"):
+        if (columns[name] < 0).any():
+            raise StateError(f"engine state is corrupt: devices.{name}: a negative count")
+    return HealthState(ids=doc["ids"], **columns)
 
 
-_SOURCE_CODES = frozenset(SOURCE_CODE.values())
+def _unpacked(doc: PackedDevicesDoc) -> dict[str, np.ndarray]:
+    """Version 5's columns, as arrays of their dtype in this machine's byte order."""
+    columns = {}
+    for name, dtype in DEVICE_COLUMNS.items():
+        try:
+            raw = base64.b64decode(doc[name], validate=True)  # type: ignore[literal-required]
+        except binascii.Error as exc:
+            raise StateError(f"engine state is corrupt: devices.{name}: {exc}") from None
+        size = np.dtype(dtype).itemsize
+        if len(raw) % size:
+            raise StateError(
+                f"engine state is corrupt: devices.{name}: {len(raw)} bytes, not a whole "
+                f"number of {size}-byte values"
+            )
+        columns[name] = np.frombuffer(raw, dtype).astype(np.dtype(dtype).newbyteorder("="))
+    return columns
+
+
+def _listed(doc: DevicesDoc) -> dict[str, np.ndarray]:
+    """Version 4's JSON lists as version 5's arrays (null: NaN)."""
+    columns = {
+        name: np.array(
+            [math.nan if x is None else x for x in doc[name]]  # type: ignore[literal-required]
+            if name in ("last", "down_at")
+            else doc[name],  # type: ignore[literal-required]
+            dtype,
+        )
+        for name, dtype in DEVICE_COLUMNS.items()
+        if not name.startswith("waiting")
+    }
+    waiting = doc["waiting"]
+    columns["waiting_t"] = np.array([t for t, _ in waiting], np.float64)
+    columns["waiting_row"] = np.array([r for _, r in waiting], np.int64)
+    return columns
+
+
+_SOURCE_CODES = sorted(SOURCE_CODE.values())
 
 
 def _decoded_incident(

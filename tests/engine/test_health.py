@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import math
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 import pytest
 
 from firewatch.engine.core import Engine
+from firewatch.engine.state import DEVICE_COLUMNS, StateError
 from firewatch.geo.grid import load_grid
 from firewatch.geo.index import load_index
 from firewatch.model import DETECTIONS, DeviceEvent, DeviceEventKind, Event, IncidentEvent
@@ -298,6 +303,100 @@ def test_a_restored_engine_gives_the_device_events_of_an_uninterrupted_one(
         second.restore(first.snapshot())
         events += device_events(feed(second, records[cut:], 50))
         assert [e.model_dump_json() for e in events] == expected, cut
+
+
+def _as_version_4(snapshot: bytes) -> bytes:
+    """A version 5 snapshot written as version 4 did: device columns as JSON lists (null for
+    NaN), waiting records as [t, row] pairs."""
+    doc = orjson.loads(snapshot)
+    devices = doc["devices"]
+    columns = {
+        name: np.frombuffer(base64.b64decode(devices.pop(name)), dtype).tolist()
+        for name, dtype in DEVICE_COLUMNS.items()
+    }
+    for name in ("last", "down_at"):
+        columns[name] = [None if math.isnan(x) else x for x in columns[name]]
+    waiting = list(zip(columns.pop("waiting_t"), columns.pop("waiting_row"), strict=True))
+    devices.update(columns, waiting=waiting)
+    doc["v"] = 4
+    return orjson.dumps(doc)
+
+
+def test_a_version_4_snapshot_of_device_health_is_read(
+    engine_with: Callable[[RuleSet], Engine], health_rules: RuleSet
+) -> None:
+    records = _day(4)
+    first = engine_with(health_rules)
+    cut = 0
+    while first.health.down_count == 0:  # to a moment when a device is down
+        feed_without_flush(first, records[cut : cut + 50], 50)
+        cut += 50
+    assert cut < len(records)
+    m = (datetime.fromisoformat(records[cut - 1]["observed_at"]) - T0).total_seconds() / 60
+    feed_without_flush(first, [reading("s-new", m)], 1)  # waiting: not yet released
+    snapshot = first.snapshot()
+    old = _as_version_4(snapshot)
+    devices = orjson.loads(old)["devices"]
+    assert devices["waiting"] and None in devices["last"] and None in devices["down_at"]
+    assert any(x is not None for x in devices["down_at"])  # the nulls and the values both
+    second = engine_with(health_rules)
+    second.restore(old)
+    assert second.snapshot() == snapshot  # as if taken by this version
+    rest = [e.model_dump_json() for e in feed(second, records[cut:], 50)]
+    assert rest and rest == [e.model_dump_json() for e in feed(first, records[cut:], 50)]
+
+
+def _set(name: str, at: int, value: float) -> Callable[[dict[str, Any]], None]:
+    def change(columns: dict[str, Any]) -> None:
+        columns[name] = columns[name].copy()
+        columns[name][at] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set("source", -1, 99), "devices.source: an unknown source code"),
+        (_set("cell", 0, 10**6), "devices.cell: a cell not in the grid"),
+        (_set("lat", 1, math.nan), "devices.lat: not a finite number"),
+        (_set("last", -1, math.inf), "devices.last: not a finite number"),
+        (_set("gaps", 0, -1), "devices.gaps: a negative count"),
+        (_set("waiting_row", 0, 10**6), "devices.waiting: a row not in devices"),
+        (lambda c: c.update(lat=c["lat"][1:]), "devices.lat has not 12 entries"),
+        (lambda c: c.update(waiting_row=c["waiting_row"][1:]), "times and rows differ in count"),
+        (
+            lambda c: c.update(gap_ms=c["gap_ms"].astype("<i2")[:3]),
+            "devices.gap_ms: 6 bytes, not a whole number of 8-byte values",
+        ),
+        (lambda c: c.update(lon="not base64!"), "devices.lon: "),
+    ],
+)
+def test_a_corrupt_device_column_is_refused_and_changes_nothing(
+    engine_with: Callable[[RuleSet], Engine],
+    health_rules: RuleSet,
+    change: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
+    source = engine_with(health_rules)
+    feed_without_flush(source, _day(4)[:900], 50)
+    doc = orjson.loads(source.snapshot())
+    devices = doc["devices"]
+    assert len(devices["ids"]) == 12 and devices["waiting_t"]
+    columns = {
+        name: np.frombuffer(base64.b64decode(devices[name]), dtype)
+        for name, dtype in DEVICE_COLUMNS.items()
+    }
+    change(columns)
+    for name, column in columns.items():
+        is_text = isinstance(column, str)
+        devices[name] = column if is_text else base64.b64encode(column.tobytes()).decode()
+    target = engine_with(health_rules)
+    feed_without_flush(target, _day(5)[:300], 50)
+    before = target.snapshot()
+    with pytest.raises(StateError, match=message):
+        target.restore(orjson.dumps(doc))
+    assert target.snapshot() == before
 
 
 def feed_without_flush(engine: Engine, records: list[dict[str, Any]], batch: int) -> list[Event]:

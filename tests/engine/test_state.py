@@ -383,7 +383,7 @@ def test_mask_delta_rebuilds_the_order_of_any_history() -> None:
 def test_a_fresh_engine_has_a_small_snapshot(new_engine: Factory) -> None:
     data = new_engine().snapshot()
     doc = orjson.loads(data)
-    assert doc["v"] == 4 and doc["max_t"] is None and doc["watermark"] is None  # -inf: none yet
+    assert doc["v"] == 5 and doc["max_t"] is None and doc["watermark"] is None  # -inf: none yet
     assert len(data) < 400, data
 
 
@@ -401,7 +401,7 @@ def _edit(data: bytes, change: Callable[[dict[str, Any]], object]) -> bytes:
         (lambda d: d[: len(d) // 2], "not JSON"),
         (lambda d: b"[1, 2]", "no format version"),
         (lambda d: b'{"engine": {}}', "no format version"),
-        (lambda d: _edit(d, lambda doc: doc.update(v=5)), "version 5 is unknown"),
+        (lambda d: _edit(d, lambda doc: doc.update(v=6)), "version 6 is unknown"),
         (lambda d: _edit(d, lambda doc: doc.update(v="1")), "version '1' is unknown"),
         (lambda d: _edit(d, lambda doc: doc.update(v=True)), "version True is unknown"),
         (lambda d: _edit(d, lambda doc: doc.pop("tracker")), "corrupt: tracker: Field required"),
