@@ -2,11 +2,13 @@
 
 A region's engine state covers every located message up to the offset its snapshot was taken at
 (checkpoint.py acks them then); its successor restores that state and must take every message
-after the committed offset, in order. The Faust consumer is trusted for that, but one clean-clone
-CI run (2026-12-04, README Faults) showed a successor whose first message of a partition was
-about 180 offsets past the committed one: the records between never reached its engine, its
-devices were called down for silences they did not have, and Faust never committed that
-partition again (it does not commit past a gap it did not see).
+after the committed offset, in order. The Faust consumer does not always do that: right after a
+rebalance it can hand the stream a message prefetched before it, past the committed offset
+(faust-streaming/faust issues 216 and 221). Seen here (2026-12-04, README Faults): a successor
+whose first message of a partition was about 180 offsets past the committed one (the records
+between never reached its engine, its devices were called down for silences they did not have,
+and Faust never committed that partition again), and 3 of 8 two-worker runs with gaps of 11 to
+25 messages.
 
 `Continuity` checks every message the stage is given against the offset it expects next: the
 group's committed offset (the log's start when there is none, or when retention removed what it

@@ -249,10 +249,11 @@ def test_two_workers_split_the_partitions_and_agree_with_one(
     tmp_path: Path, topics: Topics, kafka: KafkaTestClient, procs: Processes
 ) -> None:
     stream = tmp_path / "stream.jsonl"
-    # seed 7: seed 5's day diverges now and then in clean-clone CI runs: before the produce
-    # fences an update sent twice; with them (2026-12-04) 197 device_down events at other times
-    # in 1 of 4 runs (passed in 3, and 4 of 4 here beside CPU burners). README Faults
-    write_stream(stream, QUJIANG, seed=7, hours=8)
+    # seed 5: the day that diverged now and then in clean-clone CI runs (197 device_down events
+    # at other times, 2026-12-04): a consumer that skipped located messages after a rebalance.
+    # With stream/continuity.py 8 of 8 runs beside CPU burners passed, 3 of them healing such a
+    # gap (README Faults)
+    write_stream(stream, QUJIANG, seed=5, hours=8)
     expected = _replayed(tmp_path, [stream])
     procs.worker()
     procs.worker()
