@@ -505,19 +505,20 @@ def _unpacked(doc: PackedDevicesDoc) -> dict[str, np.ndarray]:
 
 def _listed(doc: DevicesDoc) -> dict[str, np.ndarray]:
     """Version 4's JSON lists as version 5's arrays (null: NaN)."""
-    columns = {
-        name: np.array(
-            [math.nan if x is None else x for x in doc[name]]  # type: ignore[literal-required]
-            if name in ("last", "down_at")
-            else doc[name],  # type: ignore[literal-required]
-            dtype,
-        )
-        for name, dtype in DEVICE_COLUMNS.items()
+    waiting = doc["waiting"]
+    lists: dict[str, list[Any]] = {
+        name: [math.nan if x is None else x for x in doc[name]]  # type: ignore[literal-required]
+        for name in DEVICE_COLUMNS
         if not name.startswith("waiting")
     }
-    waiting = doc["waiting"]
-    columns["waiting_t"] = np.array([t for t, _ in waiting], np.float64)
-    columns["waiting_row"] = np.array([r for _, r in waiting], np.int64)
+    lists["waiting_t"] = [t for t, _ in waiting]
+    lists["waiting_row"] = [r for _, r in waiting]
+    columns = {}
+    for name, values in lists.items():
+        try:
+            columns[name] = np.array(values, np.dtype(DEVICE_COLUMNS[name]).newbyteorder("="))
+        except OverflowError as exc:  # a number too large for the column
+            raise StateError(f"engine state is corrupt: devices.{name}: {exc}") from None
     return columns
 
 

@@ -250,11 +250,23 @@ class WorkerApp:
         self.checkpoints.save(touched)
 
     async def committed(self, partitions: set[int]) -> dict[int, int]:
-        """The offsets the incidents stage's group committed on these located partitions."""
-        settings = self.settings
-        return await committed_offsets(
-            settings.kafka_bootstrap, settings.kafka_group, self.topics.located, partitions
-        )
+        """The offsets the incidents stage's group committed on these located partitions (asked
+        again while the broker does not answer: nothing is taken until it does)."""
+        from aiokafka.errors import KafkaError
+
+        settings, delay = self.settings, 0.5
+        while True:
+            try:
+                return await committed_offsets(
+                    settings.kafka_bootstrap, settings.kafka_group, self.topics.located, partitions
+                )
+            except KafkaError as exc:
+                log.warning(
+                    "%s%s: committed offsets not known (%r); asking again in %.1f s",
+                    *(self.topics.located, sorted(partitions), exc, delay),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def earliest(self, partitions: set[int]) -> dict[int, int]:
         """The first offset each of these located partitions still has."""

@@ -342,6 +342,10 @@ def test_a_version_4_snapshot_of_device_health_is_read(
     second = engine_with(health_rules)
     second.restore(old)
     assert second.snapshot() == snapshot  # as if taken by this version
+    too_large = orjson.loads(old)
+    too_large["devices"]["source"][0] = 300  # no source code: and beyond the column's int8
+    with pytest.raises(StateError, match=r"devices\.source: Python integer 300 out of bounds"):
+        engine_with(health_rules).restore(orjson.dumps(too_large))
     rest = [e.model_dump_json() for e in feed(second, records[cut:], 50)]
     assert rest and rest == [e.model_dump_json() for e in feed(first, records[cut:], 50)]
 
