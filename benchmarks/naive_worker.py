@@ -12,6 +12,7 @@ from typing import Any
 import faust
 
 from firewatch.ingest.validate import validate_lines
+from firewatch.model import event_key
 from firewatch.runtime import open_engine
 from firewatch.settings import Settings
 
@@ -36,7 +37,7 @@ async def naive(stream: Any) -> None:
     async for value in stream:
         valid, _, _ = validate_lines([value], settings.topic_detections, first_line=None)
         for event in engine.process(valid):
-            await incidents.send(key=event.incident_id.encode(), value=event.model_dump_json())
+            await incidents.send(key=event_key(event).encode(), value=event.model_dump_json())
 
 
 if __name__ == "__main__":
