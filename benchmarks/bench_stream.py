@@ -203,7 +203,8 @@ def engine_alone(stream: Path, tmp: Path, runs: int) -> tuple[int, list[float]]:
 
 
 class Latency(NamedTuple):
-    events: list[float]  # seconds, opened/updated events
+    events: list[float]  # seconds, every event but `closed` (incident and device events)
+    incidents: list[float]  # seconds, the incidents' opened/updated events alone
     tail: int  # events released by the idle release: not counted
     dispatch: list[float]  # seconds, detection to dispatch order
     dispatch_tail: int
@@ -264,12 +265,31 @@ async def latency(env: dict[str, str], stream: Path, tmp: Path, rate: float) -> 
     # input, by design): they measure the end of the benchmark, not the pipeline
     tail = [r for r in received if r[0] > offered + IDLE - 0.5]
     late = [o for o in orders if o[1] > offered + IDLE - 0.5]
+    timed = [r for r in received if r not in tail]
     return Latency(
-        _latencies(stamps, [r for r in received if r not in tail]),
+        _latencies(stamps, timed),
+        _latencies(stamps, timed, kinds={"opened", "updated"}),
         len(tail),
         _dispatch_latencies(stamps, [o for o in orders if o not in late]),
         len(late),
     )
+
+
+def _latency_rows(measured: Latency, lines: int, rate: float) -> str:
+    """The latency phase's figures: every event, the incidents' alone, detection to dispatch."""
+    grace_ms = GRACE_S / (72 * 3600 / (lines / rate)) * 1000
+    rows = []
+    for name, values in (
+        ("every event but closed", measured.events),
+        ("incident opened/updated", measured.incidents),
+        ("detection to dispatch", measured.dispatch),
+    ):
+        ordered = sorted(values)
+        rows.append(
+            f"{name} ({len(ordered)}): p50 {_ms(ordered, 0.5):.0f} ms, "
+            f"p99 {_ms(ordered, 0.99):.0f} ms (grace {grace_ms:.0f} ms)"
+        )
+    return "\n".join(rows)
 
 
 def _orders(client: redis.Redis) -> list[tuple[float, float]]:
@@ -296,16 +316,18 @@ def _dispatch_latencies(
 
 
 def _latencies(
-    stamps: list[tuple[float, float]], received: list[tuple[float, bytes]]
+    stamps: list[tuple[float, float]],
+    received: list[tuple[float, bytes]],
+    kinds: set[str] | None = None,
 ) -> list[float]:
-    """For each opened/updated event: read time minus the production time of the first record
-    (in event time order) at or after its observed_at."""
+    """For each event but `closed` (or of `kinds`): read time minus the production time of the
+    first record (in event time order) at or after its observed_at."""
     stamps.sort()
     keys = [s[0] for s in stamps]
     out = []
     for when, value in received:
         event = orjson.loads(value)
-        if event["event"] == "closed":
+        if event["event"] == "closed" or (kinds is not None and event["event"] not in kinds):
             continue
         observed = datetime.fromisoformat(event["observed_at"]).timestamp()
         i = bisect.bisect_left(keys, observed)
@@ -321,6 +343,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--runs", type=int, default=3, help="throughput runs (median reported)")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="the latency phase alone (prints, no README)"
+    )
     args = parser.parse_args()
     print(f"machine: {describe()}")
     print(kafka("start", "--fresh"))
@@ -331,6 +356,10 @@ def main() -> None:
             write_stream(big, GRID, seed=1, hours=args.hours, sensors=args.sensors)
             write_stream(small, GRID, seed=1, hours=6, sensors=args.sensors)
             span = write_stream(fires, GRID, seed=3, hours=72, fires=360)
+            if args.latency_only:
+                alone_phase = asyncio.run(latency(environment(_tag(), tmp), fires, tmp, args.rate))
+                print(_latency_rows(alone_phase, span.lines, args.rate))
+                return
             runs = [
                 asyncio.run(throughput(environment(_tag(), tmp), big, tmp))
                 for _ in range(args.runs)
