@@ -275,9 +275,16 @@ async def latency(env: dict[str, str], stream: Path, tmp: Path, rate: float) -> 
     )
 
 
+def _grace_ms(lines: int, rate: float) -> float:
+    """The rules' grace period in wall ms, as 72 h of event time pass when `lines` are offered
+    at `rate` a second."""
+    offered_s = lines / rate
+    return GRACE_S / (72 * 3600 / offered_s) * 1000
+
+
 def _latency_rows(measured: Latency, lines: int, rate: float) -> str:
     """The latency phase's figures: every event, the incidents' alone, detection to dispatch."""
-    grace_ms = GRACE_S / (72 * 3600 / (lines / rate)) * 1000
+    grace_ms = _grace_ms(lines, rate)
     rows = []
     for name, values in (
         ("every event but closed", measured.events),
@@ -379,8 +386,7 @@ def main() -> None:
     rate, naive_rate = statistics.median(rates), statistics.median(naive_rates)
     alone_rate = statistics.median(alone[1])
     p50, p99 = _ms(lat, 0.5), _ms(lat, 0.99)
-    offered_s = span.lines / args.rate  # wall seconds the 72 h of event time take to offer
-    grace_ms = GRACE_S / (72 * 3600 / offered_s) * 1000
+    grace_ms = _grace_ms(span.lines, args.rate)
     rows = [
         (
             f"throughput, one worker, {runs[0][0]:,} detections",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +58,10 @@ class KafkaError(FirewatchError):
     """The broker is unreachable or refused an operation (names the broker and the topic)."""
 
 
-async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+@asynccontextmanager
+async def admin_client(bootstrap: str) -> AsyncIterator[Any]:
+    """A started aiokafka admin client of `bootstrap`, closed after; KafkaError (naming the
+    broker) when it cannot be reached."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaConnectionError
 
@@ -67,6 +71,14 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
     except KafkaConnectionError as exc:
         raise KafkaError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from None
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    async with admin_client(bootstrap) as admin:
         existing = set(await admin.list_topics())
         wanted = [n for n in topics.names() if n not in existing]
         if wanted:
@@ -77,24 +89,17 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
                         f"creating topic {name} on {bootstrap}: error {code} {message}"
                     )
         return wanted
-    finally:
-        await admin.close()
 
 
 async def committed_offsets(
     bootstrap: str, group: str, topic: str, partitions: set[int]
 ) -> dict[int, int]:
     """The offsets `group` has committed on these partitions of `topic` (those it has)."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         found = await admin.list_consumer_group_offsets(group, partitions=tps)
-    finally:
-        await admin.close()
     return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset >= 0}
 
 

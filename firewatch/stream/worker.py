@@ -72,7 +72,7 @@ from firewatch.stream.locate import locate_clients, run_locate
 from firewatch.stream.masks import follow_masks
 from firewatch.stream.observe import StreamSensor, faust_lag
 from firewatch.stream.stages import MARKER, QUIET_AFTER, Worker
-from firewatch.stream.topics import Topics, committed_offsets, reader
+from firewatch.stream.topics import KafkaError, Topics, committed_offsets, reader
 from firewatch.stream.watchdog import EXIT_STALLED, RecoveryWatch
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ class WorkerApp:
     async def committed(self, partitions: set[int]) -> dict[int, int]:
         """The offsets the incidents stage's group committed on these located partitions (asked
         again while the broker does not answer: nothing is taken until it does)."""
-        from aiokafka.errors import KafkaError
+        from aiokafka.errors import KafkaError as ClientError
 
         settings, delay = self.settings, 0.5
         while True:
@@ -260,7 +260,7 @@ class WorkerApp:
                 return await committed_offsets(
                     settings.kafka_bootstrap, settings.kafka_group, self.topics.located, partitions
                 )
-            except KafkaError as exc:
+            except (ClientError, KafkaError) as exc:  # the client's, or unreachable (topics.py)
                 log.warning(
                     "%s%s: committed offsets not known (%r); asking again in %.1f s",
                     *(self.topics.located, sorted(partitions), exc, delay),
@@ -285,7 +285,7 @@ class WorkerApp:
         the ends the broker gives now (False when it does not answer). Not the ends its consumer
         last fetched: a successor's locate stage may still be forwarding a backlog it has not
         fetched (a kill test released mid-stream that way)."""
-        from aiokafka.errors import KafkaError
+        from aiokafka.errors import KafkaError as ClientError
 
         consumer: Any = self.app.consumer
         assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.located]
@@ -293,7 +293,7 @@ class WorkerApp:
             return False
         try:
             ends = await consumer.highwaters(*assigned)
-        except KafkaError as exc:
+        except ClientError as exc:
             log.warning("%s: end offsets not known (%r); not idle", self.topics.located, exc)
             return False
         return read_out(self.continuity.taken, {tp.partition: end for tp, end in ends.items()})
