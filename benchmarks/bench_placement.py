@@ -154,12 +154,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=float, default=10.0)
     parser.add_argument("--fires", type=int, default=330)
+    parser.add_argument("--seed", type=int, default=DEMO_SEED, help="of the season")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "season.jsonl")
         episodes = write_season(
-            path, GRID, seed=DEMO_SEED, days=args.days, fires=args.fires, sensors=DEMO_SENSORS
+            path, GRID, seed=args.seed, days=args.days, fires=args.fires, sensors=DEMO_SENSORS
         )
         lines = path.read_bytes().splitlines()
     fires = [f for episode in episodes for f in episode.fires]
@@ -177,7 +178,7 @@ def main() -> None:
             (__doc__ or "").split("\n\n", 1)[1].split("\n\n", 1)[1].strip(),
             "",
             f"Machine: {describe()}. Season: {args.days:g} days, {len(fires)} fires, "
-            f"{len(lines):,} lines, seed {DEMO_SEED}.",
+            f"{len(lines):,} lines, seed {args.seed}.",
             "",
             "| triangulation | incidents | fires found | fires split | p50 km | p90 km | max km "
             "| fire's own team |",

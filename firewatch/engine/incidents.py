@@ -58,7 +58,7 @@ from firewatch.model import (
 )
 from firewatch.rules.model import RuleSet
 
-_BUCKET_DEG = 0.1
+_BUCKET_DEG = 0.02
 _KM_PER_DEG_LAT = 110.574
 _KM_PER_DEG_LON = 111.320
 TEAMS_CAP = 50  # teams listed per incident (the first reached)
@@ -199,7 +199,8 @@ T = TypeVar("T", bound=_Placed)
 
 
 class _Buckets(Generic[T]):
-    """Items on a 0.1-degree lat/lon grid, for "what is within r km of here"."""
+    """Items on a 0.02-degree lat/lon grid (about 2 km: the merge radius), for "what is within
+    r km of here"."""
 
     def __init__(self) -> None:
         self._cells: dict[tuple[int, int], list[T]] = {}

@@ -4,7 +4,8 @@ A camera knows where it stands and the direction of the smoke (a `Sight`), not w
 is. `triangulate` crosses the lines of sight of two or more camera sites; `line_of_sight` places
 the fire on one camera's line; `best_fix` takes the sights of one time window, keeps the largest
 set that agrees (one wild bearing among three or more is left out) and falls back to a line of
-sight. Pure and vectorised; which sights form a window is the engine's business.
+sight. Pure, on plain floats (a window offers a few sights: numpy costs more per call than it
+saves on them); which sights form a window is the engine's business.
 
 **The plane.** Lines of sight are great circles: geodesics of the ellipsoid stray from them by
 centimetres over 15 km. Positions go to the conformal sphere (geodetic to conformal latitude,
@@ -32,8 +33,10 @@ over 4,000 seeded trials (tests/geo/test_sight.py checks 400). Never below `MIN_
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from numbers import Real
@@ -43,7 +46,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 F64 = NDArray[np.float64]
-Ints = NDArray[np.intp]
 
 _A = 6_378_137.0  # WGS84 semi-major axis, m
 _E = math.sqrt(6.694_379_990_14e-3)  # WGS84 first eccentricity
@@ -94,9 +96,8 @@ def triangulate(
     Sights with a NaN or infinite position or bearing, a latitude at a pole or beyond, or a range
     <= 0 are ignored: bad data is no reason to raise. ValueError is for bad arguments only."""
     sigma, min_sin = _check(max_range_m, bearing_error_deg, min_angle_deg)
-    with np.errstate(all="ignore"):
-        rays = _Rays.of(sights, max_range_m)
-        return None if rays is None else rays.solve(np.arange(len(rays.reach)), sigma, min_sin)
+    rays = _Rays.of(sights, max_range_m)
+    return None if rays is None else rays.solve(list(range(len(rays))), sigma, min_sin)
 
 
 def line_of_sight(
@@ -109,9 +110,8 @@ def line_of_sight(
     hypot(max(d, R - d), K95 * sigma * R); about R / 2, since along the ray nothing is known.
     None when the sight is unusable (see `triangulate`)."""
     sigma, _ = _check(max_range_m, bearing_error_deg, 0.0, distance_m=distance_m)
-    with np.errstate(all="ignore"):
-        rays = _Rays.of([sight], max_range_m)
-        return None if rays is None else rays.line(sigma, distance_m)
+    rays = _Rays.of([sight], max_range_m)
+    return None if rays is None else rays.line(sigma, distance_m)
 
 
 def best_fix(
@@ -130,24 +130,24 @@ def best_fix(
     `gate_sigma` standard errors (its bearing error at that distance and the fix's own error,
     combined). Each proposal takes in every sight that agrees with the pair's crossing, then is
     refitted and drops its worst sight while one disagrees with its own fit; the one with the
-    most sites wins (ties: the smallest sum of squared standardised offsets) and is triangulated
+    most sites wins (ties: the smallest sum of squared standardised offsets, then the proposal of
+    the earliest sights: pairs that each agree only with themselves tie so) and is triangulated
     (if that fix is not valid, its pair is). Without a crossing: the line of sight of the first
-    usable sight, so order the sights by preference. Two cameras nearly in line with the fire
-    cannot tell which of two other sights is wrong: either wins the tie."""
+    usable sight. So order the sights by preference. Two cameras nearly in line with the fire
+    cannot tell which of two other sights is wrong: the earlier wins the tie."""
     sigma, min_sin = _check(
         max_range_m, bearing_error_deg, min_angle_deg, gate_sigma=gate_sigma, distance_m=distance_m
     )
-    with np.errstate(all="ignore"):
-        rays = _Rays.of(sights, max_range_m)
-        if rays is None:
-            return None
-        for rows in rays.consensus(sigma, min_sin, gate_sigma):  # the agreeing set, its pair
-            fix = rays.solve(rows, sigma, min_sin)
-            if fix is not None:
-                return fix
-        first = int(rays.index[0])
-        alone = _Rays.of([sights[first]], max_range_m)  # in its own plane, as `line_of_sight`
-        return None if alone is None else replace(alone.line(sigma, distance_m), sights=(first,))
+    rays = _Rays.of(sights, max_range_m)
+    if rays is None:
+        return None
+    for rows in rays.consensus(sigma, min_sin, gate_sigma):  # the agreeing set, its pair
+        fix = rays.solve(rows, sigma, min_sin)
+        if fix is not None:
+            return fix
+    first = rays.index[0]
+    alone = _Rays.of([sights[first]], max_range_m)  # in its own plane, as `line_of_sight`
+    return None if alone is None else replace(alone.line(sigma, distance_m), sights=(first,))
 
 
 # -- cheap tests around one camera (equirectangular: metres-accurate within a camera's range,
@@ -212,176 +212,244 @@ def may_cross(a: Sight, b: Sight, *, reach_m: float, min_angle_deg: float) -> bo
     return 0 < t1 <= reach_m and 0 < t2 <= reach_m
 
 
-@dataclass(frozen=True)
+Vec = tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
 class _Plane:
     """The gnomonic plane tangent to the conformal sphere at unit vector `o`, in metres at `o`."""
 
-    o: F64
-    east: F64
-    north: F64
+    o: Vec
+    east: Vec
+    north: Vec
     scale: float  # metres per radian at the tangent point
 
     @classmethod
-    def at(cls, lat: F64, lon: F64) -> _Plane:
-        p, _, _ = _frame(_conformal(np.radians(lat)), np.radians(lon))
-        mean = p.sum(axis=0)  # the tangent point; the first camera when they cancel out
-        o = mean / np.linalg.norm(mean) if np.linalg.norm(mean) > 1e-6 * len(p) else p[0]
-        chi, lam = math.asin(float(o[2])), math.atan2(float(o[1]), float(o[0]))
-        phi = float(_geodetic(np.array(chi)))
+    def at(cls, points: list[Vec]) -> _Plane:
+        """The plane for cameras at these unit vectors: tangent at their mean."""
+        mx, my, mz = (math.fsum(p[k] for p in points) for k in range(3))
+        norm = math.sqrt(mx * mx + my * my + mz * mz)
+        # the tangent point; the first camera when they cancel out
+        o = (mx / norm, my / norm, mz / norm) if norm > 1e-6 * len(points) else points[0]
+        chi, lam = math.asin(_clip(o[2])), math.atan2(o[1], o[0])
+        phi = _geodetic(chi)
         prime_vertical = _A / math.sqrt(1 - (_E * math.sin(phi)) ** 2)
-        _, east, north = _frame(np.array(chi), np.array(lam))
-        return cls(o, east, north, prime_vertical * math.cos(phi) / math.cos(chi))
+        sc, cc, sl, cl = math.sin(chi), math.cos(chi), math.sin(lam), math.cos(lam)
+        east, north = (-sl, cl, 0.0), (-sc * cl, -sc * sl, cc)
+        return cls(o, east, north, prime_vertical * math.cos(phi) / cc)
 
-    def rays(self, lat: F64, lon: F64, bearing_deg: F64) -> tuple[F64, F64]:
-        """Camera positions (n, 2) and the unit directions (n, 2) of their lines of sight."""
-        b = np.radians(bearing_deg)
-        p, east, north = _frame(_conformal(np.radians(lat)), np.radians(lon))
-        d = np.cos(b)[:, None] * north + np.sin(b)[:, None] * east  # tangent direction
-        w = p @ self.o
-        q = np.column_stack((p @ self.east, p @ self.north)) / w[:, None]
+    def ray(self, p: Vec, d: Vec) -> tuple[float, float, float, float] | None:
+        """The camera at unit vector `p` in the plane and the unit direction of its line of sight
+        (unit tangent `d` at `p`): x, y, ux, uy; None when it cannot be drawn there (beyond the
+        horizon, or a line with no direction in the plane)."""
+        w = _dot3(p, self.o)
+        if not w > 0:
+            return None
+        qx, qy = _dot3(p, self.east) / w, _dot3(p, self.north) / w
         # derivative of P -> (P.east, P.north) / (P.o) at p along d, but for the factor 1 / w
-        dq = np.column_stack((d @ self.east, d @ self.north)) - q * (d @ self.o)[:, None]
-        u = dq / np.linalg.norm(dq, axis=1)[:, None]
-        return np.where(w[:, None] > 0, q * self.scale, np.nan), u  # w <= 0: beyond the horizon
+        do = _dot3(d, self.o)
+        dx, dy = _dot3(d, self.east) - qx * do, _dot3(d, self.north) - qy * do
+        length = math.hypot(dx, dy)
+        if not (length > 0 and math.isfinite(length)):
+            return None
+        drawn = qx * self.scale, qy * self.scale, dx / length, dy / length
+        return drawn if all(math.isfinite(v) for v in drawn) else None
 
-    def latlon(self, xy: F64) -> tuple[float, float]:
-        p = self.o + (xy[0] * self.east + xy[1] * self.north) / self.scale
-        chi = math.asin(float(p[2] / np.linalg.norm(p)))
-        lon = math.degrees(math.atan2(float(p[1]), float(p[0])))
-        return math.degrees(float(_geodetic(np.array(chi)))), (lon + 180.0) % 360.0 - 180.0
+    def latlon(self, x: float, y: float) -> tuple[float, float]:
+        x, y = x / self.scale, y / self.scale
+        p = [o + x * e + y * n for o, e, n in zip(self.o, self.east, self.north, strict=True)]
+        chi = math.asin(_clip(p[2] / math.sqrt(_dot3(p, p))))
+        lon = math.degrees(math.atan2(p[1], p[0]))
+        return math.degrees(_geodetic(chi)), (lon + 180.0) % 360.0 - 180.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Rays:
-    """The usable sights in the plane: cameras `xy`, directions `u`, normals `n`, each reach
-    (range capped by max_range_m), site (first sight of the same site; `sites`: one-hot, ray by
-    site) and index in the caller's sequence."""
+    """The usable sights in the plane, one list entry per ray: the camera (x, y), the unit
+    direction (ux, uy) of its line (its normal is (uy, -ux)), its reach (range capped by
+    max_range_m), its site (the first ray of the same site) and its index in the caller's
+    sequence. Plain floats: a window offers a few sights, and numpy's cost per call on arrays of
+    a few rows was most of the engine's time on a fire-dense stream (benchmarks/README.md)."""
 
     plane: _Plane
-    xy: F64
-    u: F64
-    n: F64
-    reach: F64
-    site: Ints
-    sites: Ints
-    index: Ints
-    nn: F64  # each ray's n n^T, flattened (rays, 4): the normal equations' terms
-    nxy: F64  # each ray's n . camera
+    x: list[float]
+    y: list[float]
+    ux: list[float]
+    uy: list[float]
+    reach: list[float]
+    site: list[int]
+    index: list[int]
 
     @classmethod
     def of(cls, sights: Sequence[Sight], max_range_m: float) -> _Rays | None:
         if isinstance(sights, str | bytes) or not isinstance(sights, Sequence):
             raise ValueError(f"sights must be a sequence of Sight, got {type(sights).__name__}")
+        usable: list[tuple[int, float, tuple[Vec, Vec]]] = []
         for k, s in enumerate(sights):
             if not isinstance(s, Sight):
                 raise ValueError(f"sights[{k}] must be a Sight, got {type(s).__name__}")
-        fields = ("camera_lat", "camera_lon", "bearing_deg", "range_m")
-        lat, lon, bearing, own = (_column(sights, f) for f in fields)
-        reach = np.fmin(own, max_range_m)  # NaN (unknown) own range: max_range_m
-        ok = np.isfinite(lat) & np.isfinite(lon) & np.isfinite(bearing) & (np.abs(lat) < 90)
-        index = np.flatnonzero(ok & (reach > 0))
-        if index.size == 0:
+            lat, lon, bearing, own = (_number(s, f) for f in _FIELDS)
+            reach = max_range_m if math.isnan(own) else min(own, max_range_m)
+            finite = math.isfinite(lat) and math.isfinite(lon) and math.isfinite(bearing)
+            if finite and abs(lat) < 90 and reach > 0:
+                usable.append((k, reach, _on_sphere(lat, lon, bearing)))
+        if not usable:
             return None
-        plane = _Plane.at(lat[index], lon[index])
-        xy, u = plane.rays(lat[index], lon[index], bearing[index] % 360.0)
-        keep = np.isfinite(xy).all(axis=1) & np.isfinite(u).all(axis=1)
-        if not keep.any():
-            return None
-        xy, u, index = xy[keep], u[keep], index[keep]
-        gap = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=2)
-        site = np.argmax(gap < SAME_SITE_M, axis=1)
-        n = np.column_stack((u[:, 1], -u[:, 0]))
-        sites = (site[:, None] == np.arange(site.size)).astype(np.intp)
-        nn = (n[:, :, None] * n[:, None, :]).reshape(-1, 4)
-        return cls(plane, xy, u, n, reach[index], site, sites, index, nn, (n * xy).sum(axis=1))
+        plane = _Plane.at([camera for _, _, (camera, _) in usable])
+        rays = cls(plane, [], [], [], [], [], [], [])
+        for k, reach, (camera, tangent) in usable:
+            drawn = plane.ray(camera, tangent)
+            if drawn is not None:
+                rays.add(*drawn, reach, k)
+        return rays if rays.x else None
+
+    def add(self, x: float, y: float, ux: float, uy: float, reach: float, index: int) -> None:
+        """One more ray; its site is the first ray within SAME_SITE_M of its camera (itself when
+        there is none before it)."""
+        near = (
+            j
+            for j, (a, b) in enumerate(zip(self.x, self.y, strict=True))
+            if math.hypot(x - a, y - b) < SAME_SITE_M
+        )
+        self.site.append(next(near, len(self.x)))
+        self.x.append(x)
+        self.y.append(y)
+        self.ux.append(ux)
+        self.uy.append(uy)
+        self.reach.append(reach)
+        self.index.append(index)
+
+    def __len__(self) -> int:
+        return len(self.x)
 
     def line(self, sigma: float, distance_m: float | None) -> Fix:
         """The line-of-sight fix of the first ray (see `line_of_sight`)."""
-        reach = float(self.reach[0])
+        reach = self.reach[0]
         d = reach / 2 if distance_m is None else min(distance_m, reach)
-        lat, lon = self.plane.latlon(self.xy[0] + d * self.u[0])
+        lat, lon = self.plane.latlon(self.x[0] + d * self.ux[0], self.y[0] + d * self.uy[0])
         radius = max(math.hypot(max(d, reach - d), K95 * sigma * reach), MIN_UNCERTAINTY_M)
         return Fix(lat, lon, radius, Method.LINE_OF_SIGHT, (0,))
 
-    def solve(self, rows: Ints, sigma: float, min_sin: float) -> Fix | None:
+    def crosses(self, i: int, j: int, min_sin: float) -> bool:
+        """Whether rays i and j are of two sites and their lines cross well (`crosses_well`)."""
+        ux, uy = self.ux, self.uy
+        cross = ux[i] * uy[j] - uy[i] * ux[j]
+        dot = ux[i] * ux[j] + uy[i] * uy[j]
+        return self.site[i] != self.site[j] and crosses_well(cross, dot, min_sin)
+
+    def solve(self, rows: list[int], sigma: float, min_sin: float) -> Fix | None:
         """The weighted least-squares fix of rays `rows`, or None when it is not valid."""
-        site, u = self.site[rows], self.u[rows]
-        other = site[:, None] != site[None, :]
-        well = crosses_well(_cross(u[:, None], u[None, :]), _dot(u[:, None], u[None, :]), min_sin)
-        if not well[other].any():
+        if not any(self.crosses(i, j, min_sin) for i, j in itertools.combinations(rows, 2)):
             return None  # one site, or no pair of sites crossing well
-        member = np.isin(np.arange(len(self.site)), rows)[None, :]
-        along = np.ones(member.shape)  # first unweighted, then weighted by distance
+        along = dict.fromkeys(rows, 1.0)  # first unweighted, then weighted by distance
         for _ in range(3):
-            p, cov = self.fit(member, along, sigma)
-            along = self.towards(p)[0]
-        r = along[0, rows]
-        if not (np.isfinite(p).all() and (r > 0).all() and (r <= self.reach[rows]).all()):
+            fit = self.fit(rows, along, sigma)
+            along = {i: self.towards(fit, i)[0] for i in rows}
+        px, py = fit[0], fit[1]
+        ahead = all(0 < along[i] <= self.reach[i] for i in rows)
+        if not (math.isfinite(px) and math.isfinite(py) and ahead):
             return None
-        radius = K95 * math.sqrt(float(np.linalg.eigvalsh(cov[0])[-1]))
-        lat, lon = self.plane.latlon(p[0])
-        used = tuple(sorted(self.index[rows].tolist()))
+        radius = K95 * math.sqrt(_largest_eigenvalue(fit[2], fit[3], fit[4]))
+        lat, lon = self.plane.latlon(px, py)
+        used = tuple(sorted(self.index[i] for i in rows))
         return Fix(lat, lon, max(radius, MIN_UNCERTAINTY_M), Method.TRIANGULATED, used)
 
-    def consensus(self, sigma: float, min_sin: float, gate: float) -> list[Ints]:
-        """The rays of the best proposal (see `best_fix`) and the pair that proposed it."""
-        i, j = np.triu_indices(len(self.reach), k=1)
-        good = self.site[i] != self.site[j]
-        good &= crosses_well(_cross(self.u[i], self.u[j]), _dot(self.u[i], self.u[j]), min_sin)
-        i, j, rows = i[good], j[good], np.arange(np.count_nonzero(good))
-        if rows.size == 0:
+    def consensus(self, sigma: float, min_sin: float, gate: float) -> list[list[int]]:
+        """The rays of the best proposal (see `best_fix`) and the pair that proposed it. The
+        proposals refit together: each round refits every one, and they stop dropping sights
+        when none of them dropped one."""
+        n = len(self)
+        if n == 2:  # one pair: it is the proposal, and `solve` checks its crossing
+            return [[0, 1]]
+        pairs = [
+            (i, j) for i, j in itertools.combinations(range(n), 2) if self.crosses(i, j, min_sin)
+        ]
+        if not pairs:
             return []
-        member = np.zeros((rows.size, len(self.reach)), dtype=bool)
-        member[rows, i] = member[rows, j] = True
-        along, _ = self.offsets(member, np.ones(member.shape), sigma)  # the pairs' crossings
-        along, z2 = self.offsets(member, along, sigma)  # and their errors, weighted
-        crossing = np.isfinite(z2[rows, i]) & np.isfinite(z2[rows, j])  # ahead, in range
-        member = crossing[:, None] & (z2 <= gate**2)  # all that agree with the pair's crossing
-        for _ in range(len(self.reach) - 2):  # drop the worst while one disagrees (all at once)
-            along, z2 = self.offsets(member, along, sigma)
-            worst = np.argmax(np.where(member, z2, -1.0), axis=1)
-            drop = member[rows, worst] & (z2[rows, worst] > gate**2)
-            if not drop.any():
+        every = range(n)
+        members: list[list[int]] = []
+        alongs: list[list[float]] = []
+        for i, j in pairs:
+            along, _ = self.offsets([i, j], [1.0] * n, sigma)  # the pair's crossing
+            along, z2 = self.offsets([i, j], along, sigma)  # and its errors, weighted
+            crossing = math.isfinite(z2[i]) and math.isfinite(z2[j])  # ahead, in range
+            members.append([m for m in every if crossing and z2[m] <= gate * gate])
+            alongs.append(along)
+        for _ in range(n - 2):  # drop the worst while one disagrees (all proposals at once)
+            dropped = False
+            for k, member in enumerate(members):
+                alongs[k], z2 = self.offsets(member, alongs[k], sigma)
+                if member:
+                    worst = max(member, key=lambda m: (z2[m], -m))  # the first of equals
+                    if z2[worst] > gate * gate:
+                        member.remove(worst)
+                        dropped = True
+            if not dropped:
                 break
-            member[rows[drop], worst[drop]] = False
-        _, z2 = self.offsets(member, along, sigma)
-        score = ((member.astype(np.intp) @ self.sites) > 0).sum(axis=1)  # agreeing sites
-        best = np.flatnonzero(score == score.max())
-        k = best[np.argmin(np.where(member, z2, 0.0)[best].sum(axis=1))]
-        return [np.flatnonzero(member[k]), np.array([i[k], j[k]])]
+        best: tuple[int, float, int] | None = None  # most sites, least offsets, first proposal
+        for k, member in enumerate(members):
+            _, z2 = self.offsets(member, alongs[k], sigma)
+            # offsets equal to 1e-9 are a tie (a lone pair's are zero but for rounding): the
+            # first proposal wins, and pairs come in the sights' order: the earliest sights'
+            key = (
+                -len({self.site[m] for m in member}),
+                round(math.fsum(z2[m] for m in member), 9),
+                k,
+            )
+            if best is None or key < best:
+                best = key
+        assert best is not None
+        k = best[2]
+        return [members[k], list(pairs[k])]
 
-    def fit(self, member: NDArray[np.bool_], along: F64, sigma: float) -> tuple[F64, F64]:
-        """Weighted least squares for each row of `member` (a set of rays), the weights taken at
-        distances `along` (rows, rays): the points (rows, 2) and their covariances (rows, 2, 2)."""
-        count = member.astype(np.intp) @ self.sites
-        share = member / np.maximum(count[:, self.site], 1)  # a site counts once
-        w = share / (sigma * np.maximum(along, MIN_UNCERTAINTY_M)) ** 2
-        a, b, c, d = (w @ self.nn).T  # sum_i w_i n_i n_i^T, as rows of 4
-        det = a * d - b * c
-        cov = np.empty((len(w), 2, 2))
-        cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 0], cov[:, 1, 1] = d, -b, -c, a
-        cov = np.where(det[:, None, None] > 0, cov / det[:, None, None], np.nan)
-        r0, r1 = ((w * self.nxy) @ self.n).T
-        p = np.empty((len(w), 2))
-        p[:, 0] = cov[:, 0, 0] * r0 + cov[:, 0, 1] * r1
-        p[:, 1] = cov[:, 1, 0] * r0 + cov[:, 1, 1] * r1
-        return p, cov
+    def fit(
+        self, rows: list[int], along: Mapping[int, float] | Sequence[float], sigma: float
+    ) -> tuple[float, ...]:
+        """Weighted least squares of rays `rows`, the weights taken at distances `along` (by
+        ray): the point (x, y) and its covariance (xx, xy, yy); NaN when there is none."""
+        count: dict[int, int] = {}
+        for i in rows:
+            count[self.site[i]] = count.get(self.site[i], 0) + 1
+        a = b = d = r0 = r1 = 0.0
+        for i in rows:
+            spread = sigma * max(along[i], MIN_UNCERTAINTY_M)
+            variance = count[self.site[i]] * spread * spread  # a site counts once: its share
+            w = 1.0 / variance if variance > 0 else math.inf
+            nx, ny = self.uy[i], -self.ux[i]
+            a += w * nx * nx
+            b += w * nx * ny
+            d += w * ny * ny
+            wn = w * (nx * self.x[i] + ny * self.y[i])
+            r0 += wn * nx
+            r1 += wn * ny
+        det = a * d - b * b
+        if not det > 0:
+            return (math.nan,) * 5
+        xx, xy, yy = d / det, -b / det, a / det
+        return xx * r0 + xy * r1, xy * r0 + yy * r1, xx, xy, yy
 
-    def offsets(self, member: NDArray[np.bool_], along: F64, sigma: float) -> tuple[F64, F64]:
-        """Fit each set; each ray's distance along to each fit, and squared standardised offset
-        from it (bearing error at that distance and the fit's error combined; inf: behind the
-        camera or out of its range)."""
-        p, cov = self.fit(member, along, sigma)
-        along, off = self.towards(p)
-        var = (sigma * np.maximum(along, MIN_UNCERTAINTY_M)) ** 2
-        z2 = off**2 / (var + np.einsum("mi,kij,mj->km", self.n, cov, self.n))
-        z2[(along <= 0) | (along > self.reach) | np.isnan(z2)] = np.inf
-        return along, z2
+    def offsets(
+        self, rows: list[int], along: Sequence[float], sigma: float
+    ) -> tuple[list[float], list[float]]:
+        """Fit rays `rows`; each ray's distance along to the fit, and its squared standardised
+        offset from it (bearing error at that distance and the fit's error combined; inf: behind
+        the camera or out of its range)."""
+        fit = self.fit(rows, along, sigma)
+        _, _, xx, xy, yy = fit
+        alongs, z2 = [], []
+        for i in range(len(self)):
+            a, off = self.towards(fit, i)
+            spread = sigma * max(a, MIN_UNCERTAINTY_M)
+            nx, ny = self.uy[i], -self.ux[i]
+            z = off * off / (spread * spread + nx * (xx * nx + xy * ny) + ny * (xy * nx + yy * ny))
+            alongs.append(a)
+            z2.append(z if 0 < a <= self.reach[i] and not math.isnan(z) else math.inf)
+        return alongs, z2
 
-    def towards(self, p: F64) -> tuple[F64, F64]:
-        """How far along each ray (columns) each point (rows) is, and how far off it."""
-        d = p[:, None, :] - self.xy
-        return (d * self.u).sum(axis=2), (d * self.n).sum(axis=2)
+    def towards(self, fit: tuple[float, ...], i: int) -> tuple[float, float]:
+        """How far along ray i the fit's point is, and how far off it."""
+        dx, dy = fit[0] - self.x[i], fit[1] - self.y[i]
+        return dx * self.ux[i] + dy * self.uy[i], dx * self.uy[i] - dy * self.ux[i]
 
 
 def _check(
@@ -406,43 +474,54 @@ def _need(name: str, value: object, lo: float, hi: float = math.inf, closed: boo
     raise ValueError(f"{name} must be a number in {low}{lo:g}, {hi:g}), got {value!r}")
 
 
-def _column(sights: Sequence[Sight], field: str) -> F64:
-    """One field of every sight as floats (None and NaN alike as NaN); ValueError names it."""
+_FIELDS = ("camera_lat", "camera_lon", "bearing_deg", "range_m")
+
+
+def _number(sight: Sight, field: str) -> float:
+    """One field of a sight as a float (None and NaN alike as NaN); ValueError names it."""
+    value = getattr(sight, field)
     try:
-        return np.array([getattr(s, field) for s in sights], dtype=np.float64).reshape(-1)
+        return math.nan if value is None else float(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"Sight.{field} must be a number: {e}") from None
 
 
-def _conformal(phi: F64) -> F64:
+@functools.lru_cache(maxsize=16_384)
+def _on_sphere(lat: float, lon: float, bearing_deg: float) -> tuple[Vec, Vec]:
+    """A camera's unit vector on the conformal sphere and the unit tangent there along its line
+    of sight: all a plane needs of a sight. Cached: the engine offers each sight of its window
+    to many crossings."""
+    chi, lam = _conformal(math.radians(lat)), math.radians(lon)
+    b = math.radians(bearing_deg % 360.0)
+    cc, sc, cl, sl = math.cos(chi), math.sin(chi), math.cos(lam), math.sin(lam)
+    cb, sb = math.cos(b), math.sin(b)
+    # the tangent: cos(b) north + sin(b) east, north = (-sc cl, -sc sl, cc), east = (-sl, cl, 0)
+    return (cc * cl, cc * sl, sc), (-cb * sc * cl - sb * sl, -cb * sc * sl + sb * cl, cb * cc)
+
+
+def _conformal(phi: float) -> float:
     """Geodetic to conformal latitude (radians): both give the same Mercator ordinate psi."""
-    psi = np.arcsinh(np.tan(phi)) - _E * np.arctanh(_E * np.sin(phi))
-    return np.arctan(np.sinh(psi))
+    psi = math.asinh(math.tan(phi)) - _E * math.atanh(_E * math.sin(phi))
+    return math.atan(math.sinh(psi))
 
 
-def _geodetic(chi: F64) -> F64:
-    psi, phi = np.arcsinh(np.tan(chi)), chi
+def _geodetic(chi: float) -> float:
+    """Conformal to geodetic latitude (radians), of one point."""
+    psi, phi = math.asinh(math.tan(chi)), chi
     for _ in range(6):  # each step gains a factor e^2 = 0.0067
-        phi = np.arctan(np.sinh(psi + _E * np.arctanh(_E * np.sin(phi))))
+        phi = math.atan(math.sinh(psi + _E * math.atanh(_E * math.sin(phi))))
     return phi
 
 
-def _frame(chi: F64, lam: F64) -> tuple[F64, F64, F64]:
-    """Unit vectors of the points (conformal latitude chi, longitude lam), east and north there."""
-    cc, sc, cl, sl = np.cos(chi), np.sin(chi), np.cos(lam), np.sin(lam)
-    shape = (*np.shape(chi), 3)
-    p, east, north = np.empty(shape), np.zeros(shape), np.empty(shape)
-    p[..., 0], p[..., 1], p[..., 2] = cc * cl, cc * sl, sc
-    east[..., 0], east[..., 1] = -sl, cl
-    north[..., 0], north[..., 1], north[..., 2] = -sc * cl, -sc * sl, cc
-    return p, east, north
+def _largest_eigenvalue(xx: float, xy: float, yy: float) -> float:
+    """The larger eigenvalue of the symmetric 2x2 matrix [xx xy; xy yy]."""
+    return (xx + yy) / 2 + math.hypot((xx - yy) / 2, xy)
 
 
-def _cross(a: F64, b: F64) -> F64:
-    """The z of the cross products of 2-D vectors (last axis), broadcast."""
-    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+def _dot3(a: Sequence[float], b: Sequence[float]) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
-def _dot(a: F64, b: F64) -> F64:
-    """The dot products of 2-D vectors (last axis), broadcast."""
-    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
+def _clip(x: float) -> float:
+    """Into [-1, 1] (rounding takes a unit vector's component a hair beyond)."""
+    return max(-1.0, min(1.0, x))

@@ -250,6 +250,21 @@ def test_best_fix_of_agreeing_cameras_uses_them_all() -> None:
     assert sum(f is not None and f.sights == (0, 1, 2) for f in used) >= 194
 
 
+def test_pairs_that_each_agree_only_with_themselves_go_to_the_earliest_sights() -> None:
+    """Three cameras, each pair crossing well, no point on all three lines: every proposal is a
+    lone pair, whose offsets are zero but for rounding. The tie goes to the pair of the first
+    two sights given (the engine gives a signal's own sight first), not to rounding noise."""
+    other = vincenty(*FIRE, 180, 3_000)[:2]  # on a's line, 3 km beyond the fire
+    a, b, c = camera(0, 6_000), camera(90, 6_000), camera(225, 7_000, fire=other)
+    east = vincenty(*FIRE, 90, 3_000)[:2]  # where b's and c's lines cross
+    for order, place in (([a, b, c], FIRE), ([c, a, b], other), ([b, c, a], east)):
+        fix = best_fix(order, **RULES)
+        assert fix is not None and fix.method == Method.TRIANGULATED and fix.sights == (0, 1)
+        assert metres(fix, place) < 30.0
+        pair = triangulate(order[:2], **RULES)
+        assert pair is not None and (fix.lat, fix.lon) == pytest.approx((pair.lat, pair.lon))
+
+
 def test_line_of_sight_lies_on_the_ray_with_a_large_uncertainty() -> None:
     cam = camera(300, 4_000)
     fix = line_of_sight(cam, max_range_m=15_000, bearing_error_deg=1.5)
