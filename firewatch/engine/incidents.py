@@ -46,7 +46,7 @@ from firewatch.engine.severity import severity_of
 from firewatch.engine.sights import Locate, Placement, Seen, Sights
 from firewatch.engine.signals import Signal, Strength
 from firewatch.geo.grid import Cell
-from firewatch.geo.sight import along_off
+from firewatch.geo.sight import along_off, corridor
 from firewatch.model import (
     SOURCES,
     EventKind,
@@ -228,6 +228,13 @@ class _Buckets(Generic[T]):
             for x in range(kx - dx, kx + dx + 1):
                 yield from self._cells.get((y, x), ())
 
+    def box(self, south: float, west: float, north: float, east: float) -> Iterator[T]:
+        """The items whose buckets meet this lat/lon box (all items inside it among them)."""
+        (y0, x0), (y1, x1) = self.key(south, west), self.key(north, east)
+        for y in range(y0, y1 + 1):
+            for x in range(x0, x1 + 1):
+                yield from self._cells.get((y, x), ())
+
 
 class Tracker:
     def __init__(
@@ -406,7 +413,7 @@ class Tracker:
         reach = min(sight.range_m or math.inf, self._sights.range_m)
         merge_m = self._radius * 1000.0
         best: tuple[tuple[float, str], Incident, Point, float, float] | None = None
-        for p in self._points.near(sight.camera_lat, sight.camera_lon, (reach + merge_m) / 1000):
+        for p in self._points.box(*corridor(sight, reach, self._sights.ray_reach(reach, merge_m))):
             inc = self._point_owner[p]
             if (
                 inc.place.located_by is LocatedBy.LINE_OF_SIGHT

@@ -111,6 +111,11 @@ class LocateIndex:
         if x.shape != y.shape:
             raise ValueError(f"lon and lat differ in shape: {x.shape} vs {y.shape}")
         fx, fy = x.ravel(), y.ravel()
+        if len(fx) == 1:  # one point (where a camera's sights place a fire): the raster in floats
+            tile = self._tile(float(fx[0]), float(fy[0]))
+            if tile > -2:
+                self.last = LocateStats(1, 0, 0)
+                return np.full(x.shape, tile, dtype=np.int32)
         out = np.empty(fx.shape, dtype=np.int32)
         for s in range(0, len(fx), _CHUNK):
             out[s : s + _CHUNK] = self._lookup(fx[s : s + _CHUNK], fy[s : s + _CHUNK])
@@ -141,6 +146,16 @@ class LocateIndex:
         flat *= t.nx + 2
         flat += fx.astype(np.int64)
         return self.raster.take(flat)
+
+    def _tile(self, x: float, y: float) -> int:
+        """`_lookup` of one point, on Python floats (the same arithmetic, numpy's call costs
+        being most of it for one point)."""
+        t = self.tiling
+        inv = 1.0 / t.tile
+        fx, fy = (x - (t.x0 - t.tile)) * inv, (y - (t.y0 - t.tile)) * inv
+        fx = min(fx, t.nx + 1.0) if fx >= 0.0 else 0.0  # NaN to the -1 border, as fmax does
+        fy = min(fy, t.ny + 1.0) if fy >= 0.0 else 0.0
+        return int(self.raster[int(fy) * (t.nx + 2) + int(fx)])
 
     def _crossings(self, px: F64, py: F64, tile: I32) -> tuple[I32, NDArray[np.bool_]]:
         """Answers for points in mixed tiles, and which points were ambiguous."""

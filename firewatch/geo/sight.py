@@ -40,12 +40,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from numbers import Real
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
 F64 = NDArray[np.float64]
+Along = TypeVar("Along", float, F64)
 
 _A = 6_378_137.0  # WGS84 semi-major axis, m
 _E = math.sqrt(6.694_379_990_14e-3)  # WGS84 first eccentricity
@@ -166,12 +167,28 @@ def along_off(sight: Sight, lat: float, lon: float) -> tuple[float, float]:
     return dx * ux + dy * uy, dx * uy - dy * ux
 
 
-def ahead(sight: Sight, along_m: F64) -> tuple[F64, F64]:
-    """The points (lat, lon) `along_m` along the camera's line of sight (as `along_off`)."""
+def ahead(sight: Sight, along_m: Along) -> tuple[Along, Along]:
+    """The points (lat, lon) `along_m` along the camera's line of sight (as `along_off`); one
+    point or an array of them."""
     b = math.radians(sight.bearing_deg)
     lat = sight.camera_lat + along_m * math.cos(b) / _M_PER_DEG_LAT
     cos = math.cos(math.radians(sight.camera_lat))
     return lat, sight.camera_lon + along_m * math.sin(b) / (_M_PER_DEG_LON * cos)
+
+
+def corridor(sight: Sight, reach_m: float, wide_m: float) -> tuple[float, float, float, float]:
+    """The lat/lon box (south, west, north, east) that holds every point ahead of the camera
+    within `reach_m` along its line of sight and `wide_m` off it (as `along_off` measures, with
+    a metre to spare): where to look for what may lie on a line."""
+    end_lat, end_lon = ahead(sight, reach_m)
+    dlat = (wide_m + 1.0) / _M_PER_DEG_LAT
+    dlon = (wide_m + 1.0) / (_M_PER_DEG_LON * math.cos(math.radians(sight.camera_lat)))
+    return (
+        min(sight.camera_lat, end_lat) - dlat,
+        min(sight.camera_lon, end_lon) - dlon,
+        max(sight.camera_lat, end_lat) + dlat,
+        max(sight.camera_lon, end_lon) + dlon,
+    )
 
 
 @overload

@@ -233,6 +233,26 @@ def test_points_outside_and_not_numbers(square: Grid) -> None:
     assert index.locate(np.array([0.0, 40.0]), np.array([0.0, 30.0])).tolist() == [0, 1199]
 
 
+@pytest.mark.parametrize("name", ["square", "voronoi"])
+def test_one_point_at_a_time_answers_as_a_batch(name: str, request: pytest.FixtureRequest) -> None:
+    """A single point takes the raster in Python floats (the engine locates each camera fix
+    alone): the same answers as the batch, in pure and mixed tiles, on edges and vertices,
+    outside and for what is not a number."""
+    grid: Grid = request.getfixturevalue(name)
+    index = LocateIndex.build(grid)
+    rng = np.random.default_rng(4)
+    odd = (
+        np.array([-1e-9, 1e300, np.nan, np.inf, -np.inf, 5.5]),
+        np.array([0.5, 0.5, 0.5, 0.5, 0.5, np.nan]),
+    )
+    for x, y in (random_points(grid, 3_000, rng), vertices(grid), on_edges(grid, rng), odd):
+        x, y = x[:3_000], y[:3_000]
+        batch = index.locate(x, y)
+        alone = [int(index.locate(x[k : k + 1], y[k : k + 1])[0]) for k in range(len(x))]
+        assert alone == batch.tolist()
+    assert (batch == -1).all()  # the odd points
+
+
 def test_a_grid_of_one_cell() -> None:
     grid = make_grid([shapely.Polygon([(0, 0), (3, 1), (1, 3)])])
     index = LocateIndex.build(grid)

@@ -22,6 +22,7 @@ from firewatch.geo.sight import (
     ahead,
     along_off,
     best_fix,
+    corridor,
     line_of_sight,
     may_cross,
     triangulate,
@@ -387,3 +388,28 @@ def test_the_cheap_tests_agree_with_triangulation() -> None:
     diverging = Sight(28.90, 118.85, 180.0)  # looking away from it
     assert not may_cross(west, shallow, **cheap) and not may_cross(west, diverging, **cheap)
     assert not may_cross(west, south, reach_m=2_000.0, min_angle_deg=10.0)  # beyond their reach
+
+
+def test_the_corridor_holds_every_point_near_the_line() -> None:
+    """Every point ahead of the camera, within the reach along its line and the width off it
+    (as along_off measures), lies in corridor's box; the box is no wider than it needs."""
+    rng = np.random.default_rng(11)
+    for bearing in (0.0, 30.0, 90.0, 135.0, 181.0, 270.0, 359.0):
+        sight = Sight(28.95 + rng.uniform(-1, 1), 118.86 + rng.uniform(-1, 1), bearing)
+        south, west, north, east = corridor(sight, 15_000.0, 3_000.0)
+        b = math.radians(bearing)
+        cos = math.cos(math.radians(sight.camera_lat))
+        for along, off in zip(
+            [*rng.uniform(0, 15000, 500).tolist(), 15000.0, 0.001],
+            [*rng.uniform(-3000, 3000, 500).tolist(), 3000.0, -3000.0],
+            strict=True,
+        ):
+            dx, dy = (
+                along * math.sin(b) + off * math.cos(b),
+                along * math.cos(b) - off * math.sin(b),
+            )
+            lat, lon = sight.camera_lat + dy / 110_574.0, sight.camera_lon + dx / (111_320.0 * cos)
+            assert along_off(sight, lat, lon) == pytest.approx((along, off), abs=1e-6)
+            assert south <= lat <= north and west <= lon <= east
+        assert (north - south) * 110.574 <= 15.0 + 2 * 3.01  # km: the reach and the width
+        assert (east - west) * 111.320 * cos <= 15.0 + 2 * 3.01
