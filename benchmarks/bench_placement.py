@@ -41,17 +41,28 @@ from firewatch.sim.season import write_season  # noqa: E402
 from firewatch.sim.summary import SimFire  # noqa: E402
 
 GRID = ROOT / "data/grids/qujiang.geojson"
-NOTE = """Where that goes (cProfile, 2026-12-03): geo/sight.py's best_fix (about 1 ms a call on a
-few sights: numpy on arrays of a few rows, the plane and rays built afresh each time, the
-consensus over every pair; only the sights that cross the signal's line are given to it, which
-took a third off; its normal equations as a matrix product, half), and the search along a line
-of sight for an open incident. `firewatch demo --no-serve`'s season took 27.7 s with it against
-6.9 s before (same machine, one run each).
-A district's real season (605 warnings in months) has a few camera fire signals an hour; to do:
-rays kept per sight in the window and a crossing of two or three sights solved without the
-general machinery. A shortcut that joined a camera's repeat sighting to its last incident without
-a new crossing cost 3x less but placed worse (12 fires split instead of 9, p90 1.08 km instead of
-0.89), so it was left out."""
+NOTE = """Where that goes, and what was done (2026-12-04): geo/sight.py worked on numpy arrays
+of a few rows (the sights of one window), and numpy's cost per call was most of it: best_fix
+took about 190 us for two sights and 420 us for three on this machine after trimming the calls
+(closed-form 2x2 eigenvalues, the pairs' indexes once per count, each sight's place on the
+conformal sphere cached), about 1 ms before. It now works on plain floats: 29 us and 92 us,
+the same fixes within 1e-12 degrees on 3,000 random windows (the decisions identical once ties
+between lone pairs went to the earliest sights, below). The search along a line of sight for an
+open incident looks in the line's corridor instead of the square of its range, and a camera's
+fix is located by the raster without arrays. The fire-dense stream of bench_stream's latency
+phase (192,760 lines, 22,585 camera fire signals) replays at 32,000 lines/s instead of
+10,800 (3x; the worker could not keep up with 10,000/s offered before).
+Ties: with three or more sights of which no three agree, every pair proposes its own crossing
+and agrees only with itself; their offsets are zero but for rounding, so which pair won was
+decided by rounding noise (a change of the last bit moved the p90 of the triangulated incidents
+of this season between 0.81 and 1.67 km). The earliest sights' pair now wins such a tie (the
+engine gives a signal's own sight first): the figures above; seeds 1 and 2 gave the same
+quality for "earliest", for "rounding noise" and for "smallest uncertainty" within an incident
+or two.
+A district's real season (605 warnings in months) has a few camera fire signals an hour. A
+shortcut that joined a camera's repeat sighting to its last incident without a new crossing
+cost 3x less but placed worse (12 fires split instead of 9, p90 1.08 km instead of 0.89), so it
+was left out."""
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ def create_app(
         partial(feed.asince, aclient, maxlen=store.feed_maxlen),
         partial(feed.alast_id, aclient),
         max_subscribers=settings.api_stream_max,
+        follow=partial(feed.afollow, aclient),
     )
     state = ApiState(
         settings=settings,
@@ -116,6 +117,9 @@ def create_app(
         # a CDN (the dashboard will serve its own, vendored)
         docs_url=None,
         redoc_url=None,
+        # its metrics are Prometheus's (metrics.py), not OpenTelemetry's: FastAPI's own
+        # instrumentation (0.135 and later) off, which also spares each request its check
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.firewatch = state
     app.state.metrics = api_metrics = ApiMetrics(

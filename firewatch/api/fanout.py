@@ -12,7 +12,11 @@ delays nobody: the hub never waits for a subscriber.
 
 When the hub finds that the feed no longer holds its position (Redis emptied or restored from an
 older copy), it starts again at the feed's newest entry and bumps its `generation`; subscribers
-see the change and tell their client to reload (`Reset`).
+see the change and tell their client to reload (`Reset`). Given a `follow` read (feed.afollow:
+XREAD alone, one round trip), the hub makes that check at most every `check_every` seconds
+instead of at every read: under load it reads at every change (each ack), and the check's
+transaction doubled what the feed cost the API. While nobody subscribes it keeps no window (a
+subscriber that comes with an older position catches up from Redis, as one that fell behind).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +52,7 @@ BLOCK = timedelta(milliseconds=250)
 # and the reader also ends at its next turn once the hub is closed.
 STOP_RECANCEL = 0.1
 RETRY_MAX = 10.0  # seconds between reads at most while Redis does not answer
+CHECK_EVERY = 1.0  # seconds between the hub's checks that the feed still holds its position
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,13 @@ class Hub:
         max_subscribers: int,
         window: int = 10_000,
         block: timedelta = BLOCK,
+        follow: ReadFeed | None = None,
+        check_every: float = CHECK_EVERY,
     ) -> None:
         self.read = read  # also what subscribers catch up with
         self._newest = newest
+        self._follow = follow  # reads without the gap check (None: every read checks)
+        self.check_every = check_every
         self.max_subscribers = max_subscribers
         self.window = window
         self.block = block
@@ -139,9 +149,15 @@ class Hub:
     async def _run(self) -> None:
         failing_since: float | None = None
         delay = 0.5
+        checked = -math.inf  # when the last read checked that the feed holds the position
         while not self.closed:
             try:
-                entries = await self.read(self._position, READ_COUNT, self.block)
+                now = time.monotonic()
+                if self._follow is None or now - checked >= self.check_every:
+                    entries = await self.read(self._position, READ_COUNT, self.block)
+                    checked = now
+                else:
+                    entries = await self._follow(self._position, READ_COUNT, self.block)
             except FeedGap as gap:
                 log.warning("change feed: %s; subscribers are told to reload", gap)
                 self._restart(await self._newest())
@@ -176,6 +192,10 @@ class Hub:
         self._frames.clear()
 
     def _append(self, entries: list[Entry]) -> None:
+        if not self.subscribers:  # nobody to send them to: no window, just the position
+            self._restart(entries[-1][0])
+            self._wake()
+            return
         for entry in entries:
             frame = Frame.of(entry)
             self._ids.append(parse_id(frame.id))

@@ -113,6 +113,19 @@ async def asince(
     return _entries(got)
 
 
+async def afollow(
+    client: aredis.Redis, last_id: str | None, count: int = 100, block: timedelta | None = None
+) -> list[Entry]:
+    """Entries after `last_id` as XREAD gives them, waiting up to `block` for a first one,
+    without `asince`'s gap check: one round trip, for a reader that follows the feed from where
+    it is and runs the check itself now and then (the API's hub, at every ack under load)."""
+    after = _after(last_id, count)
+    r: Any = client
+    return _entries(
+        await r.xread({keys.FEED: after}, count=count, block=_ms(block) if block else None)
+    )
+
+
 def last_id(client: redis.Redis) -> str:
     """The id of the feed's newest entry (START when it is empty): a reader that wants only
     what happens from now on starts there."""

@@ -158,3 +158,49 @@ def test_stop_ends_a_reader_whose_read_lost_the_cancel() -> None:
         assert swallowed >= 1
 
     asyncio.run(scenario())
+
+
+def test_a_hub_that_follows_checks_the_feed_now_and_then_and_keeps_no_window_for_nobody() -> None:
+    """With a `follow` read (XREAD alone) the hub reads on without the gap check, which it makes
+    at most every check_every s (at every ack under load, the check's transaction was half of
+    what the feed cost the API); the check still finds a lost position. With no subscriber it
+    keeps no frames, and one that comes later with an older position catches up from the feed."""
+    follows = 0
+
+    async def scenario() -> None:
+        nonlocal follows
+        feed = FakeFeed()
+
+        async def follow(after: str | None, count: int, block: timedelta | None) -> list[Entry]:
+            nonlocal follows
+            follows += 1
+            await asyncio.sleep(0.001)
+            position = int((after or "0-0").split("-")[0])
+            return [e for e in feed.entries if int(e[0].split("-")[0]) > position][:count]
+
+        hub = Hub(feed.read, feed.newest, max_subscribers=10, block=timedelta(0), follow=follow)
+        hub.check_every = 0.2
+        await hub.start()
+        for n in range(1, 41):
+            feed.add(1)
+            await settle(hub, f"{n}-0")
+        assert hub.after("0-0") is None and hub.after("40-0") == []  # no window: nobody listens
+        checked = feed.reads
+        await asyncio.sleep(0.5)
+        assert follows > 40 and 2 <= feed.reads - checked <= 4  # checked about every 0.2 s
+        sub = hub.join()
+        assert ids(await sub.next_frames("38-0", 1.0)) == ["39-0", "40-0"]  # from the feed
+        assert feed.catch_ups == ["38-0"]
+        feed.add(1)
+        await settle(hub, "41-0")
+        assert ids(await sub.next_frames("40-0", 1.0)) == ["41-0"]  # from the window
+        feed.gap = True  # the feed lost the hub's place: the next check finds it
+        for _ in range(100):
+            if hub.generation:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(Reset):
+            await sub.next_frames("41-0", 1.0)
+        await hub.stop()
+
+    asyncio.run(scenario())

@@ -3,6 +3,7 @@ nothing for what changes nothing, and readers that resume exactly where they sto
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from datetime import timedelta
@@ -12,10 +13,10 @@ import pytest
 import redis
 
 from firewatch.clock import FakeClock
-from firewatch.linkage import codec, keys
+from firewatch.linkage import codec, feed, keys
 from firewatch.linkage.feed import FIELDS
 from firewatch.linkage.model import FeedGap, InvalidTransition, QueryError, Resolution
-from firewatch.linkage.server import RedisProcess
+from firewatch.linkage.server import RedisProcess, async_twin
 from firewatch.linkage.service import Linkage
 from firewatch.linkage.store import DispatchStore
 from firewatch.rules.model import RoutingRules
@@ -232,6 +233,36 @@ def test_a_blocking_read_returns_the_next_change_as_it_happens(
     assert not reader.is_alive()
     ((entry_id, fields),) = got[0]
     assert fields["event"] == "ack" and entry_id == linkage.store.feed_last_id()
+
+
+def test_following_the_feed_reads_what_since_reads_in_one_round_trip(
+    linkage: Linkage, clock: FakeClock, redis_client: redis.Redis
+) -> None:
+    """feed.afollow (the API hub's read between its checks): the entries after an id, as
+    feed.since gives them, and a wait for the next change; one XREAD, no transaction."""
+    linkage.consume([event(n=n) for n in range(1, 4)])
+    everything = linkage.store.feed_since(None)
+    twin = async_twin(redis_client)
+
+    async def follow() -> None:
+        try:
+            assert await feed.afollow(twin, None, count=100) == everything
+            assert await feed.afollow(twin, everything[1][0], count=2) == everything[2:4]
+            newest = everything[-1][0]
+            started = time.monotonic()
+            assert await feed.afollow(twin, newest, block=timedelta(milliseconds=200)) == []
+            assert time.monotonic() - started >= 0.15
+            commands = redis_client.info("commandstats")
+            await feed.afollow(twin, newest)
+            after = redis_client.info("commandstats")
+            assert after["cmdstat_xread"]["calls"] == commands["cmdstat_xread"]["calls"] + 1
+            assert after.get("cmdstat_multi", {}).get("calls") == commands.get(
+                "cmdstat_multi", {}
+            ).get("calls")
+        finally:
+            await twin.aclose()
+
+    asyncio.run(follow())
 
 
 def test_a_reader_told_of_a_gap_when_the_feed_was_trimmed_past_its_id(
