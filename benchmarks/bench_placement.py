@@ -51,10 +51,11 @@ between lone pairs went to the earliest sights, below). The search along a line 
 open incident looks in the line's corridor instead of the square of its range, and a camera's
 fix is located by the raster without arrays. The fire-dense stream of bench_stream's latency
 phase (192,760 lines, 22,585 camera fire signals) replays at 32,000 lines/s instead of
-10,800 (3x; the worker could not keep up with 10,000/s offered before). Before, on the same machine an hour earlier (this benchmark at
-commit 5182f84): 114.22 us a line with triangulation, 10.52 without, 0.47 ms more per camera
-fire signal; now 0.14 ms (3.4x less). `firewatch demo --no-serve` (the season, its replay and
-report): 8.0 s against 16.6 s at 5182f84, same machine, one run each.
+10,800 (3x; the worker could not keep up with 10,000/s offered before). Before, on the same
+machine an hour earlier (this benchmark at commit 5182f84): 114.22 us a line with triangulation,
+10.52 without, 0.47 ms more per camera fire signal; now 0.14 ms (3.4x less). `firewatch demo
+--no-serve` (the season, its replay and report): 8.0 s against 16.6 s at 5182f84, same machine,
+one run each.
 Ties: with three or more sights of which no three agree, every pair proposes its own crossing
 and agrees only with itself; their offsets are zero but for rounding, so which pair won was
 decided by rounding noise (a change of the last bit moved the p90 of the triangulated incidents

@@ -224,13 +224,22 @@ class _Buckets(Generic[T]):
         dy = math.ceil(radius_km / _KM_PER_DEG_LAT / _BUCKET_DEG)
         cos = max(math.cos(math.radians(lat)), 1e-6)
         dx = math.ceil(radius_km / (_KM_PER_DEG_LON * cos) / _BUCKET_DEG)
-        for y in range(ky - dy, ky + dy + 1):
-            for x in range(kx - dx, kx + dx + 1):
-                yield from self._cells.get((y, x), ())
+        return self._within(ky - dy, kx - dx, ky + dy, kx + dx)
 
     def box(self, south: float, west: float, north: float, east: float) -> Iterator[T]:
         """The items whose buckets meet this lat/lon box (all items inside it among them)."""
         (y0, x0), (y1, x1) = self.key(south, west), self.key(north, east)
+        return self._within(y0, x0, y1, x1)
+
+    def _within(self, y0: int, x0: int, y1: int, x1: int) -> Iterator[T]:
+        """The items of the buckets from (y0, x0) to (y1, x1): each bucket of the range looked
+        up, or, when the range has more buckets than hold items (a wide search: a suspect's
+        reach allows for the largest satellite pixel), each bucket that holds items tested."""
+        if (y1 - y0 + 1) * (x1 - x0 + 1) > len(self._cells):
+            for (y, x), items in self._cells.items():
+                if y0 <= y <= y1 and x0 <= x <= x1:
+                    yield from items
+            return
         for y in range(y0, y1 + 1):
             for x in range(x0, x1 + 1):
                 yield from self._cells.get((y, x), ())

@@ -286,3 +286,34 @@ def test_the_deadline_heap_holds_one_entry_per_open_incident(
     events = run(engine, [camera("far", 299 + DAY + 1, 0.9, north_km=-4)])
     closed = [e for e in events if e.event is EventKind.CLOSED]
     assert [(e.observed_at - T0) / timedelta(minutes=1) for e in closed] == [200 + DAY, 299 + DAY]
+
+
+def test_the_search_grid_finds_every_item_in_range_however_wide_the_search() -> None:
+    """_Buckets (open incidents' points, pending suspects): a search looks up each bucket of
+    its range, or, when the range has more buckets than hold items (a suspect's reach allows
+    for a 50 km satellite pixel), tests each bucket that holds some: the same items."""
+    from firewatch.engine.incidents import _BUCKET_DEG, _Buckets
+
+    rng = random.Random(8)
+    buckets: _Buckets[Any] = _Buckets()
+    points = []
+    for _ in range(300):
+        p = type(
+            "P", (), {"lat": 28.9 + rng.uniform(-0.3, 0.3), "lon": 118.9 + rng.uniform(-0.3, 0.3)}
+        )
+        buckets.add(p)
+        points.append(p)
+    for radius_km in (0.5, 2.0, 10.0, 27.0, 80.0):
+        for _ in range(20):
+            lat, lon = 28.9 + rng.uniform(-0.4, 0.4), 118.9 + rng.uniform(-0.4, 0.4)
+            dy = math.ceil(radius_km / 110.574 / _BUCKET_DEG)
+            dx = math.ceil(radius_km / (111.320 * math.cos(math.radians(lat))) / _BUCKET_DEG)
+            ky, kx = math.floor(lat / _BUCKET_DEG), math.floor(lon / _BUCKET_DEG)
+            want = {
+                id(p)
+                for p in points
+                if abs(math.floor(p.lat / _BUCKET_DEG) - ky) <= dy
+                and abs(math.floor(p.lon / _BUCKET_DEG) - kx) <= dx
+            }
+            got = [id(p) for p in buckets.near(lat, lon, radius_km)]
+            assert len(got) == len(set(got)) and set(got) == want
