@@ -205,9 +205,11 @@ class WorkerApp:
         if not worker.masks.ready.is_set():  # what a false alarm suppresses, before any input
             await worker.masks.ready.wait()
         async for given in stream.noack_take(INCIDENT_BATCH, within=WITHIN):
-            batch = await self.continuity.admit(given)
-            if any(e.key != MARKER for e in batch):  # progress markers are not input
+            # input as it is given (progress markers are not), before any wait: the idle
+            # release must not run between its arrival and its processing
+            if any(e.key != MARKER for e in given):
                 worker.last_input = worker.timer()
+            batch = await self.continuity.admit(given)
             touched: set[bytes] = set()
             sent: list[Awaitable[Any]] = []
             for partition, group in _by_partition(batch).items():
@@ -243,6 +245,10 @@ class WorkerApp:
         if not idle(worker, worker.timer(), self.idle_release):
             return
         if not await self.located_read_out():  # located messages left: the stream goes on
+            return
+        # input may have come while the broker was asked: the stage took it meanwhile (a CI
+        # run's first records, 2026-12-04: released at once, the next ones were late)
+        if not idle(worker, worker.timer(), self.idle_release):
             return
         worker.load_all(self.checkpoints.table.data)
         events, touched = worker.release_idle()

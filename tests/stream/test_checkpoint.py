@@ -20,7 +20,7 @@ from firewatch.engine.core import Engine
 from firewatch.settings import Settings
 from firewatch.stream.checkpoint import SPREAD, Checkpoints, NotDelivered
 from firewatch.stream.stages import Worker, unpack_state
-from firewatch.stream.worker import READ_OUT_FRESH, idle, read_out
+from firewatch.stream.worker import READ_OUT_FRESH, WorkerApp, idle, read_out
 
 from ..engine.conftest import T0, camera
 
@@ -236,3 +236,37 @@ def test_checkpoints_take_at_most_a_tenth_of_the_stage_s_time(
             assert checkpoints.is_due(now[0])
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("input_meanwhile", [False, True])
+def test_the_idle_release_does_not_release_what_came_while_the_broker_was_asked(
+    worker: Worker, input_meanwhile: bool
+) -> None:
+    """The idle release asks the broker whether every located message was taken; the incidents
+    stage may take new input during that call. A clean-clone CI run (2026-12-04) released a
+    region to the newest event time of its first records that way, and three devices' next
+    records were late (their `device_new` came one reading late). So idleness is asked again
+    after the call."""
+    now = [200.0]
+    worker.timer = lambda: now[0]
+    worker.last_input, worker.read_out_at = 100.0, 199.0
+    released: list[Any] = []
+
+    async def read_out() -> bool:
+        if input_meanwhile:  # what take_located does when it takes records
+            now[0] += 0.05
+            worker.last_input = worker.timer()
+        return True
+
+    fake = SimpleNamespace(
+        app=SimpleNamespace(rebalancing=False),
+        worker=worker,
+        idle_release=5.0,
+        located_read_out=read_out,
+        checkpoints=SimpleNamespace(
+            table=SimpleNamespace(data={}), save=lambda regions: released.append(regions)
+        ),
+        publish=lambda events: released.append(events),
+    )
+    asyncio.run(WorkerApp.release_if_idle(fake))  # type: ignore[arg-type]
+    assert released == ([] if input_meanwhile else [[], set()])
