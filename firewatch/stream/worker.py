@@ -60,6 +60,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError as ClientError  # the client's own errors
 from faust.types import TP
 
 from firewatch.engine.core import Engine
@@ -258,8 +259,6 @@ class WorkerApp:
     async def committed(self, partitions: set[int]) -> dict[int, int]:
         """The offsets the incidents stage's group committed on these located partitions (asked
         again while the broker does not answer: nothing is taken until it does)."""
-        from aiokafka.errors import KafkaError as ClientError
-
         settings, delay = self.settings, 0.5
         while True:
             try:
@@ -291,8 +290,6 @@ class WorkerApp:
         the ends the broker gives now (False when it does not answer). Not the ends its consumer
         last fetched: a successor's locate stage may still be forwarding a backlog it has not
         fetched (a kill test released mid-stream that way)."""
-        from aiokafka.errors import KafkaError as ClientError
-
         consumer: Any = self.app.consumer
         assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.located]
         if not assigned:  # not yet in the group, or between assignments: nothing to release

@@ -20,6 +20,7 @@ from firewatch.runtime import open_engine
 from firewatch.settings import Settings
 from firewatch.simulate import write_stream
 from firewatch.stream.consume import consume_main
+from firewatch.stream.stages import MARKER
 from firewatch.stream.topics import Topics, ensure_topics
 from firewatch.stream.watchdog import EXIT_STALLED
 
@@ -340,4 +341,7 @@ def test_a_consumer_that_skips_located_messages_is_sought_back(
     assert why is None, f"{why}\n{procs.log_tail()}"
     log = procs.log_text("worker")
     assert "skipping_worker: dropped" in log  # the fault happened
+    # ... to the region's records, not only to progress markers: partition 1 carries them
+    dropped = [m for m in kafka.read_all(topics.located) if m.partition == 1 and m.offset < 40]
+    assert any(m.key != MARKER for m in dropped), [m.key for m in dropped]
     assert f"{topics.located}[1]: given offset" in log and "seeking back to 0" in log, log[-3000:]
