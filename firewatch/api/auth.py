@@ -1,7 +1,8 @@
 """Bearer-token auth and role checks, as FastAPI dependencies.
 
 `authenticate` finds the token and counts the request against its rate limit (gate.py: one
-round trip); `require(...)` makes a dependency that admits the given roles
+round trip; a field team's ack and arrive also make their change in it: `order_act`);
+`require(...)` makes a dependency that admits the given roles
 and `admin`; `team_scope` and `order_scope` keep a `team:<id>` token to its own team's orders,
 refusing another team's before anything changes. Tokens are never logged or echoed: messages name
 the token's name and role only.
@@ -17,6 +18,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from firewatch.api.deps import LinkageDep, State
+from firewatch.api.gate import Admission, Gate
 from firewatch.api.tokens import Role, RoleKind
 
 bearer = HTTPBearer(
@@ -35,6 +37,7 @@ session_cookie = APIKeyCookie(
     description="Set by POST /v1/session; accepted on GET requests only (the event stream)",
 )
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+MISSING = "missing bearer token: send `Authorization: Bearer <token>`"
 
 
 @dataclass(frozen=True)
@@ -80,21 +83,22 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 Cookie = Annotated[str | None, Depends(session_cookie)]
 
 
-async def authenticate(
-    api: State, request: Request, credentials: Credentials, cookie: Cookie
-) -> Principal:
+def bearer_token(request: Request, credentials: Credentials, cookie: Cookie) -> str:
+    """The request's token: its bearer header, or for a GET its session cookie; 401 when none."""
     if credentials is not None:
-        token = credentials.credentials
-    elif cookie and request.method in SAFE_METHODS:
-        token = cookie
-    else:
-        raise _unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
-    admitted = await api.gate.admit(token, api.clock.now())
-    if admitted is None:
+        return credentials.credentials
+    if cookie and request.method in SAFE_METHODS:
+        return cookie
+    raise _unauthorized(MISSING)
+
+
+def admitted(gate: Gate, admission: Admission | None) -> Principal:
+    """Who the gate admitted; 401 for an unknown or revoked token, 429 past its rate limit."""
+    if admission is None:
         raise _unauthorized("unknown or revoked bearer token")
-    record, verdict = admitted.record, admitted.verdict
+    record, verdict = admission.record, admission.verdict
     if not verdict.allowed:
-        limiter = api.gate.limiter
+        limiter = gate.limiter
         raise HTTPException(
             429,
             f"token {record.name!r}: more than {limiter.limit} requests in "
@@ -102,6 +106,13 @@ async def authenticate(
             headers={"Retry-After": str(verdict.retry_after)},
         )
     return Principal(record.name, record.parsed_role)
+
+
+async def authenticate(
+    api: State, request: Request, credentials: Credentials, cookie: Cookie
+) -> Principal:
+    token = bearer_token(request, credentials, cookie)
+    return admitted(api.gate, await api.gate.admit(token, api.clock.now()))
 
 
 Caller = Annotated[Principal, Depends(authenticate)]
@@ -112,12 +123,13 @@ def require(*kinds: RoleKind) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = sorted({"admin", *kinds})
 
     async def check(principal: Caller) -> Principal:
-        return _admit(principal, allowed)
+        return allow(principal, allowed)
 
     return check
 
 
-def _admit(principal: Principal, allowed: Sequence[str]) -> Principal:
+def allow(principal: Principal, allowed: Sequence[str]) -> Principal:
+    """`principal`, when its role's kind is one of `allowed`; 403 naming what is needed else."""
     if principal.role.kind not in allowed:
         raise HTTPException(
             403,
@@ -171,14 +183,32 @@ def order_scope(*kinds: RoleKind) -> Callable[[str, Principal, LinkageDep], Orde
     return check
 
 
+@dataclass(frozen=True)
+class OrderAct:
+    """An ack or arrive asked of the order in the path with a bearer token, not yet checked:
+    the route checks the token, counts it and makes the change (dispatches.py), for a field
+    team's token known to this process in one script (gate.py: Gate.admit_and_apply)."""
+
+    id: str
+    token: str
+
+
+async def order_act(order_id: str, credentials: Credentials) -> OrderAct:
+    """The order and the token of an ack or arrive; 401 without a bearer token (a change never
+    takes the session cookie). No I/O: the route's script checks the token."""
+    if credentials is None:
+        raise _unauthorized(MISSING)
+    return OrderAct(order_id, credentials.credentials)
+
+
 def order_change(*kinds: RoleKind) -> Callable[..., Awaitable[OrderRef]]:
     """A dependency admitting `kinds` (and admin) to change the order in the path. A team token's
     changes carry its team (OrderRef.team), and the transition script refuses another team's
     order before it changes anything (OrderForbidden: answer with `ref.forbidden`).
 
     It authenticates itself instead of depending on `require`, which depends on `authenticate`:
-    each level of dependencies costs FastAPI tens of microseconds a request, and this is the
-    field teams' hot path (benchmarks/README.md, API). A route using it must not also use
+    each level of dependencies costs FastAPI tens of microseconds a request (close and the
+    maintenance ack; ack and arrive take `order_act`). A route using it must not also use
     Caller or `require` (the request would be counted twice)."""
     allowed = sorted({"admin", *kinds})
 
@@ -187,6 +217,6 @@ def order_change(*kinds: RoleKind) -> Callable[..., Awaitable[OrderRef]]:
     ) -> OrderRef:
         # a change never takes the session cookie (see session_cookie), so it is not asked for
         principal = await authenticate(api, request, credentials, None)
-        return OrderRef(order_id, _admit(principal, allowed))
+        return OrderRef(order_id, allow(principal, allowed))
 
     return check

@@ -36,8 +36,12 @@ class ApiState:
     hub: Hub  # the change feed's one reader, fanned out to GET /v1/stream
 
 
-async def get_state(request: Request) -> ApiState:
+def state_of(request: Request) -> ApiState:
     return cast(ApiState, request.app.state.firewatch)
+
+
+async def get_state(request: Request) -> ApiState:
+    return state_of(request)
 
 
 State = Annotated[ApiState, Depends(get_state)]

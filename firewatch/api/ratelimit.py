@@ -1,8 +1,9 @@
 """A per-token request limit in Redis (a fixed window), so it holds across API processes.
 
 Windows are numbered from the injected clock (epoch seconds // window), one counter per token and
-window. The counting is done by the script that finds the token (gate.py), in the same round
-trip: atomic, whichever process answers.
+window. The counting, and the verdict (the count, this request included, at most the limit), are
+done by the script that finds the token (gate.py), in the same round trip: atomic, whichever
+process answers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from firewatch.api import keys
 
 @dataclass(frozen=True)
 class Window:
+    digest: str  # the token's sha256
     key: str  # the token's counter for this window
     ttl_ms: int  # the counter's lifetime: it outlives the window, whatever the clock skew
     retry_after: int  # whole seconds until the next window (for Retry-After)
@@ -38,7 +40,4 @@ class RateLimiter:
         t = now.timestamp()
         n = math.floor(t / self.window_s)
         retry = max(1, math.ceil((n + 1) * self.window_s - t))
-        return Window(keys.rate(digest, n), math.ceil(self.window_s * 2000), retry)
-
-    def verdict(self, window: Window, count: int) -> Verdict:
-        return Verdict(count <= self.limit, count, window.retry_after)
+        return Window(digest, keys.rate(digest, n), math.ceil(self.window_s * 2000), retry)

@@ -223,9 +223,9 @@ return out
 # removed with `masks remove` stays removed.
 # Returns {status, state, detail, order}: status ok | noop (order: the order's hash, HGETALL) |
 # invalid | missing | forbidden (detail: the order's team).
-TRANSITION = (
-    PRELUDE
-    + r"""
+# The transition's own part, after PRELUDE: the API's gate runs it inside a function, after
+# the token check, in one script (firewatch/api/gate.py).
+TRANSITION_BODY = r"""
 local okey, action, at = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local state = redis.call('HGET', okey, 'state')
 if not state then return {'missing', '', 'no such order'} end
@@ -315,7 +315,7 @@ if action == 'close' then
 end
 return {'invalid', state, 'unknown action ' .. action}
 """
-)
+TRANSITION = PRELUDE + TRANSITION_BODY
 
 # KEYS: order key, log key, sla zset, feed. ARGV: now, next deadline, meta JSON {rows, metrics,
 # maxlen, prefix, feed_maxlen}. Escalates a pending order past its deadline one level up its

@@ -183,3 +183,38 @@ def test_tokens_are_never_logged(
         client.post("/v1/dispatches/ord-none/ack", headers=headers)
         client.get("/v1/report", headers={"Authorization": "Bearer fw_wrong"})
     assert caplog.records and token not in caplog.text and "fw_wrong" not in caplog.text
+
+
+def test_the_gate_keeps_the_records_of_admitted_tokens_only_and_at_most_known_max(
+    redis_client: redis.Redis, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from firewatch.api import gate
+
+    monkeypatch.setattr(gate, "KNOWN_MAX", 2)
+    store = TokenStore(redis_client)
+    tokens = [store.add("team:team-A", f"phone-{n}", clock.now()) for n in range(3)]
+
+    async def run() -> list[list[bool]]:
+        aclient = async_twin(redis_client)
+        try:
+            g = Gate(aclient, RateLimiter(1000, 60))
+            assert await g.admit("fw_not-a-token", clock.now()) is None
+            seen = []
+            for token in tokens:
+                assert await g.admit(token, clock.now()) is not None
+                seen.append([g.known(t) is not None for t in tokens])
+            assert g.known("fw_not-a-token") is None  # a refused token is never kept
+            store.revoke("phone-2")
+            assert await g.admit(tokens[2], clock.now()) is None
+            seen.append([g.known(t) is not None for t in tokens])
+            return seen
+        finally:
+            await aclient.aclose()
+
+    # full at two: forgotten all at once, then filled again; a revoked token forgotten
+    assert asyncio.run(run()) == [
+        [True, False, False],
+        [True, True, False],
+        [False, False, True],
+        [False, False, False],
+    ]

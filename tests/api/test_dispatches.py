@@ -3,8 +3,14 @@ team's order is refused before anything changes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import redis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from firewatch.api import keys
+from firewatch.api.tokens import TokenRecord, TokenStore, digest
 from firewatch.clock import FakeClock
 from firewatch.linkage.keys import FEED
 from firewatch.linkage.service import Linkage
@@ -114,3 +120,79 @@ def test_a_team_lists_its_own_open_orders_the_dashboard_any_teams(
     # without `team`: every team's open orders (the dispatch board, test_dispatch_board.py)
     board = client.get("/v1/dispatches", headers=dashboard).json()
     assert board["team"] is None and [o["id"] for o in board["orders"]] == [oid(3), oid(2), oid(1)]
+
+
+def scripts_run(r: redis.Redis) -> int:
+    """Lua scripts Redis has run so far (EVALSHA and EVAL calls)."""
+    stats = r.info("commandstats")
+    return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
+
+
+def rate_counts(r: redis.Redis) -> list[int]:
+    return sorted(int(r.get(k) or 0) for k in r.keys(keys.PREFIX + "rate:*"))
+
+
+def test_a_known_team_token_acts_in_one_script_and_a_revoked_one_changes_nothing(
+    client: TestClient, linkage: Linkage, bearer: Bearer, redis_client: redis.Redis
+) -> None:
+    linkage.consume([event(n=n, team="team-A", minutes=n) for n in (1, 2, 3)])
+    team = bearer("team:team-A", name="phone")
+    # the token's first request: the gate, then the transition (two scripts); it is known after
+    before = scripts_run(redis_client)
+    assert client.post(f"/v1/dispatches/{oid(1)}/ack", headers=team).json()["changed"]
+    assert scripts_run(redis_client) - before == 2
+    for n, action, state in ((2, "ack", "acknowledged"), (2, "arrive", "on_scene")):
+        before = scripts_run(redis_client)
+        answer = client.post(f"/v1/dispatches/{oid(n)}/{action}", headers=team)
+        assert answer.status_code == 200 and answer.json()["order"]["state"] == state
+        assert scripts_run(redis_client) - before == 1  # token, count and change in one
+    assert rate_counts(redis_client) == [3]  # every request counted once
+    assert [e.by for e in linkage.store.log(oid(2)) if e.kind in ("ack", "arrive")] == [
+        "team:team-A",
+        "team:team-A",
+    ]
+    # revoked: refused at once; nothing changed, nothing counted
+    feed = redis_client.xlen(FEED)
+    assert TokenStore(redis_client).revoke("phone")
+    for action in ("ack", "arrive"):
+        answer = client.post(f"/v1/dispatches/{oid(3)}/{action}", headers=team)
+        assert answer.status_code == 401
+        assert answer.json()["detail"] == "unknown or revoked bearer token"
+    assert linkage.store.get(oid(3)).state == "pending" and redis_client.xlen(FEED) == feed
+    assert rate_counts(redis_client) == [3]
+
+
+def test_a_known_tokens_record_replaced_in_redis_is_read_again_before_anything_changes(
+    client: TestClient, linkage: Linkage, bearer: Bearer, redis_client: redis.Redis
+) -> None:
+    linkage.consume([event(n=1, team="team-A"), event(n=2, team="team-A", minutes=1)])
+    team = bearer("team:team-A", name="phone")
+    assert client.post(f"/v1/dispatches/{oid(1)}/ack", headers=team).status_code == 200
+    # the record under the token's digest now says team-B (e.g. restored from another backup):
+    # what this process knew (team-A, which owns the order) must not be acted on
+    token = team["Authorization"].removeprefix("Bearer ")
+    record = TokenRecord.model_validate_json(redis_client.hget(keys.TOKENS, digest(token)) or "")
+    redis_client.hset(
+        keys.TOKENS,
+        digest(token),
+        record.model_copy(update={"role": "team:team-B"}).model_dump_json(),
+    )
+    answer = client.post(f"/v1/dispatches/{oid(2)}/ack", headers=team)
+    assert answer.status_code == 403 and "is for team team-B" in answer.json()["detail"]
+    assert linkage.store.get(oid(2)).state == "pending"
+
+
+def test_a_known_team_token_past_its_rate_limit_is_429_and_changes_nothing(
+    make_app: Callable[..., FastAPI], linkage: Linkage, bearer: Bearer, redis_client: redis.Redis
+) -> None:
+    linkage.consume([event(n=n, team="team-A", minutes=n) for n in (1, 2, 3)])
+    team = bearer("team:team-A")
+    with TestClient(make_app(api_rate_limit=2, api_rate_window=60)) as client:
+        for n in (1, 2):  # the gate alone, then in one script with the ack
+            assert client.post(f"/v1/dispatches/{oid(n)}/ack", headers=team).status_code == 200
+        feed = redis_client.xlen(FEED)
+        refused = client.post(f"/v1/dispatches/{oid(3)}/ack", headers=team)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+        assert "'team-team-A': more than 2 requests in 60 s" in refused.json()["detail"]
+    assert linkage.store.get(oid(3)).state == "pending" and redis_client.xlen(FEED) == feed
+    assert rate_counts(redis_client) == [3]
