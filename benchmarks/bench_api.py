@@ -743,21 +743,19 @@ Machine: {machine()}
 """
 
 
-ACK_NOTE = """Where the ack's time goes: the API process is CPU-bound, about {ms:.1f} ms of CPU per
-ack, against the floors above (the framework alone, then with the token checked). Since
-2026-12-03 the ack route runs on the event loop (no thread pool) and makes one Redis round trip
-for the token and its rate limit (api/gate.py: one script) and one for the transition, whose
-script also checks the team and answers with the order (linkage/transitions.py); the change-feed
-hub reads the feed on the asyncio client too; uvicorn runs on uvloop and httptools, redis-py
-parses with hiredis. Before (2026-12-02: five round trips, three thread-pool hops) this
-benchmark measured 213 to 394 req/s. What is left, measured in-process on 2026-12-03 (the app
-called as ASGI, 32 concurrent acks, CPU time of the process, three runs each): through FastAPI
-735 to 1,249 us of CPU per ack; the same gate, transition and response serialisation called
-directly, without FastAPI's routing, dependencies and response handling, 329 to 586 us. So about
-half of an ack is the framework's per-request work and a third redis-py's (packing, pool,
-timeouts); 2,000 acks/s would need under 0.5 ms in all, HTTP parsing included, which one process
-of this stack does not reach on this machine. The route and the gate are safe to run in several
-API processes (the rate limit and the change feed are in Redis): that is the way to more acks/s.
+ACK_NOTE = """Where the ack's time goes: the API process is CPU-bound, about {ms:.2f} ms of CPU
+per ack, against the floors above (the framework alone, then with the token checked). The route
+runs on the event loop (uvloop, httptools, redis-py with hiredis) and, for a field team's token
+the process has seen, makes one Redis round trip: one script finds the token, checks that Redis
+still holds the record the process knew for it, counts it against the rate limit and makes the
+transition with its team check, log and change-feed entries (api/gate.py composing
+linkage/scripts.py's transition; 2026-12-05: before, the token and the transition were two
+scripts, 1,750 req/s on this machine); the change-feed hub follows the feed with one blocking
+XREAD per batch of changes, checking for gaps once a second. Measured in-process on 2026-12-05
+(the app called as ASGI, 32 concurrent acks, CPU of the process): about 0.35 ms an ack with the
+hub stopped, of which about 0.1 ms is FastAPI's routing, dependencies and response (GET /healthz
+alone: 0.045 ms); HTTP parsing and the socket add about 0.1 ms. Several API processes share the
+rate limit and the change feed through Redis: that is the way to more acks/s than one core gives.
 """
 STREAM_NOTE = """Where the stream's time goes: each incident costs the API about {per:.2f} ms of
 CPU per subscriber (its two frames, written in one write), and one event loop writes it to every
