@@ -137,6 +137,12 @@ def test_a_known_team_token_acts_in_one_script_and_a_revoked_one_changes_nothing
 ) -> None:
     linkage.consume([event(n=n, team="team-A", minutes=n) for n in (1, 2, 3)])
     team = bearer("team:team-A", name="phone")
+    for headers in ({}, {"Authorization": "Basic x"}):  # no bearer token: nothing asked of Redis
+        before = scripts_run(redis_client)
+        answer = client.post(f"/v1/dispatches/{oid(1)}/ack", headers=headers)
+        assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
+        assert answer.json()["detail"].startswith("missing bearer token")
+        assert scripts_run(redis_client) == before
     # the token's first request: the gate, then the transition (two scripts); it is known after
     before = scripts_run(redis_client)
     assert client.post(f"/v1/dispatches/{oid(1)}/ack", headers=team).json()["changed"]
