@@ -31,20 +31,26 @@ from firewatch.simulate import build_stream  # noqa: E402
 GRID = ROOT / "data/grids/qujiang.geojson"
 
 
-STEPS_NOTE = """Profiled (cProfile and timing each column, 2026-12-03): most of
-`prepare` is reading the validated records into columns, and most of that is the event time:
-`datetime.timestamp()` on the datetimes pydantic makes (their tzinfo is pydantic's own TzInfo, whose
-utcoffset costs a call into its Rust object) took about 0.8 us a line, a third of the whole cost
-after validation; latitude, longitude and source about 0.06-0.1 us each (C-level map and
-itemgetter passes), the strengths 0.3 us (they were 1.1 us with a generator and a loop per sensor
-before 2026-12-03). Locate is under 0.1 us. `process_located` is vectorised numpy but for the few
-fire signals. So the target (0.25 of validation) is not reached by the engine's own code: what is
-left is the per-record conversion out of pydantic's objects, and the next step would be a validator
-that yields the columns (epoch seconds among them) instead of a dict per record."""
+STEPS_NOTE = """Profiled on 2026-12-05 (AMD EPYC; cProfile of each step over the whole stream, and
+each column timed apart): in `prepare`, the event time is 0.48 us of 1.1: `datetime.timestamp()` on
+the datetimes pydantic makes (their tzinfo is pydantic's own TzInfo, whose utcoffset is a call into
+its Rust object); taking the naive time and the offset apart was slower (`replace(tzinfo=...)`
+alone costs 0.8 us), and pydantic makes no other kind of datetime. Latitude, longitude and source
+are C-level map and itemgetter passes, the strengths about 0.3 us, locate under 0.1 us. In
+`process_located`, about 70% is device health (engine/health.py, added on 2026-12-03 after the Xeon
+run below: every record is a sign of life of its device, so its device row is looked up and its
+silence measured): the row lookup went from two Python loops per record to one C-level pass on
+2026-12-05 (0.90 -> 0.79 us a line for the step); the rest is the silences' numpy passes
+(engine/silence.py) and the events of new and silent devices. So the target (0.25 of validation) is
+not reached: what is left is work that has to happen for each record (its time, its device) on the
+objects pydantic hands over, one dict per record; the next step would be a validator that yields
+columns (epoch seconds among them) instead."""
 
 
-HISTORY = """Before, on 2026-11-28 (another machine, about 5x faster: the one-record baseline ran
-12,271/s there, 2,501/s here): 302,944 records/s, 0.53 of validation alone (567,678/s); so the
+HISTORY = """On 2026-12-03 09:52 (Intel Xeon, 2 cores, before device health): 104,131 records/s,
+0.67 of validation alone (155,423/s); steps 7.36, 2.99 and 0.21 us a line. Before, on 2026-11-28
+(another machine, about 5x faster than that Xeon: the one-record baseline ran 12,271/s there,
+2,501/s on the Xeon): 302,944 records/s, 0.53 of validation alone (567,678/s); so the
 150,000/s target is a figure of that machine, and the ratio is what compares across them."""
 
 
