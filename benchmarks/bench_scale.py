@@ -43,6 +43,7 @@ from firewatch.rules import load_rules  # noqa: E402
 from firewatch.runtime import engine_factory  # noqa: E402
 from firewatch.settings import Settings  # noqa: E402
 from firewatch.stream.checkpoint import Checkpoints  # noqa: E402
+from firewatch.stream.heap import keep_freed_memory  # noqa: E402
 from firewatch.stream.stages import MARKER, Worker, pack_state  # noqa: E402
 
 RULES = ROOT / "rules"
@@ -151,6 +152,7 @@ class MemoryTable:
 
 
 def run_worker(inp: IO[bytes], out: IO[bytes]) -> None:
+    keep_freed_memory()  # as `firewatch worker` does
     cfg: dict[str, Any] = pickle.load(inp)
     inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     settings = Settings(grid=cfg["grid"], rules=RULES, cache_dir=cfg["cache"])
@@ -437,7 +439,9 @@ state also holds its devices and their records waiting for the watermark (about 
 reading a minute and 10 min of grace), as packed columns (state version 5).
 
 The worker is a fresh child process, so the memory is its own; the benchmark's main process is the
-broker and the devices (it makes the lines and pipes them over). The worker loads the grid, its
+broker and the devices (it makes the lines and pipes them over). The worker keeps the memory it
+frees, as `firewatch worker` does (stream/heap.py: snapshots are not faulted in again each
+checkpoint; since 2026-12-05). It loads the grid, its
 locate index (from the cache, as a restarted `firewatch worker` does) and the rules with
 runtime.engine_factory, then drives one `stages.Worker` as stream/locate.py and stream/worker.py
 do. Each frame is one `getmany` ({locate_batch:,} records in event-time order), split by detection

@@ -188,9 +188,11 @@ def _worker(args: argparse.Namespace) -> int:
 
     from firewatch.metrics.processes import serve_worker
     from firewatch.runtime import engine_factory
+    from firewatch.stream.heap import keep_freed_memory
     from firewatch.stream.topics import Topics, ensure_topics
     from firewatch.stream.worker import build_app
 
+    keep_freed_memory()  # snapshots allocate tens of MB every checkpoint (stream/heap.py)
     settings = _kafka_settings(args)
     asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics.of(settings)))
     metrics = serve_worker(settings)
