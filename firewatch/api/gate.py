@@ -114,7 +114,7 @@ class Gate:
             args=[*t.args(meta), *self._args(window), known[0]],
         )
         if reply and reply[0] == b"stale":
-            del self._known[wanted]
+            self._known.pop(wanted, None)  # another request of the token may have done it
             raise Stale(f"the record of token digest {wanted[:12]} changed or was removed")
         return self._admission(wanted, window, reply), reply[3] if reply and reply[2] else None
 

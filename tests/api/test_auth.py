@@ -218,3 +218,33 @@ def test_the_gate_keeps_the_records_of_admitted_tokens_only_and_at_most_known_ma
         [False, False, True],
         [False, False, False],
     ]
+
+
+def test_concurrent_requests_of_a_token_revoked_meanwhile_are_each_told_stale(
+    redis_client: redis.Redis, clock: FakeClock
+) -> None:
+    from firewatch.api.gate import Stale
+    from firewatch.linkage.model import Action
+    from firewatch.linkage.transitions import Transition
+
+    store = TokenStore(redis_client)
+    token = store.add("team:team-A", "phone", clock.now())
+    move = Transition.of_team("ord-x", Action.ACK, clock.now(), "team:team-A", "team-A")
+
+    async def run() -> list[BaseException | object]:
+        aclient = async_twin(redis_client)
+        try:
+            g = Gate(aclient, RateLimiter(1000, 60))
+            assert await g.admit(token, clock.now()) is not None  # known from now on
+            store.revoke("phone")
+            return await asyncio.gather(
+                *(g.admit_and_apply(token, clock.now(), move, "{}") for _ in range(3)),
+                return_exceptions=True,
+            )
+        finally:
+            await aclient.aclose()
+
+    # each refused before anything is counted or changed: none fails on the others' forgetting
+    assert [type(r) for r in asyncio.run(run())] == [Stale, Stale, Stale]
+    counted = [int(redis_client.get(k) or 0) for k in redis_client.keys(keys.PREFIX + "rate:*")]
+    assert counted == [1]  # the first admission's; the three refusals counted nothing
