@@ -99,11 +99,13 @@ class Hub:
         block: timedelta = BLOCK,
         follow: ReadFeed | None = None,
         check_every: float = CHECK_EVERY,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.read = read  # also what subscribers catch up with
         self._newest = newest
         self._follow = follow  # reads without the gap check (None: every read checks)
         self.check_every = check_every
+        self.timer = timer  # seconds, monotonic: when the next check is due, how long Redis is away
         self.max_subscribers = max_subscribers
         self.window = window
         self.block = block
@@ -152,7 +154,7 @@ class Hub:
         checked = -math.inf  # when the last read checked that the feed holds the position
         while not self.closed:
             try:
-                now = time.monotonic()
+                now = self.timer()
                 if self._follow is None or now - checked >= self.check_every:
                     entries = await self.read(self._position, READ_COUNT, self.block)
                     checked = now
@@ -165,7 +167,7 @@ class Hub:
                 self._wake()
                 continue
             except redis.RedisError as exc:
-                now = time.monotonic()
+                now = self.timer()
                 failing_since = failing_since or now
                 log.warning(
                     "change feed: Redis does not answer for %.0f s (%s); retrying in %.1f s",
@@ -179,7 +181,7 @@ class Hub:
             if failing_since is not None:
                 log.warning(
                     "change feed: Redis answers again after %.0f s",
-                    time.monotonic() - failing_since,
+                    self.timer() - failing_since,
                 )
                 failing_since, delay = None, 0.5
             if entries:

@@ -164,8 +164,10 @@ def test_a_hub_that_follows_checks_the_feed_now_and_then_and_keeps_no_window_for
     """With a `follow` read (XREAD alone) the hub reads on without the gap check, which it makes
     at most every check_every s (at every ack under load, the check's transaction was half of
     what the feed cost the API); the check still finds a lost position. With no subscriber it
-    keeps no frames, and one that comes later with an older position catches up from the feed."""
+    keeps no frames, and one that comes later with an older position catches up from the feed.
+    The hub's timer is the test's: the checks are counted, not timed."""
     follows = 0
+    now = [0.0]
 
     async def scenario() -> None:
         nonlocal follows
@@ -178,16 +180,34 @@ def test_a_hub_that_follows_checks_the_feed_now_and_then_and_keeps_no_window_for
             position = int((after or "0-0").split("-")[0])
             return [e for e in feed.entries if int(e[0].split("-")[0]) > position][:count]
 
-        hub = Hub(feed.read, feed.newest, max_subscribers=10, block=timedelta(0), follow=follow)
-        hub.check_every = 0.2
+        async def turns(n: int) -> None:  # the hub reads n more times
+            until = follows + n
+            for _ in range(500):
+                if follows >= until:
+                    return
+                await asyncio.sleep(0.001)
+            raise AssertionError(f"the hub read {follows} times, not {until}")
+
+        hub = Hub(
+            feed.read,
+            feed.newest,
+            max_subscribers=10,
+            block=timedelta(0),
+            follow=follow,
+            check_every=0.2,
+            timer=lambda: now[0],
+        )
         await hub.start()
         for n in range(1, 41):
             feed.add(1)
             await settle(hub, f"{n}-0")
         assert hub.after("0-0") is None and hub.after("40-0") == []  # no window: nobody listens
+        assert feed.reads == 1  # the first read checked; no time has passed since
         checked = feed.reads
-        await asyncio.sleep(0.5)
-        assert follows > 40 and 2 <= feed.reads - checked <= 4  # checked about every 0.2 s
+        for _ in range(5):  # 0.5 s in steps of 0.1 s, the hub reading on at each
+            now[0] += 0.1
+            await turns(3)
+        assert follows > 40 and feed.reads - checked == 2  # checked at 0.2 s and at 0.4 s
         sub = hub.join()
         assert ids(await sub.next_frames("38-0", 1.0)) == ["39-0", "40-0"]  # from the feed
         assert feed.catch_ups == ["38-0"]
@@ -195,6 +215,7 @@ def test_a_hub_that_follows_checks_the_feed_now_and_then_and_keeps_no_window_for
         await settle(hub, "41-0")
         assert ids(await sub.next_frames("40-0", 1.0)) == ["41-0"]  # from the window
         feed.gap = True  # the feed lost the hub's place: the next check finds it
+        now[0] += 0.2
         for _ in range(100):
             if hub.generation:
                 break

@@ -303,6 +303,7 @@ def test_the_search_grid_finds_every_item_in_range_however_wide_the_search() -> 
         )
         buckets.add(p)
         points.append(p)
+    near_ones = 0
     for radius_km in (0.5, 2.0, 10.0, 27.0, 80.0):
         for _ in range(20):
             lat, lon = 28.9 + rng.uniform(-0.4, 0.4), 118.9 + rng.uniform(-0.4, 0.4)
@@ -317,3 +318,13 @@ def test_the_search_grid_finds_every_item_in_range_however_wide_the_search() -> 
             }
             got = [id(p) for p in buckets.near(lat, lon, radius_km)]
             assert len(got) == len(set(got)) and set(got) == want
+            # and, from the points alone: every one within radius_km is among them
+            cos = math.cos(math.radians(lat))
+            close = {
+                id(p)
+                for p in points
+                if math.hypot((p.lat - lat) * 110.574, (p.lon - lon) * 111.320 * cos) <= radius_km
+            }
+            assert close <= set(got)
+            near_ones += len(close)
+    assert near_ones > 300  # the property was tested on points, not on empty searches
