@@ -111,12 +111,12 @@ def run_validate_lines(lines: list[bytes], batch: int) -> tuple[int, int]:
 
 
 def run_gc_left_running(lines: list[bytes], batch: int) -> tuple[int, int]:
-    paused = validate._gc_paused
-    validate._gc_paused = contextlib.nullcontext  # type: ignore[assignment]
+    paused = validate.gc_paused
+    validate.gc_paused = contextlib.nullcontext  # type: ignore[assignment]
     try:
         return run_validate_lines(lines, batch)
     finally:
-        validate._gc_paused = paused
+        validate.gc_paused = paused
 
 
 def run_gc_frozen(lines: list[bytes], batch: int) -> tuple[int, int]:
@@ -130,7 +130,7 @@ def run_gc_frozen(lines: list[bytes], batch: int) -> tuple[int, int]:
 def run_one_call_per_batch(lines: list[bytes], batch: int) -> tuple[int, int]:
     """One DETECTIONS.validate_json call per batch, gc paused: clean input only."""
     valid = 0
-    with validate._gc_paused():
+    with validate.gc_paused():
         for start in range(0, len(lines), batch):
             joined = b"[" + b",".join(lines[start : start + batch]) + b"]"
             valid += len(DETECTIONS.validate_json(joined, strict=True))
@@ -144,7 +144,7 @@ def run_per_line(lines: list[bytes], batch: int) -> tuple[int, int]:
     """The baseline: one validate_json call per line, gc paused, a batch of results kept alive as
     the engine keeps them, and a Reject with its reason for each bad line."""
     valid = rejected = 0
-    with validate._gc_paused():
+    with validate.gc_paused():
         for start in range(0, len(lines), batch):
             detections, rejects = [], []
             for n, line in enumerate(lines[start : start + batch], start=start + 1):

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from firewatch.engine.core import Engine
 from firewatch.ingest.files import read_batches
+from firewatch.ingest.validate import gc_paused
 from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
 from firewatch.model import Event, Outcome, Reject, RejectReason
 from firewatch.progressbar import Bar
@@ -125,20 +126,26 @@ def replay(
         events_out = stack.enter_context(out.open("wb"))
         rejects_out = stack.enter_context(rejects.open("wb")) if rejects else None
         for path in inputs:
-            read = time.perf_counter()
-            for batch in read_batches(path, batch_size, max_line_bytes, not_after):
-                validated = time.perf_counter() - read  # reading the file, parsing, validating
-                engine.count_rejects(batch.rejects)
-                if rejects_out is not None:
-                    write_rejects(batch.rejects, rejects_out)
-                events = engine.process(batch.detections)
-                write_events(events, events_out)
+            batches = read_batches(path, batch_size, max_line_bytes, not_after)
+            while True:
+                # the collector paused over a batch from its reading to its events: its
+                # detections are freed before a collection meets them (ingest/validate.py)
+                with gc_paused():
+                    read = time.perf_counter()
+                    batch = next(batches, None)
+                    if batch is None:
+                        break
+                    validated = time.perf_counter() - read  # reading the file, validating
+                    engine.count_rejects(batch.rejects)
+                    if rejects_out is not None:
+                        write_rejects(batch.rejects, rejects_out)
+                    events = engine.process(batch.detections, t=batch.t)
+                    write_events(events, events_out)
                 bar.update(engine.stats.records, advance=batch.bytes)
                 if meter is not None:
                     meter.timed(VALIDATE, validated)
                     meter.metrics.count_rejects(batch.rejects)
                     meter.update(engine, events)
-                read = time.perf_counter()
         events = engine.flush()
         write_events(events, events_out)
         if meter is not None:

@@ -68,7 +68,7 @@ from firewatch.engine.stats import EngineStats, Laps
 from firewatch.geo.grid import Grid
 from firewatch.geo.index import LocateIndex
 from firewatch.geo.sight import Sight
-from firewatch.ingest.validate import detection_id, validate_lines
+from firewatch.ingest.validate import check_lines, detection_id, gc_paused
 from firewatch.model import (
     AnyDetection,
     DeviceEvent,
@@ -132,11 +132,12 @@ class Engine:
         observed more than rules.sources.max_future after it is rejected (future_timestamp).
         Without it, no event time is too far ahead."""
         not_after = None if now is None else self.not_after(now)
-        detections, _, rejects = validate_lines(
-            lines, origin, first_line, offsets, not_after=not_after
-        )
-        self.count_rejects(rejects)
-        return EngineOutput(self.process(detections), rejects)
+        with gc_paused():  # the batch's dicts are freed before a collection could meet them
+            checked = check_lines(lines, origin, first_line, offsets, not_after=not_after)
+            self.count_rejects(checked.rejects)
+            output = EngineOutput(self.process(checked.detections, t=checked.t), checked.rejects)
+            del checked
+        return output
 
     def not_after(self, now: datetime) -> datetime:
         """The latest event time accepted from records arriving at wall-clock time `now`:
@@ -148,28 +149,32 @@ class Engine:
         self.stats.rejected.update(r.reason.value for r in rejects)
         self.stats.outcomes[Outcome.REJECTED] += len(rejects)
 
-    def process(self, batch: list[AnyDetection], *, hold: bool = False) -> list[Event]:
+    def process(
+        self, batch: list[AnyDetection], *, hold: bool = False, t: np.ndarray | None = None
+    ) -> list[Event]:
         """Validated detections to incident events (those the watermark lets through).
 
         By default the batch's latest event time moves the watermark. With `hold`, it does not:
         the caller moves it with `advance` (a stream worker whose input interleaves several
-        sources takes the least advanced source's progress, so none of them looks late)."""
+        sources takes the least advanced source's progress, so none of them looks late). `t`:
+        as for `prepare`."""
         if not batch:
             return []
-        return self.process_located(self.prepare(batch), hold=hold)
+        return self.process_located(self.prepare(batch, t), hold=hold)
 
-    def prepare(self, batch: list[AnyDetection]) -> Located:
+    def prepare(self, batch: list[AnyDetection], t: np.ndarray | None = None) -> Located:
         """Locate a batch and read its per-record rules (fire signal strength before masks): the
         part of `process` that needs the records themselves. Changes no state and counts
         nothing; `process_located` does the rest (a stream worker does the two in different
         stages). A camera outside every cell that sends its sight goes to a cell on its line
-        (`_route_outside_cameras`)."""
+        (`_route_outside_cameras`). `t`: the records' event times in epoch seconds, when
+        validation computed them (check_lines)."""
         laps = self.laps
-        t = laps.start()
-        cols = Columns.of(batch)
+        began = laps.start()
+        cols = Columns.of(batch, t)
         cell = self._locate(cols)
         self._route_outside_cameras(batch, cols, cell)
-        t = laps.lap("locate", t)
+        began = laps.lap("locate", began)
         strength = strengths(batch, cols, self.rules)
         strength[cell < 0] = 0
         static = np.zeros(len(batch), dtype=bool)
@@ -181,7 +186,7 @@ class Engine:
             for i in np.flatnonzero(strength).tolist()
             for d in (batch[i],)
         }
-        laps.lap("rules", t)
+        laps.lap("rules", began)
         return Located(
             cols, cell, strength, static, signals, self._cells_key, *_devices(batch, cols)
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import IntEnum
 from itertools import repeat
 from operator import itemgetter
@@ -21,12 +20,13 @@ import shapely.affinity
 from shapely.geometry import Point, Polygon, shape
 
 from firewatch.geo.sight import Sight
+from firewatch.ingest.validate import epoch_seconds
 from firewatch.model import AnyDetection, LocatedBy, Source
 from firewatch.rules.model import Mask, RuleSet
 
 SOURCE_CODE = {Source.SENSOR: 0, Source.CAMERA: 1, Source.SATELLITE: 2}
 _KM_PER_DEG_LAT = 110.574
-_OBSERVED_AT, _LAT, _LON, _SOURCE = (itemgetter(k) for k in ("observed_at", "lat", "lon", "source"))
+_LAT, _LON, _SOURCE = (itemgetter(k) for k in ("lat", "lon", "source"))
 _CONFIDENCE, _READINGS = itemgetter("confidence"), itemgetter("readings")
 
 
@@ -99,12 +99,16 @@ class Columns:
     source: np.ndarray  # int8 codes, see SOURCE_CODE
 
     @classmethod
-    def of(cls, batch: list[AnyDetection]) -> Columns:
+    def of(cls, batch: list[AnyDetection], t: np.ndarray | None = None) -> Columns:
+        """The columns of validated detections; `t`, their event times, when validation
+        computed them already (ingest/validate.py Checked.t)."""
         # one C-level pass per column (map and itemgetter: no Python frame per record); the
         # event time is most of it (datetime.timestamp, benchmarks/README.md "Engine")
         n = len(batch)
+        if t is not None and len(t) != n:
+            raise ValueError(f"{len(t)} event times for {n} detections")
         return cls(
-            t=np.fromiter(map(datetime.timestamp, map(_OBSERVED_AT, batch)), np.float64, n),
+            t=epoch_seconds(batch) if t is None else t,
             lat=np.fromiter(map(_LAT, batch), np.float64, n),
             lon=np.fromiter(map(_LON, batch), np.float64, n),
             source=np.fromiter(map(SOURCE_CODE.__getitem__, map(_SOURCE, batch)), np.int8, n),

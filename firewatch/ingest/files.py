@@ -9,9 +9,11 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from firewatch.errors import InputError
 from firewatch.ingest.firms import FirmsTable, is_firms_header
-from firewatch.ingest.validate import RawLine, iter_lines, validate_lines
+from firewatch.ingest.validate import RawLine, check_lines, iter_lines
 from firewatch.model import AnyDetection, Reject
 
 BOM = b"\xef\xbb\xbf"
@@ -26,9 +28,12 @@ class Batch:
     origin: str
     records: int  # non-blank records in these lines: len(detections) + len(rejects)
     bytes: int  # bytes consumed, line endings included (the first batch also counts a CSV header)
+    # each detection's event time in epoch seconds, when validation computed it (Checked.t):
+    # for Engine.process
+    t: np.ndarray | None = None
 
 
-Convert = Callable[[Sequence[RawLine]], tuple[list[AnyDetection], list[Reject]]]
+Convert = Callable[[Sequence[RawLine]], tuple[list[AnyDetection], list[Reject], np.ndarray | None]]
 
 
 def read_batches(
@@ -75,7 +80,7 @@ def _batches(
     convert: Convert
     if is_firms_header(first.data.decode("utf-8", errors="replace")):
         table = FirmsTable(first.data.decode("utf-8", errors="replace"), origin)
-        convert = partial(table.convert, not_after=not_after)
+        convert = partial(_firms, table, not_after)
         header_bytes = first.size
     else:
         convert = _jsonl(origin, max_line_bytes, not_after)
@@ -91,8 +96,10 @@ def _batches(
 
 
 def _jsonl(origin: str, max_line_bytes: int, not_after: datetime | None) -> Convert:
-    def convert(group: Sequence[RawLine]) -> tuple[list[AnyDetection], list[Reject]]:
-        detections, _, rejects = validate_lines(
+    def convert(
+        group: Sequence[RawLine],
+    ) -> tuple[list[AnyDetection], list[Reject], np.ndarray | None]:
+        checked = check_lines(
             [line.data for line in group],
             origin,
             first_line=group[0].number,
@@ -100,15 +107,21 @@ def _jsonl(origin: str, max_line_bytes: int, not_after: datetime | None) -> Conv
             max_line_bytes=max_line_bytes,
             not_after=not_after,
         )
-        return detections, rejects
+        return checked.detections, checked.rejects, checked.t
 
     return convert
 
 
+def _firms(
+    table: FirmsTable, not_after: datetime | None, group: Sequence[RawLine]
+) -> tuple[list[AnyDetection], list[Reject], np.ndarray | None]:
+    return (*table.convert(group, not_after=not_after), None)
+
+
 def _batch(convert: Convert, group: list[RawLine], origin: str, extra_bytes: int) -> Batch:
-    detections, rejects = convert(group)
+    detections, rejects, t = convert(group)
     size = extra_bytes + sum(line.size for line in group)
-    return Batch(detections, rejects, origin, len(detections) + len(rejects), size)
+    return Batch(detections, rejects, origin, len(detections) + len(rejects), size, t)
 
 
 def _chain(first: RawLine, rest: Iterator[RawLine]) -> Iterator[RawLine]:

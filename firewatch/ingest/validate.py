@@ -27,10 +27,12 @@ import gc
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from hashlib import blake2b
+from operator import itemgetter, methodcaller
 from typing import Annotated, Any, BinaryIO, NamedTuple, cast
 
+import numpy as np
 import orjson
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -41,6 +43,8 @@ SUB_BATCH = 32  # parsed records per LENIENT call
 RAW_CHARS = 200  # characters of an offending line kept in Reject.raw
 COORDINATES = frozenset({"lat", "lon", "camera_lat", "camera_lon"})
 _TAGS = frozenset(s.value for s in Source)
+_OBSERVED_AT = itemgetter("observed_at")
+_STRIP = methodcaller("strip")
 # Of several errors in one record, a reject reports the first one of the most relevant reason.
 _RANK = {
     reason: rank
@@ -124,19 +128,53 @@ def validate_lines(
     With `not_after` (timezone-aware: the arrival time plus sources.max_future), a detection
     observed later than it is rejected as future_timestamp. Never raises on bad input.
     """
+    checked = check_lines(lines, origin, first_line, offsets, max_line_bytes, not_after=not_after)
+    return checked.detections, checked.keys, checked.rejects
+
+
+class Checked(NamedTuple):
+    """What `check_lines` makes of a batch of lines (see validate_lines)."""
+
+    detections: list[AnyDetection]
+    keys: list[int]  # the index into the lines of each detection
+    rejects: list[Reject]
+    # each detection's observed_at in epoch seconds, when it was computed (to check not_after):
+    # Engine.prepare takes it rather than computing it again
+    t: np.ndarray | None
+    blank: list[int]  # the index of each line skipped as blank
+
+
+def check_lines(
+    lines: Sequence[bytes],
+    origin: str,
+    first_line: int | None = 1,
+    offsets: Sequence[int] | None = None,
+    max_line_bytes: int = 65536,
+    *,
+    not_after: datetime | None = None,
+) -> Checked:
+    """validate_lines, with the event-time column when `not_after` made it, and the blank lines."""
     _check_bound(not_after)
-    oversized = [i for i, line in enumerate(lines) if len(line) > max_line_bytes]
-    keys = [i for i, line in enumerate(lines) if len(line) <= max_line_bytes and line.strip()]
+    if lines and max(map(len, lines)) <= max_line_bytes and all(map(_STRIP, lines)):
+        oversized, blank = [], []  # the usual batch: C-level passes
+        keys: Sequence[int] = range(len(lines))
+    else:
+        oversized = [i for i, line in enumerate(lines) if len(line) > max_line_bytes]
+        blank = [
+            i for i, line in enumerate(lines) if len(line) <= max_line_bytes and not line.strip()
+        ]
+        keys = sorted(set(range(len(lines))).difference(oversized, blank))
 
     result = Validated([], [], {})
-    with _gc_paused():
+    validate, append, keep = ONE.validate_json, result.detections.append, result.keys.append
+    with gc_paused():
         for k in keys:
             try:
-                result.detections.append(ONE.validate_json(lines[k], strict=True))
-                result.keys.append(k)
+                append(validate(lines[k], strict=True))
+                keep(k)
             except ValidationError as exc:
                 result.problems[k] = classify(exc.errors(include_url=False))
-    reject_future(result, not_after)
+    t = reject_future(result, not_after)
     for i in oversized:
         size = "" if len(lines[i]) == max_line_bytes + 2 else f"{len(lines[i])} bytes, "
         message = f"line is {size}longer than the {max_line_bytes} bytes allowed: not parsed"
@@ -151,7 +189,7 @@ def validate_lines(
         )
         for i in sorted(result.problems)
     ]
-    return result.detections, result.keys, rejects
+    return Checked(result.detections, result.keys, rejects, t, blank)
 
 
 def validate_objects(
@@ -173,25 +211,26 @@ def validate_objects(
     def one(k: int) -> list[AnyDetection]:
         return DETECTIONS.validate_python([objects[k]], strict=strict)
 
-    with _gc_paused():
+    with gc_paused():
         result = _in_sub_batches(list(range(len(objects))), many, one)
     reject_future(result, not_after)
     return result
 
 
-def reject_future(result: Validated, not_after: datetime | None) -> None:
+def reject_future(result: Validated, not_after: datetime | None) -> np.ndarray | None:
     """Move the detections of `result` observed after `not_after` to its problems, as
-    future_timestamp (in place; nothing to do when not_after is None)."""
-    if not_after is None or not result.detections:
-        return
-    # Two aware datetimes with the same UTC offset compare field by field, twice as fast as two
-    # with different offsets: compare in the offset of the first record, which most share.
-    offset = result.detections[0]["observed_at"].utcoffset() or timedelta(0)
-    bound = not_after.astimezone(timezone(offset))
-    ahead = {j for j, d in enumerate(result.detections) if d["observed_at"] > bound}
-    if not ahead:
-        return
-    for j in sorted(ahead):
+    future_timestamp (in place). Returns the event time (epoch seconds) of each detection kept,
+    computed for the check: None when there is nothing to check (not_after is None)."""
+    if not_after is None:
+        return None
+    t = epoch_seconds(result.detections)
+    # Microsecond instants as float seconds keep their order (the step between floats is under a
+    # microsecond from the year 1698 to 2242), so this is the datetime comparison, without a call
+    # into each record's own tzinfo object
+    ahead = np.flatnonzero(t > not_after.timestamp())
+    if not ahead.size:
+        return t
+    for j in ahead.tolist():
         observed = result.detections[j]["observed_at"]
         message = (
             f"field 'observed_at' is {observed.isoformat()}, after {not_after.isoformat()}, the "
@@ -201,9 +240,18 @@ def reject_future(result: Validated, not_after: datetime | None) -> None:
         result.problems[result.keys[j]] = Problem(
             RejectReason.FUTURE_TIMESTAMP, "observed_at", message
         )
-    kept = [j for j in range(len(result.detections)) if j not in ahead]
-    result.detections[:] = [result.detections[j] for j in kept]
-    result.keys[:] = [result.keys[j] for j in kept]
+    kept = np.ones(len(t), dtype=bool)
+    kept[ahead] = False
+    rows = np.flatnonzero(kept).tolist()
+    result.detections[:] = [result.detections[j] for j in rows]
+    result.keys[:] = [result.keys[j] for j in rows]
+    return t[kept]
+
+
+def epoch_seconds(detections: Sequence[AnyDetection]) -> np.ndarray:
+    """Each detection's observed_at as epoch seconds (float64): one C-level pass."""
+    stamps = map(datetime.timestamp, map(_OBSERVED_AT, detections))
+    return np.fromiter(stamps, np.float64, len(detections))
 
 
 def _check_bound(not_after: datetime | None) -> None:
@@ -365,9 +413,11 @@ def _show(value: object) -> str:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector out of a batch: validating thousands of records makes
-    thousands of dicts, which otherwise trigger collection after collection as they pile up."""
+    thousands of dicts, which otherwise trigger collection after collection as they pile up.
+    Held over a whole batch (Engine.process_lines, the worker's locate stage), those dicts are
+    freed by their reference counts before a collection could meet them."""
     if not gc.isenabled():
         yield
         return

@@ -22,7 +22,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence, Set
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -30,7 +30,7 @@ import orjson
 from firewatch.clock import Clock, SystemClock
 from firewatch.engine.core import Engine
 from firewatch.engine.located import Located
-from firewatch.ingest.validate import Problem, make_reject, validate_lines
+from firewatch.ingest.validate import Problem, check_lines, gc_paused, make_reject, validate_lines
 from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
 from firewatch.model import AnyDetection, Event, Reject, RejectReason
 from firewatch.rules.model import Mask
@@ -138,32 +138,17 @@ class Worker:
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         """One detection partition's batch (values, offsets and Kafka timestamps in ms): (region
         key, envelope of that region's detections) messages to forward, and dead letters."""
-        topic, limit = self.topics.detections, self.settings.max_line_bytes
-        raw = [v or b"" for v in values]
+        raw = [v or b"" for v in values] if None in values else cast(Sequence[bytes], values)
         not_after = self.clock.now() + self.max_future
         began = self.timer()
-        detections, _, rejects = validate_lines(
-            raw,
-            f"{topic}[{partition}]",
-            first_line=None,
-            offsets=offsets,
-            max_line_bytes=limit,
-            not_after=not_after,
-        )
-        blank = [i for i, v in enumerate(raw) if not v.strip()]  # skipped by validate_lines
-        if blank:
-            rejects += [make_reject(topic, None, offsets[i], raw[i], EMPTY) for i in blank]
-            rejects.sort(key=lambda r: r.offset or 0)
-        by_offset = dict(zip(offsets, raw, strict=True))
-        dead = [
-            reject_record(r, topic, partition, by_offset.get(r.offset or 0, b""), limit)
-            for r in rejects
-        ]
-        validated = self.timer()
-        prepared = self.locator.prepare(detections)
-        codes, names = self.locator.regions(prepared)
-        # in no cell: nothing to route it to
-        outside = [detections[i]["source"] for i in np.flatnonzero(codes < 0).tolist()]
+        with gc_paused():  # the batch's dicts are freed before a collection could meet them
+            detections, rejects, t = self._validated(partition, raw, offsets, not_after)
+            validated = self.timer()
+            prepared = self.locator.prepare(detections, t)
+            codes, names = self.locator.regions(prepared)
+            # in no cell: nothing to route it to
+            outside = [detections[i]["source"] for i in np.flatnonzero(codes < 0).tolist()]
+            del detections
         # one message per region and batch: Kafka's per-message cost, not per detection
         out = [
             (names[code].encode(), message)
@@ -172,19 +157,46 @@ class Worker:
                 prepared.take(np.flatnonzero(codes == code)), ENVELOPE_BYTES
             )
         ]
-        located = len(detections) - len(outside)
-        self.counts.update(rejected=len(rejects), outside=len(outside), located=located)
+        topic, limit = self.topics.detections, self.settings.max_line_bytes
+        by_offset = dict(zip(offsets, raw, strict=True)) if rejects else {}
+        dead = [
+            reject_record(r, topic, partition, by_offset.get(r.offset or 0, b""), limit)
+            for r in rejects
+        ]
+        self.counts.update(
+            rejected=len(rejects), outside=len(outside), located=len(prepared) - len(outside)
+        )
         if self.meter is not None:
             self.meter.timed(VALIDATE, validated - began)
             self.meter.timed("locate", self.timer() - validated)
             self.meter.metrics.count_rejects(rejects)
             self.meter.metrics.count_outside(outside)
-        if detections:  # a batch of nothing but bad records tells nothing of event time
+        if len(prepared):  # a batch of nothing but bad records tells nothing of event time
             newest = float(prepared.cols.t.max())
             # validation rejected what is beyond the bound; the bound again, in depth
             newest = min(newest, not_after.timestamp())
             self.forward.record(partition, newest, max(timestamps) if timestamps else -1)
         return out, dead
+
+    def _validated(
+        self, partition: int, raw: Sequence[bytes], offsets: Sequence[int], not_after: datetime
+    ) -> tuple[list[AnyDetection], list[Reject], np.ndarray | None]:
+        """A partition's message values validated: the detections, the rejects (an empty
+        value is one, in offset order) and the detections' event times."""
+        topic = self.topics.detections
+        checked = check_lines(
+            raw,
+            f"{topic}[{partition}]",
+            first_line=None,
+            offsets=offsets,
+            max_line_bytes=self.settings.max_line_bytes,
+            not_after=not_after,
+        )
+        rejects = checked.rejects
+        if checked.blank:  # skipped by validation: a dead letter here
+            rejects += [make_reject(topic, None, offsets[i], raw[i], EMPTY) for i in checked.blank]
+            rejects.sort(key=lambda r: r.offset or 0)
+        return checked.detections, rejects, checked.t
 
     def marker(self, caught_up: Set[int] = frozenset(), sources: int | None = None) -> bytes | None:
         """Every detection partition's progress, for every located partition (progress.py)."""

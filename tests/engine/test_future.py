@@ -252,3 +252,31 @@ def test_a_device_days_behind_is_stale_even_before_there_is_a_watermark(
     events = run(engine, [*records[:3], behind, *records[3:]], batch=batch)
     assert events == honest
     assert engine.stats.outcomes[Outcome.STALE] == 1
+
+
+def test_a_batch_of_lines_is_processed_without_a_collection_on_the_way(new_engine: Factory) -> None:
+    # Validation makes a dict per record (two for a sensor's readings); were the collector to
+    # wake between validation and the events, each collection would walk all of them. The batch
+    # holds it paused from its first line to its events, and leaves it as it found it.
+    import gc
+
+    records = [sensor(f"s{i % 50}", i / 10, temp=20.0) for i in range(3000)] + fire(3)
+    lines = [orjson.dumps(r) for r in records]
+    engine = new_engine()
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(seen)
+    try:
+        output = engine.process_lines(lines, "gc", now=AFTER_THE_STREAM)
+    finally:
+        gc.callbacks.remove(seen)
+
+    assert collections == []
+    assert gc.isenabled()
+    assert output.rejects == [] and engine.stats.records == len(records)
+    assert any(isinstance(e, IncidentEvent) for e in output.events)  # it did the whole work

@@ -11,6 +11,7 @@ import pytest
 
 from firewatch.ingest.validate import (
     SUB_BATCH,
+    check_lines,
     describe_reject,
     detection_id,
     validate_lines,
@@ -442,6 +443,42 @@ def test_the_bound_itself_is_accepted_in_any_utc_offset() -> None:
         assert [(r.line, r.reason) for r in rejects] == [
             (i + 1, R.FUTURE_TIMESTAMP) for i in future
         ]
+
+
+def test_a_microsecond_past_the_bound_is_future_and_the_event_times_are_the_kept_records() -> None:
+    # the bound is checked on float epoch seconds (check_lines' event-time column): a microsecond
+    # either side of it, in three UTC offsets, must get the datetime comparison's verdict
+    bound = datetime(2026, 12, 5, 3, 0, 0, 500_000, tzinfo=UTC)
+    times = [
+        bound + timedelta(microseconds=step)
+        for step in (-1, 0, 1, 0, 1, -1, 999_999, -999_999, 1)
+    ]
+    zones = [timezone(timedelta(hours=h)) for h in (8, 0, -5)]
+    stamps = [t.astimezone(zones[i % 3]).isoformat() for i, t in enumerate(times)]
+    lines = [dumps(sensor(id=f"r{i}", observed_at=s)) for i, s in enumerate(stamps)]
+
+    checked = check_lines(lines, "edge", not_after=bound)
+
+    late = [i for i, t in enumerate(times) if t > bound]
+    assert late == [2, 4, 6, 8]  # the data, not the code under test, says which are late
+    assert checked.keys == [i for i in range(len(times)) if i not in late]
+    assert [r.line for r in checked.rejects] == [i + 1 for i in late]
+    assert {r.reason for r in checked.rejects} == {R.FUTURE_TIMESTAMP}
+    assert checked.t is not None
+    assert checked.t.tolist() == [times[k].timestamp() for k in checked.keys]
+    assert check_lines(lines, "edge").t is None  # no bound: no column computed
+
+
+def test_blank_lines_are_told_apart_from_oversized_ones() -> None:
+    spaces = b" " * (LIMIT + 1)  # whitespace, but longer than allowed: oversized, not blank
+    lines = [BEFORE, b"", spaces, b"  \t", AFTER]
+
+    checked = check_lines(lines, "blank", max_line_bytes=LIMIT)
+
+    assert checked.blank == [1, 3]
+    assert [(r.line, r.reason) for r in checked.rejects if r.line == 3] == [
+        (3, R.OVERSIZED_LINE)
+    ]
 
 
 def test_without_a_bound_no_time_is_too_far_ahead() -> None:

@@ -364,3 +364,27 @@ def test_a_recovery_without_progress_is_stalled_after_the_limit_and_progress_res
     assert watch.check(100) is None and watch.check(200) is None
     recovery.in_recovery = False
     assert watch.check(300) is None
+
+
+def test_the_locate_stage_meets_no_collection_on_the_way(worker: Worker) -> None:
+    # as Engine.process_lines (tests/engine/test_future.py): the collector stays paused from the
+    # batch's first value to its located messages, and is back on after
+    import gc
+
+    values = [orjson.dumps(sensor(f"s{i % 40}", i / 10, temp=20.0)) for i in range(3000)]
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(seen)
+    try:
+        out, dead = worker.locate(0, values, list(range(len(values))))
+    finally:
+        gc.callbacks.remove(seen)
+
+    assert collections == []
+    assert gc.isenabled()
+    assert dead == [] and sum(len(wire.decode(m)) for _, m in out) == len(values)
