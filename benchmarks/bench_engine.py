@@ -31,27 +31,33 @@ from firewatch.simulate import build_stream  # noqa: E402
 GRID = ROOT / "data/grids/qujiang.geojson"
 
 
-STEPS_NOTE = """Profiled on 2026-12-05 (AMD EPYC; cProfile of each step over the whole stream, and
-each column timed apart): in `prepare`, the event time is 0.48 us of 1.1: `datetime.timestamp()` on
-the datetimes pydantic makes (their tzinfo is pydantic's own TzInfo, whose utcoffset is a call into
-its Rust object); taking the naive time and the offset apart was slower (`replace(tzinfo=...)`
-alone costs 0.8 us), and pydantic makes no other kind of datetime. Latitude, longitude and source
-are C-level map and itemgetter passes, the strengths about 0.3 us, locate under 0.1 us. In
-`process_located`, about 70% is device health (engine/health.py, added on 2026-12-03 after the Xeon
-run below: every record is a sign of life of its device, so its device row is looked up and its
-silence measured): the row lookup went from two Python loops per record to one C-level pass on
-2026-12-05 (0.90 -> 0.79 us a line for the step); the rest is the silences' numpy passes
-(engine/silence.py) and the events of new and silent devices. So the target (0.25 of validation) is
-not reached: what is left is work that has to happen for each record (its time, its device) on the
-objects pydantic hands over, one dict per record; the next step would be a validator that yields
-columns (epoch seconds among them) instead."""
+STEPS_NOTE = """Measured again on 2026-12-05 after commits 993581b and d64eb07, with instruction counts
+from valgrind's callgrind besides (this VM's speed varied by up to 20% within an hour; the counts
+do not vary): validation 19,727 instructions a line (22,663 before: strict in the schema and
+pydantic-core's validator called directly, not TypeAdapter.validate_json(strict=True)); the whole
+engine 41,763 (45,622 before: the collector now paused over the whole batch). With `now` (a
+worker, the API, `firewatch replay`) the future check and `prepare` share one event-time column:
+55,700 instructions a line instead of 62,500 on the stream's first 60,000 lines. Everything after
+validation is about 22,000 instructions a line: more than validation itself, so the ratio fell as
+validation got faster. Where it goes (cProfile of `prepare` and `process_located` over 163,577
+lines after a warm-up, 2.5 us a line): half is the C-level passes that read the dicts pydantic
+hands over into columns: the event time (`datetime.timestamp()` on pydantic's TzInfo datetimes,
+whose utcoffset is a call into its Rust object) 0.57 us a line by itself, latitude, longitude,
+source, device, readings and device rows 0.05-0.1 us each; then device health (engine/health.py:
+its silences and device events), the triangulation of camera sights and the incidents. Taking the
+naive time and the offset apart was slower (`replace(tzinfo=...)` alone costs 0.8 us); numpy's
+own parse of the ISO strings 0.49 us. So the target (0.25 of validation) is not reached: what is
+left is per-record work on one dict per record, and the next step would be a validator that yields
+columns (epoch seconds among them) instead of dicts."""
 
 
 HISTORY = """On 2026-12-03 09:52 (Intel Xeon, 2 cores, before device health): 104,131 records/s,
 0.67 of validation alone (155,423/s); steps 7.36, 2.99 and 0.21 us a line. Before, on 2026-11-28
 (another machine, about 5x faster than that Xeon: the one-record baseline ran 12,271/s there,
 2,501/s on the Xeon): 302,944 records/s, 0.53 of validation alone (567,678/s); so the
-150,000/s target is a figure of that machine, and the ratio is what compares across them."""
+150,000/s target is a figure of that machine, and the ratio is what compares across them.
+Earlier on 2026-12-05 (01:34, same EPYC, before commits 993581b and d64eb07): 241,398 records/s,
+0.55 of validation alone (439,717/s); steps 2.78, 1.12 and 0.81 us a line."""
 
 
 def engine_factory(cache: Path) -> Callable[[], Engine]:
