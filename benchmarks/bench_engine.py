@@ -31,9 +31,9 @@ from firewatch.simulate import build_stream  # noqa: E402
 GRID = ROOT / "data/grids/qujiang.geojson"
 
 
-STEPS_NOTE = """Measured again on 2026-12-05 after commits 993581b and d64eb07, with instruction counts
-from valgrind's callgrind besides (this VM's speed varied by up to 20% within an hour; the counts
-do not vary): validation 19,727 instructions a line (22,663 before: strict in the schema and
+STEPS_NOTE = """Measured again on 2026-12-05 after commits 993581b and d64eb07, with instruction
+counts from valgrind's callgrind besides (this VM's speed varied by up to 20% within an hour; the
+counts do not vary): validation 19,727 instructions a line (22,663 before: strict in the schema and
 pydantic-core's validator called directly, not TypeAdapter.validate_json(strict=True)); the whole
 engine 41,763 (45,622 before: the collector now paused over the whole batch). With `now` (a
 worker, the API, `firewatch replay`) the future check and `prepare` share one event-time column:

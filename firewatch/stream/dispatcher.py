@@ -26,7 +26,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -56,6 +56,7 @@ class Dispatcher:
         escalate_every: float,
         stream_metrics: StreamMetrics | None = None,
         linkage_metrics: LinkageMetrics | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.topics = Topics.of(settings)
         self.group = f"{settings.kafka_group}.dispatch"
@@ -68,6 +69,7 @@ class Dispatcher:
         self.counts: Counter[str] = Counter()
         self.stream_metrics = stream_metrics
         self.linkage_metrics = linkage_metrics
+        self.timer = timer  # a monotonic clock: how long Redis was away, when to record the lag
 
     def _kafka_failed(self, operation: str) -> None:
         if self.stream_metrics is not None:
@@ -118,7 +120,7 @@ class Dispatcher:
 
     async def _deliver(self, consumer: Any, events: list[Event]) -> None:
         retries = self.delivery.retries
-        began = time.monotonic()
+        began = self.timer()
         task = asyncio.ensure_future(asyncio.to_thread(self.delivery.deliver, events))
         paused: list[Any] = []
         while not task.done():
@@ -132,7 +134,7 @@ class Dispatcher:
                 log.warning(
                     "dispatcher: Redis unreachable for %.0f s; partitions %s of %s paused, "
                     "nothing committed, retrying",
-                    time.monotonic() - began,
+                    self.timer() - began,
                     sorted(tp.partition for tp in paused),
                     self.topics.incidents,
                 )
@@ -141,7 +143,7 @@ class Dispatcher:
             if self.delivery.retries > retries:
                 log.warning(
                     "dispatcher: Redis answers again after %.0f s; resumed",
-                    time.monotonic() - began,
+                    self.timer() - began,
                 )
         counts = task.result()
         self.counts.update({k: v for k, v in vars(counts).items() if v})
@@ -152,15 +154,15 @@ class Dispatcher:
         lag_at = 0.0
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=BATCH)
-            if self.stream_metrics is not None and time.monotonic() >= lag_at:
-                lag_at = time.monotonic() + LAG_EVERY
+            if self.stream_metrics is not None and self.timer() >= lag_at:
+                lag_at = self.timer() + LAG_EVERY
                 await self.record_lag(consumer)
             if not batches:
                 continue
             events = [e for tp, rs in batches.items() for e in self.parse(tp.partition, rs)]
             if events:
                 await self.apply(consumer, events)
-            began = time.perf_counter()
+            began = self.timer()
             try:
                 await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
             except (KafkaError, IllegalStateError) as exc:
@@ -170,7 +172,7 @@ class Dispatcher:
                 log.warning("dispatcher: batch not committed, it will be read again: %r", exc)
             else:
                 if self.stream_metrics is not None:
-                    self.stream_metrics.commit_latency.observe(time.perf_counter() - began)
+                    self.stream_metrics.commit_latency.observe(self.timer() - began)
 
     async def record_lag(self, consumer: Any) -> None:
         from aiokafka.errors import KafkaError

@@ -450,8 +450,7 @@ def test_a_microsecond_past_the_bound_is_future_and_the_event_times_are_the_kept
     # either side of it, in three UTC offsets, must get the datetime comparison's verdict
     bound = datetime(2026, 12, 5, 3, 0, 0, 500_000, tzinfo=UTC)
     times = [
-        bound + timedelta(microseconds=step)
-        for step in (-1, 0, 1, 0, 1, -1, 999_999, -999_999, 1)
+        bound + timedelta(microseconds=step) for step in (-1, 0, 1, 0, 1, -1, 999_999, -999_999, 1)
     ]
     zones = [timezone(timedelta(hours=h)) for h in (8, 0, -5)]
     stamps = [t.astimezone(zones[i % 3]).isoformat() for i, t in enumerate(times)]
@@ -476,9 +475,7 @@ def test_blank_lines_are_told_apart_from_oversized_ones() -> None:
     checked = check_lines(lines, "blank", max_line_bytes=LIMIT)
 
     assert checked.blank == [1, 3]
-    assert [(r.line, r.reason) for r in checked.rejects if r.line == 3] == [
-        (3, R.OVERSIZED_LINE)
-    ]
+    assert [(r.line, r.reason) for r in checked.rejects if r.line == 3] == [(3, R.OVERSIZED_LINE)]
 
 
 def test_without_a_bound_no_time_is_too_far_ahead() -> None:
