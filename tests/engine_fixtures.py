@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,21 @@ def make_engine(grid_file: Path, rules: RuleSet) -> Callable[..., Engine]:
         return Engine(grid, load_index(grid, None), rule_set or rules)
 
     return make
+
+
+@contextmanager
+def collections_seen() -> Iterator[list[int]]:
+    """The generation of every garbage collection that starts inside the block, after a full
+    collection beforehand (so that what the block's own objects do is what is seen)."""
+    seen: list[int] = []
+
+    def started(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(started)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(started)

@@ -8,6 +8,7 @@ engine that took such a record before the bound existed (a snapshot of an earlie
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from firewatch.geo.index import load_index
 from firewatch.model import DETECTIONS, EventKind, IncidentEvent, Outcome, RejectReason
 from firewatch.rules import RuleSet
 
+from ..engine_fixtures import collections_seen
 from .conftest import T0, camera, fire, run, sensor
 
 Factory = Callable[[], Engine]
@@ -258,23 +260,12 @@ def test_a_batch_of_lines_is_processed_without_a_collection_on_the_way(new_engin
     # Validation makes a dict per record (two for a sensor's readings); were the collector to
     # wake between validation and the events, each collection would walk all of them. The batch
     # holds it paused from its first line to its events, and leaves it as it found it.
-    import gc
-
     records = [sensor(f"s{i % 50}", i / 10, temp=20.0) for i in range(3000)] + fire(3)
     lines = [orjson.dumps(r) for r in records]
     engine = new_engine()
-    collections: list[int] = []
 
-    def seen(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(info["generation"])
-
-    gc.collect()
-    gc.callbacks.append(seen)
-    try:
+    with collections_seen() as collections:
         output = engine.process_lines(lines, "gc", now=AFTER_THE_STREAM)
-    finally:
-        gc.callbacks.remove(seen)
 
     assert collections == []
     assert gc.isenabled()

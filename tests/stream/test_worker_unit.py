@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,6 +29,7 @@ from firewatch.stream.stages import MARKER, Worker, pack_state, unpack_state
 from firewatch.stream.watchdog import RecoveryWatch
 
 from ..engine.conftest import T0, camera, sensor
+from ..engine_fixtures import collections_seen
 
 BAD = [
     (b"\xff\xfe garbage", "malformed_json"),
@@ -369,21 +371,10 @@ def test_a_recovery_without_progress_is_stalled_after_the_limit_and_progress_res
 def test_the_locate_stage_meets_no_collection_on_the_way(worker: Worker) -> None:
     # as Engine.process_lines (tests/engine/test_future.py): the collector stays paused from the
     # batch's first value to its located messages, and is back on after
-    import gc
-
     values = [orjson.dumps(sensor(f"s{i % 40}", i / 10, temp=20.0)) for i in range(3000)]
-    collections: list[int] = []
 
-    def seen(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            collections.append(info["generation"])
-
-    gc.collect()
-    gc.callbacks.append(seen)
-    try:
+    with collections_seen() as collections:
         out, dead = worker.locate(0, values, list(range(len(values))))
-    finally:
-        gc.callbacks.remove(seen)
 
     assert collections == []
     assert gc.isenabled()
