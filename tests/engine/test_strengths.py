@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+
+import orjson
+import pytest
 
 from firewatch.engine.core import Engine
 from firewatch.engine.signals import Columns, Strength, strengths
-from firewatch.ingest.validate import validate_lines
+from firewatch.ingest.validate import check_lines, validate_lines
 
-from .conftest import camera, satellite, sensor
+from .conftest import T0, camera, satellite, sensor
 
 NONE, SUSPECT, STRONG = 0, Strength.SUSPECT, Strength.STRONG
 
@@ -57,3 +61,13 @@ def test_a_verdict_does_not_depend_on_the_neighbours(make_engine: Callable[[], E
     together = verdicts(engine, records)
     assert together == [verdicts(engine, [r])[0] for r in records]
     assert verdicts(engine, records[::-1]) == together[::-1]
+
+
+def test_event_times_given_must_be_one_a_detection() -> None:
+    lines = [orjson.dumps(sensor("s1", 0, temp=20.0)), orjson.dumps(sensor("s2", 1, temp=20.0))]
+    checked = check_lines(lines, "t", not_after=T0 + timedelta(days=1))
+    assert checked.t is not None
+    assert Columns.of(checked.detections, checked.t).t.tolist() == checked.t.tolist()
+    assert Columns.of(checked.detections).t.tolist() == checked.t.tolist()  # the same, computed
+    with pytest.raises(ValueError, match="1 event times for 2 detections"):
+        Columns.of(checked.detections, checked.t[:1])

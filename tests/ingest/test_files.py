@@ -245,5 +245,10 @@ def test_read_batches_rejects_what_was_observed_after_not_after(tmp_path: Path) 
     assert [(r.line, r.reason, r.field) for r in batch.rejects] == [
         (2, R.FUTURE_TIMESTAMP, "observed_at")
     ]
+    # the bound's check made the kept detections' event times: they come with the batch, for
+    # Engine.process (a FIRMS file's do not: its rows are checked as datetimes)
+    assert batch.t is not None
+    assert batch.t.tolist() == [d["observed_at"].timestamp() for d in batch.detections]
+    assert all(b.t is None for b in read_batches(CALIFORNIA, batch_size=500, not_after=bound))
     (batch,) = read_batches(jsonl)  # no bound: nothing is too far ahead
-    assert batch.rejects == [] and len(batch.detections) == 2
+    assert batch.rejects == [] and len(batch.detections) == 2 and batch.t is None
