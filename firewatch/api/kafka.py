@@ -1,6 +1,7 @@
-"""The API's Kafka side: accepted detections to the detections topic, keyed by device id as
-`firewatch produce` sends them, and the readiness probe's metadata request. aiokafka is imported
-only when the API is configured for Kafka (FIREWATCH_API_INGEST=kafka).
+"""The API's Kafka side: accepted detections to the detections topic, packed per partition (the
+partition of their device id) as `firewatch produce` sends them (stream/pack.py), and the
+readiness probe's metadata request. aiokafka is imported only when the API is configured for
+Kafka (FIREWATCH_API_INGEST=kafka).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Literal
 
 from firewatch.api.ready import Probe
 from firewatch.model import AnyDetection
+from firewatch.stream.pack import MESSAGE_BYTES, Packer, pack
 from firewatch.stream.topics import KafkaError, Topics, ensure_topics
 
 REQUEST_TIMEOUT_MS = 10_000
@@ -35,6 +37,8 @@ class KafkaSink:
             acks="all",
             linger_ms=5,
             request_timeout_ms=REQUEST_TIMEOUT_MS,
+            max_batch_size=2 * MESSAGE_BYTES,
+            max_request_size=2 * MESSAGE_BYTES,
         )
         try:
             await producer.start()
@@ -48,17 +52,20 @@ class KafkaSink:
             self._producer = None
 
     async def send(self, lines: Sequence[bytes], detections: Sequence[AnyDetection]) -> None:
-        """Each record's JSON text as it came, keyed by its device_id (from validation: the text
-        is not parsed again); returns once the broker has them all (acks=all)."""
+        """Each record's JSON text as it came, packed with the others for the partition of its
+        device_id (from validation: the text is not parsed again); returns once the broker has
+        them all (acks=all)."""
         from aiokafka.errors import KafkaError as ClientError
 
         if self._producer is None:
             raise KafkaError(f"the producer to {self.bootstrap} is not started")
         topic = self.topics.detections
         try:
+            packer = Packer(sorted(await self._producer.partitions_for(topic)))
+            keys = [d["device_id"].encode() for d in detections]
             sent = [
-                await self._producer.send(topic, line, key=d["device_id"].encode())
-                for line, d in zip(lines, detections, strict=True)
+                await self._producer.send(topic, value, partition=p)
+                for p, value in pack(lines, keys, packer)
             ]
             await asyncio.gather(*sent)
         except ClientError as exc:

@@ -155,9 +155,14 @@ def check_lines(
     max_line_bytes: int = 65536,
     *,
     not_after: datetime | None = None,
+    line_numbers: Sequence[int | None] | None = None,
 ) -> Checked:
-    """validate_lines, with the event-time column when `not_after` made it, and the blank lines."""
+    """validate_lines, with the event-time column when `not_after` made it, and the blank lines.
+    `line_numbers`: each line's Reject.line, instead of `first_line + index` (a Kafka message's
+    lines: their number within the message, stream/pack.py)."""
     _check_bound(not_after)
+    if line_numbers is not None and len(line_numbers) != len(lines):
+        raise ValueError(f"{len(line_numbers)} line numbers for {len(lines)} lines")
     if lines and max(map(len, lines)) <= max_line_bytes and all(map(_STRIP, lines)):
         oversized, blank = [], []  # the usual batch: C-level passes
         keys: Sequence[int] = range(len(lines))
@@ -185,7 +190,7 @@ def check_lines(
     rejects = [
         make_reject(
             origin,
-            None if first_line is None else first_line + i,
+            _line_number(i, first_line, line_numbers),
             None if offsets is None else offsets[i],
             lines[i],
             result.problems[i],
@@ -193,6 +198,14 @@ def check_lines(
         for i in sorted(result.problems)
     ]
     return Checked(result.detections, result.keys, rejects, t, blank)
+
+
+def _line_number(
+    i: int, first_line: int | None, line_numbers: Sequence[int | None] | None
+) -> int | None:
+    if line_numbers is not None:
+        return line_numbers[i]
+    return None if first_line is None else first_line + i
 
 
 def validate_objects(

@@ -1,18 +1,20 @@
 """`firewatch produce`: publish JSONL or FIRMS CSV files to the detections topic.
 
 JSONL lines go to Kafka as they are, bad ones included: validation is the worker's job, and a bad
-line must reach the rejects topic with its partition and offset. The key is the record's
-device_id when the line parses, so one device's readings stay in order on one partition. FIRMS rows
-are converted to detection JSON first; a row that cannot be converted is reported and skipped.
+line must reach the rejects topic with its partition, offset and line. The lines bound for one
+partition go packed, several in a message (stream/pack.py: Kafka's cost is per message); the
+partition is the one Kafka gives the record's device_id as a key, when the line parses, so one
+device's readings stay in order on one partition. FIRMS rows are converted to detection JSON
+first; a row that cannot be converted is reported and skipped.
 
 Across partitions the topic is in event-time order to the minute (FENCE): a record of a later minute
 of event time than the record before it is sent only once the broker has acknowledged every record
-before it (so is every record that takes the file into a later minute, whatever a clock far ahead
-or behind sent before it). Kafka orders one partition only; without the fence a file sent faster
-than real time (a replay, a backfill) lands one partition seconds after another (the producer
-sends one batch per partition per request), hours of event time apart, and the workers' progress
-claims (stream/progress.py) rightly treat what comes that late as late. A live feed, one minute of
-event time a minute, waits on about one fence a minute.
+before it, what is packed first (so is every record that takes the file into a later minute,
+whatever a clock far ahead or behind sent before it). Kafka orders one partition only; without the
+fence a file sent faster than real time (a replay, a backfill) lands one partition seconds after
+another (the producer sends one batch per partition per request), hours of event time apart, and
+the workers' progress claims (stream/progress.py) rightly treat what comes that late as late. A
+live feed, one minute of event time a minute, waits on about one fence a minute.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -33,6 +35,7 @@ from firewatch.ingest.firms import is_firms_header, read_firms
 from firewatch.ingest.validate import describe_reject, iter_lines
 from firewatch.model import AnyDetection, Reject
 from firewatch.progressbar import Bar
+from firewatch.stream.pack import MESSAGE_BYTES, Packer
 from firewatch.stream.topics import KafkaError, json_object
 
 Record = tuple[bytes | None, bytes, float | None]  # key, value, event time (epoch s)
@@ -118,16 +121,21 @@ async def produce(
     # no linger: each fence waits for the batches before it, and what is sent while a request
     # is in flight batches itself (a 20 ms linger made a 4-hour file 4x slower to send)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=512 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=2 * MESSAGE_BYTES,
+        max_request_size=2 * MESSAGE_BYTES,
     )
     try:
         await producer.start()
+        partitions = await producer.partitions_for(topic)
     except KafkaConnectionError as exc:
         raise KafkaError(f"cannot reach the Kafka broker at {bootstrap}: {exc}") from None
     start = clock()
     with Bar(progress, f"produce to {topic}") as bar:
         try:
-            pending: list[asyncio.Future[object]] = []
+            out = _Outbox(producer, topic, Packer(sorted(partitions)))
             # the minute of the record before: one later than it waits for all before (FENCE).
             # Not the latest minute sent: one record from 2099 would end the fences for the rest
             minute = -math.inf
@@ -135,27 +143,55 @@ async def produce(
                 for key, value, t in records(path, summary.skipped):
                     if t is not None:
                         if t // FENCE > minute:
-                            await asyncio.gather(*pending)  # the broker has all before it
-                            pending.clear()
+                            await out.acknowledged()  # the broker has all before it
                         minute = t // FENCE
-                    pending.append(await producer.send(topic, value, key=key))
+                    await out.add(key, value)
                     summary.sent += 1
                     if rate is not None:
                         ahead = summary.sent / rate - (clock() - start)
                         if ahead > 0.01:
+                            await out.send_packed()  # what waits with the sender goes now
                             await asyncio.sleep(ahead)
-                    if len(pending) >= 10_000:
-                        await asyncio.gather(*pending)
-                        pending.clear()
+                    if out.unacknowledged >= 10_000:
+                        await out.acknowledged()
                     if summary.sent % 10_000 == 0:
                         bar.update(summary.sent)
-            await asyncio.gather(*pending)
+            await out.acknowledged()
             await producer.flush()
             bar.update(summary.sent)
         finally:
             await producer.stop()
     summary.seconds = clock() - start
     return summary
+
+
+class _Outbox:
+    """Lines to one topic, packed per partition (pack.py), and what the broker has yet to ack."""
+
+    def __init__(self, producer: Any, topic: str, packer: Packer) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.packer = packer
+        self.pending: list[asyncio.Future[object]] = []
+        self.unacknowledged = 0  # lines sent or packed, not yet acknowledged
+
+    async def add(self, key: bytes | None, line: bytes) -> None:
+        self.unacknowledged += 1
+        await self._send(self.packer.add(key, line))
+
+    async def send_packed(self) -> None:
+        await self._send(self.packer.drain())
+
+    async def acknowledged(self) -> None:
+        """Send what is packed, and wait until the broker has acknowledged every line."""
+        await self.send_packed()
+        await asyncio.gather(*self.pending)
+        self.pending.clear()
+        self.unacknowledged = 0
+
+    async def _send(self, messages: list[tuple[int, bytes]]) -> None:
+        for partition, value in messages:
+            self.pending.append(await self.producer.send(self.topic, value, partition=partition))
 
 
 def produce_main(paths: list[Path], bootstrap: str, topic: str, rate: str | None) -> str:

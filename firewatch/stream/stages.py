@@ -22,6 +22,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence, Set
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, cast
 
 import numpy as np
@@ -35,7 +36,7 @@ from firewatch.metrics.engine import VALIDATE, EngineMeter, EngineMetrics
 from firewatch.model import AnyDetection, Event, Reject, RejectReason
 from firewatch.rules.model import Mask
 from firewatch.settings import Settings
-from firewatch.stream import wire
+from firewatch.stream import pack, wire
 from firewatch.stream.masks import ClosedLoopMasks
 from firewatch.stream.progress import Progress
 from firewatch.stream.topics import Topics
@@ -58,6 +59,7 @@ def reject_record(
         "topic": topic,
         "partition": partition,
         "offset": reject.offset,
+        "line": reject.line,  # within a message of several lines (pack.py); None for one line
         "reason": reject.reason.value,
         "field": reject.field,
         "message": reject.message,
@@ -81,21 +83,6 @@ def pack_state(partition: int, engine: Engine) -> bytes:
 def unpack_state(blob: bytes) -> tuple[int, bytes]:
     head, _, body = blob.partition(b":")
     return int(head), zlib.decompress(body)
-
-
-def envelopes(lines: Sequence[bytes], limit: int = ENVELOPE_BYTES) -> Iterator[bytes]:
-    """Valid JSON lines joined by newlines, in messages of at most `limit` bytes (a line longer
-    than that goes alone). A newline inside valid JSON is whitespace, so it becomes a space."""
-    chunk: list[bytes] = []
-    size = 0
-    for line in lines:
-        if size + len(line) > limit and chunk:
-            yield b"\n".join(chunk)
-            chunk, size = [], 0
-        chunk.append(line.replace(b"\n", b" ") if b"\n" in line else line)
-        size += len(line) + 1
-    if chunk:
-        yield b"\n".join(chunk)
 
 
 class Worker:
@@ -138,11 +125,13 @@ class Worker:
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         """One detection partition's batch (values, offsets and Kafka timestamps in ms): (region
         key, envelope of that region's detections) messages to forward, and dead letters."""
-        raw = [v or b"" for v in values] if None in values else cast(Sequence[bytes], values)
+        values = [v or b"" for v in values] if None in values else values
+        # a message holds one JSON line or several (pack.py): each line is validated on its own
+        raw, at, numbers = pack.split(cast(Sequence[bytes], values), offsets)
         not_after = self.clock.now() + self.max_future
         began = self.timer()
         with gc_paused():  # the batch's dicts are freed before a collection could meet them
-            detections, rejects, t = self._validated(partition, raw, offsets, not_after)
+            detections, rejects, t = self._validated(partition, raw, at, numbers, not_after)
             validated = self.timer()
             prepared = self.locator.prepare(detections, t)
             codes, names = self.locator.regions(prepared)
@@ -158,9 +147,12 @@ class Worker:
             )
         ]
         topic, limit = self.topics.detections, self.settings.max_line_bytes
-        by_offset = dict(zip(offsets, raw, strict=True)) if rejects else {}
+        places: Iterator[tuple[int | None, int | None]] = zip(
+            at, numbers or repeat(None, len(at)), strict=True
+        )
+        by_place = dict(zip(places, raw, strict=True)) if rejects else {}
         dead = [
-            reject_record(r, topic, partition, by_offset.get(r.offset or 0, b""), limit)
+            reject_record(r, topic, partition, by_place.get((r.offset, r.line), b""), limit)
             for r in rejects
         ]
         self.counts.update(
@@ -179,9 +171,15 @@ class Worker:
         return out, dead
 
     def _validated(
-        self, partition: int, raw: Sequence[bytes], offsets: Sequence[int], not_after: datetime
+        self,
+        partition: int,
+        raw: Sequence[bytes],
+        offsets: Sequence[int],
+        numbers: Sequence[int | None] | None,
+        not_after: datetime,
     ) -> tuple[list[AnyDetection], list[Reject], np.ndarray | None]:
-        """A partition's message values validated: the detections, the rejects (an empty
+        """A partition's lines validated (each with its message's offset and its number within
+        the message, None for a message of one line): the detections, the rejects (an empty
         value is one, in offset order) and the detections' event times."""
         topic = self.topics.detections
         checked = check_lines(
@@ -191,11 +189,15 @@ class Worker:
             offsets=offsets,
             max_line_bytes=self.settings.max_line_bytes,
             not_after=not_after,
+            line_numbers=numbers,
         )
         rejects = checked.rejects
         if checked.blank:  # skipped by validation: a dead letter here
-            rejects += [make_reject(topic, None, offsets[i], raw[i], EMPTY) for i in checked.blank]
-            rejects.sort(key=lambda r: r.offset or 0)
+            line = numbers or [None] * len(raw)
+            rejects += [
+                make_reject(topic, line[i], offsets[i], raw[i], EMPTY) for i in checked.blank
+            ]
+            rejects.sort(key=lambda r: (r.offset or 0, r.line or 0))
         return checked.detections, rejects, checked.t
 
     def marker(self, caught_up: Set[int] = frozenset(), sources: int | None = None) -> bytes | None:

@@ -1,5 +1,6 @@
 """FIREWATCH_API_INGEST=kafka: accepted detections go to the detections topic on a real broker,
-as they came and keyed by device id (as `firewatch produce` sends them); rejects stay out."""
+as they came, packed for the partition of their device id (as `firewatch produce` sends them);
+rejects stay out."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from fastapi.testclient import TestClient
 
 from firewatch.api.app import create_app
@@ -61,7 +63,12 @@ def test_accepted_detections_go_to_the_detections_topic(
         assert answer.status_code == 200
         out = answer.json()
         assert (out["accepted"], out["rejected"], out["destination"]) == (2, 1, "kafka")
-    sent = kafka.read_all(topics.detections)
-    assert sorted((r.key, r.value) for r in sent) == sorted(
-        [(b"s-1", good[0]), (b"cam-dev-1", good[1])]
-    )
+    # one message per partition, the lines for it packed (stream/pack.py), each in the
+    # partition Kafka gives its device id
+    every, kafka_partition = [0, 1], DefaultPartitioner()
+    at = [kafka_partition(key, every, every) for key in (b"s-1", b"cam-dev-1")]
+    expected = {
+        p: b"\n".join(line for line, q in zip(good, at, strict=True) if q == p) for p in set(at)
+    }
+    sent = [(m.partition, m.value) for m in kafka.read_all(topics.detections)]
+    assert sorted(sent) == sorted(expected.items())

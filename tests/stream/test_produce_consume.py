@@ -10,10 +10,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from firewatch.cli import main
 from firewatch.model import DETECTIONS
 from firewatch.simulate import write_stream
+from firewatch.stream.pack import split
 from firewatch.stream.produce import FENCE, parse_rate
 from firewatch.stream.topics import KafkaError, Topics
 
@@ -24,7 +26,7 @@ FIRMS = ROOT / "data/firms/modis_c6_usa_24h_2020-10-01.csv"
 QUJIANG = ROOT / "data/grids/qujiang.geojson"
 
 
-def test_produce_sends_every_line_keyed_by_device(
+def test_produce_sends_every_line_packed_for_its_devices_partition(
     tmp_path: Path, topics: Topics, kafka: KafkaTestClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     at = "2026-04-04T10:00:00+08:00"
@@ -40,18 +42,25 @@ def test_produce_sends_every_line_keyed_by_device(
     with FIRMS.open() as f:
         rows = list(csv.DictReader(f))
     assert f"sent {len(lines) + len(rows):,} records" in capsys.readouterr().out
-    got = kafka.consume(topics.detections, len(lines) + len(rows))
-    values = Counter(m.value for m in got)
+    messages = kafka.read_all(topics.detections)  # partition by partition, in offset order
+    assert len(messages) < len(lines) + len(rows)  # packed: several lines a message
+    got = [(m.partition, line) for m in messages for line in split([m.value], [m.offset])[0]]
+    assert len(got) == len(lines) + len(rows)
+    values = Counter(line for _, line in got)
     assert all(values[line] == 1 for line in lines)  # JSONL lines go as they are, bad ones too
-    by_key: dict[bytes | None, set[int]] = {}
-    for m in got:
-        by_key.setdefault(m.key, set()).add(m.partition)
-    keyed = {k: parts for k, parts in by_key.items() if k is not None}  # bad lines have no key
-    assert all(len(parts) == 1 for parts in keyed.values())  # one device, one partition
-    assert {b"cam-0", b"cam-1", b"cam-2", b"Terra-MODIS", b"Aqua-MODIS"} <= set(by_key)
-    firms = [m.value for m in got if m.key in (b"Terra-MODIS", b"Aqua-MODIS")]
+    kafka_partition, every = DefaultPartitioner(), list(range(topics.partitions))
+    devices = {}
+    for partition, line in got:
+        device = _json(line).get("device_id")
+        if isinstance(device, str):  # its device's partition, as Kafka would key it
+            assert partition == kafka_partition(device.encode(), every, every)
+            devices[device] = partition
+    assert {"cam-0", "cam-1", "cam-2", "Terra-MODIS", "Aqua-MODIS"} <= set(devices)
+    firms = [line for _, line in got if _json(line).get("source") == "satellite"]
     assert len(firms) == len(rows)
     assert len(DETECTIONS.validate_json(b"[" + b",".join(firms) + b"]")) == len(rows)
+    cams = [line for _, line in got if line in lines[:9]]
+    assert cams == sorted(lines[:9], key=lambda x: devices[_json(x)["device_id"]])  # in order
 
 
 def test_produce_appends_a_later_minute_only_after_everything_before_it(
@@ -71,7 +80,8 @@ def test_produce_appends_a_later_minute_only_after_everything_before_it(
     assert main(["produce", str(stream)]) == 0
     appended: dict[bytes, deque[int]] = defaultdict(deque)  # a line sent twice: in order
     for m in kafka.read_all(topics.detections):  # partition by partition, in offset order
-        appended[m.value].append(m.timestamp)
+        for line in split([m.value], [m.offset])[0]:  # a packed message's lines: its time
+            appended[line].append(m.timestamp)
     assert sum(map(len, appended.values())) == len(lines)
     before, landed, fenced = -1.0, 0, 0  # the minute of the record before; latest append time
     for line in lines:

@@ -379,3 +379,62 @@ def test_the_locate_stage_meets_no_collection_on_the_way(worker: Worker) -> None
     assert collections == []
     assert gc.isenabled()
     assert dead == [] and sum(len(wire.decode(m)) for _, m in out) == len(values)
+
+
+def test_each_line_of_a_message_of_several_gets_its_own_verdict(worker: Worker) -> None:
+    """A packed message (stream/pack.py): a bad line is a dead letter naming the message's offset
+    and its line within it; blank lines are skipped; the good lines around it are located."""
+    limit = worker.settings.max_line_bytes
+    good = [orjson.dumps(camera("c", 0, 0.9)), orjson.dumps(sensor("s", 1, temp=20))]
+    alone = orjson.dumps(sensor("t", 2, temp=21))
+    later = orjson.dumps(camera("d", 3, 0.95))
+    huge = b"x" * (limit + 10)
+    values = [
+        b"\n".join([good[0], BAD[0][0], b"  ", good[1], BAD[2][0]]) + b"\n",  # offset 10
+        alone,  # 11: one line, as a sensor sends it
+        b"\n \n",  # 12: nothing but whitespace
+        huge + b"\n" + later,  # 13
+    ]
+    out, dead = worker.locate(1, values, [10, 11, 12, 13])
+    letters = [orjson.loads(d) for d in dead]
+    assert [(d["offset"], d["line"], d["reason"]) for d in letters] == [
+        (10, 2, "malformed_json"),
+        (10, 5, "bad_coordinate"),
+        (12, None, "malformed_json"),
+        (13, 1, "oversized_line"),
+    ]
+    assert letters[0]["raw"] == BAD[0][0].decode(errors="replace")  # the line, not the message
+    assert letters[1]["raw"] == BAD[2][0].decode()
+    assert letters[2]["message"] == "empty message value"
+    assert letters[3]["size"] == len(huge)
+    located = wire.decode(out[0][1])
+    expected = [orjson.loads(v) for v in (*good, alone, later)]
+    assert located.cols.lat.tolist() == [r["lat"] for r in expected]
+    assert located.device.tolist() == [r["device_id"] for r in expected]
+    assert worker.counts == {"rejected": 4, "outside": 0, "located": 4}
+
+
+def test_packed_lines_are_located_as_the_same_lines_one_per_message(
+    make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packing changes where a line travels, not what becomes of it."""
+    monkeypatch.setenv("FIREWATCH_KAFKA_PARTITIONS", "2")
+    settings = Settings.from_env(os.environ)
+    lines = [orjson.dumps(camera(f"c{i}", i, 0.5 + i / 100)) for i in range(40)]
+    lines += [orjson.dumps(sensor(f"s{i}", i, temp=15 + i)) for i in range(40)]
+    lines[7], lines[50] = BAD[1][0], BAD[3][0]
+    single = Worker(settings, make_engine, FakeClock(NOW))
+    packed = Worker(settings, make_engine, FakeClock(NOW))
+    one_out, one_dead = single.locate(0, lines, list(range(80)))
+    messages = [b"\n".join(lines[:30]), b"\n".join(lines[30:31]), b"\n".join(lines[31:])]
+    many_out, many_dead = packed.locate(0, messages, [0, 1, 2])
+    a, b = wire.decode(one_out[0][1]), wire.decode(many_out[0][1])
+    assert len(a) == len(b) == 78
+    for column in ("t", "lat", "lon", "source"):
+        assert getattr(a.cols, column).tolist() == getattr(b.cols, column).tolist()
+    assert a.cell.tolist() == b.cell.tolist() and a.strength.tolist() == b.strength.tolist()
+    assert sorted(a.signals) == sorted(b.signals) and len(a.signals) > 0
+    one, many = ([orjson.loads(d) for d in dead] for dead in (one_dead, many_dead))
+    assert [(d["reason"], d["raw"]) for d in one] == [(d["reason"], d["raw"]) for d in many]
+    assert [(d["offset"], d["line"]) for d in one] == [(7, None), (50, None)]
+    assert [(d["offset"], d["line"]) for d in many] == [(0, 8), (2, 20)]
