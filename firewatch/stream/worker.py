@@ -82,6 +82,12 @@ WITHIN = 0.01  # seconds a take waits to fill: located messages are few and larg
 READ_OUT_FRESH = 2.0  # seconds a "nothing left to read" from the broker counts for the idle release
 LAG_EVERY = 5.0  # seconds between reads of the incidents stage's consumer lag
 STALL_AFTER = 60.0  # seconds a table recovery may go without progress (watchdog.py)
+# A region's saved state, one message of the table's changelog, may be this large. Kafka's
+# default limit is 1 MB, and a busy region's state passes it: 2.4 MB compressed at province scale
+# (benchmarks/README.md, Scale), and its device-health records waiting for a held watermark grow
+# with every record meanwhile (3.4 MB of them, a 96 h stream sent packed, 2026-12-05). The
+# changelog topic is created with this `max.message.bytes` and the producer allowed it.
+STATE_MAX_BYTES = 64 * 1024 * 1024
 
 
 class App(faust.App):
@@ -127,6 +133,7 @@ def faust_app(settings: Settings) -> App:
         broker_session_timeout=10.0,  # a killed worker's partitions move on after 10 s, not 60
         broker_heartbeat_interval=3.0,
         broker_commit_interval=settings.snapshot_every,  # acked at each snapshot, committed soon
+        producer_max_request_size=STATE_MAX_BYTES,  # a region's state is one message
         key_serializer="raw",  # every topic and the table's changelog carry bytes as they are
         value_serializer="raw",
     )
@@ -158,7 +165,12 @@ class WorkerApp:
         self.located = _raw_topic(app, self.topics.located, parts)
         self.incidents = _raw_topic(app, self.topics.incidents, parts)
         table = app.Table(
-            "engine-state", key_type=bytes, value_type=bytes, partitions=parts, default=None
+            "engine-state",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=parts,
+            default=None,
+            extra_topic_configs={"max.message.bytes": str(STATE_MAX_BYTES)},
         )
         self.checkpoints = Checkpoints(worker, table, settings.snapshot_every)
         tables: Any = app.tables  # faust.tables.TableManager: `recovery` is not in the protocol

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
+import random
 import subprocess
 import sys
 import time
@@ -13,8 +15,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+import shapely
 
 from firewatch.cli import main
+from firewatch.geo.grid import load_grid
 from firewatch.replay import replay
 from firewatch.runtime import open_engine
 from firewatch.settings import Settings
@@ -345,3 +349,58 @@ def test_a_consumer_that_skips_located_messages_is_sought_back(
     dropped = [m for m in kafka.read_all(topics.located) if m.partition == 1 and m.offset < 40]
     assert any(m.key != MARKER for m in dropped), [m.key for m in dropped]
     assert f"{topics.located}[1]: given offset" in log and "seeking back to 0" in log, log[-3000:]
+
+
+def _many_devices(path: Path, count: int, at: str, seed: int) -> None:
+    """One reading from each of `count` sensors, each near a random cell's representative point
+    (their coordinates differ, so the region's state does not compress to nothing)."""
+    rng = random.Random(seed)
+    grid = load_grid(QUJIANG)
+    points = shapely.get_coordinates(shapely.point_on_surface(grid.geoms)).tolist()
+    lines = []
+    for i in range(count):
+        lon, lat = points[rng.randrange(len(points))]
+        reading = {
+            "id": f"many-{seed}-{i}",
+            "source": "sensor",
+            "device_id": f"many-{seed}-{i:06d}",
+            "observed_at": at,
+            "lat": round(lat + rng.uniform(-1e-4, 1e-4), 6),
+            "lon": round(lon + rng.uniform(-1e-4, 1e-4), 6),
+            "readings": {"temperature_c": 20.0},
+        }
+        lines.append(orjson.dumps(reading))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_a_region_state_larger_than_kafkas_default_limit_is_saved_and_restored(
+    tmp_path: Path, topics: Topics, kafka: KafkaTestClient, procs: Processes
+) -> None:
+    """A busy region's state passes Kafka's default 1 MB message limit (2.4 MB compressed at
+    province scale): the changelog takes it (worker.STATE_MAX_BYTES), and a successor of a killed
+    worker resumes from it: its own next save still knows every device."""
+    first_batch, devices = tmp_path / "many.jsonl", 70_000
+    _many_devices(first_batch, devices, "2026-04-04T10:00:00+08:00", seed=1)
+    first = procs.worker()
+    assert main(["produce", str(first_batch)]) == 0
+    topic = os.environ["FIREWATCH_KAFKA_GROUP"] + "-engine-state-changelog"
+    deadline, largest = time.monotonic() + 90, 0
+    while largest <= 1_048_576 and time.monotonic() < deadline:
+        time.sleep(2)
+        with contextlib.suppress(Exception):  # the changelog topic may not be there yet
+            largest = max((len(m.value) for m in kafka.read_all(topic)), default=0)
+    assert largest > 1_048_576, f"no saved state over 1 MiB ({largest} bytes)\n{procs.log_tail()}"
+    assert first.poll() is None, procs.log_tail()  # the checkpoint went through
+    assert "checkpoint failed" not in procs.log_text("worker")
+    first.kill()
+    first.wait()
+    procs.worker()
+    later = tmp_path / "later.jsonl"
+    _many_devices(later, 1, "2026-04-04T10:05:00+08:00", seed=2)
+    assert main(["produce", str(later)]) == 0
+    deadline, known = time.monotonic() + 120, 0
+    while known < devices + 1 and time.monotonic() < deadline:
+        time.sleep(2)
+        with contextlib.suppress(Exception):
+            known = max(len(s["devices"]["ids"]) for s in saved_states(kafka))
+    assert known == devices + 1, f"the successor's state knows {known} devices\n{procs.log_tail()}"
