@@ -75,10 +75,10 @@ topic.
   event and calls the engine with one detection at a time, on a 6 h stream of the same sensors.
 - Latency: a 72 h stream with 360 fires offered at 10,000 records/s, one line a message, to a
   running worker; for each opened/updated event, the time it is read from the incidents topic
-  minus the time the detection at its observed_at was produced. It includes the rules' 10 min grace period, which is event
-  time: at this offer rate 72 h of events pass in about 19 s, so the grace is about the figure in
-  brackets. The last fires' events, released by the idle release after the stream ends, are not
-  counted ({tail} this run).
+  minus the time the detection at its observed_at was produced. It includes the rules' 10 min
+  grace period, which is event time: at this offer rate 72 h of events pass in about 19 s, so the
+  grace is about the figure in brackets. The last fires' events, released by the idle release
+  after the stream ends, are not counted ({tail} this run).
 - Detection to dispatch, same run: a `firewatch dispatcher` on a redis-server (appendfsync
   always) turns the incidents into dispatch orders; for each order, its `created_at` minus the
   time its incident's first detection (`detected_at`) was produced: sensor to team, including the

@@ -123,8 +123,9 @@ class Worker:
         offsets: Sequence[int],
         timestamps: Sequence[int] | None = None,
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
-        """One detection partition's batch (values, offsets and Kafka timestamps in ms): (region
-        key, envelope of that region's detections) messages to forward, and dead letters."""
+        """One detection partition's batch (values, each one JSON line or several, pack.py;
+        offsets and Kafka timestamps in ms): (region key, envelope of that region's detections)
+        messages to forward, and dead letters."""
         values = [v or b"" for v in values] if None in values else values
         # a message holds one JSON line or several (pack.py): each line is validated on its own
         raw, at, numbers = pack.split(cast(Sequence[bytes], values), offsets)

@@ -7,9 +7,9 @@ Both stages take whole batches and call the one engine (their logic is in stages
 stage's Kafka loop in locate.py; the incidents stage's snapshots in checkpoint.py, and its check
 that no located message is skipped in continuity.py; metrics through
 observe.py when given). `WorkerApp` wires them into one Faust app, one method per task, agent and
-timer; `build_app` makes one. `locate`
-validates (rejects go to the dead-letter topic with their partition and offset) and finds each
-detection's region; it reads the detections topic with a batched aiokafka consumer (its own
+timer; `build_app` makes one. `locate` validates each line of a message (one or several,
+pack.py; rejects go to the dead-letter topic with their partition, offset and line) and finds
+each detection's region; it reads the detections topic with a batched aiokafka consumer (its own
 group, `<group>.locate`), because a Faust stream handles records one by one (a Faust agent here
 topped out at 8,400 detections/s even with `take_events`, all of it event-loop machinery per
 record); it commits a batch's offsets once everything the batch produced is acknowledged by the
