@@ -17,17 +17,20 @@ second the snapshots took most of a worker's time (benchmarks/README.md, Scale);
 only means more located messages read again after a kill.
 
 Why wait: Faust commits acked offsets on its own timer, and a message sent with `send_soon` sits
-in a buffer until its producer gets to it. Acked before the broker had the snapshot and the events,
-a worker killed in between would leave its successor offsets past a snapshot it never gets, and
-events never sent: records lost, not read again. A send that fails (the broker refused it or the
-producer gave up) raises `NotDelivered`: nothing is acked, and the worker stops (worker.py) so
-that its successor resumes from what the broker has.
+in a buffer until its producer gets to it. Acked before the broker had the snapshot and the
+events, a worker killed in between would leave its successor offsets past a snapshot it never
+gets, and events never sent: records lost, not read again. A send that fails (the broker refused
+it or the producer gave up) raises `NotDelivered`: nothing is acked, and the worker stops
+(worker.py) so that its successor resumes from what the broker has. While it waits, it watches
+the producer (`producer_failed`): a send refused before it reaches the broker (a message over the
+producer's size limit, 2026-12-05) stops Faust's producer buffer for good, and every send after
+it would wait forever; the checkpoint raises `NotDelivered` then too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -36,6 +39,7 @@ from faust.types.tuples import Message
 from firewatch.stream.stages import Worker
 
 SPREAD = 10.0  # the next checkpoint is due this many times its snapshots' time after it began
+WATCH_EVERY = 1.0  # seconds between looks at the producer while a checkpoint waits for it
 
 
 class NotDelivered(Exception):
@@ -43,10 +47,18 @@ class NotDelivered(Exception):
 
 
 class Checkpoints:
-    def __init__(self, worker: Worker, table: Any, every: float) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        table: Any,
+        every: float,
+        producer_failed: Callable[[], BaseException | None] = lambda: None,
+    ) -> None:
         self.worker = worker
         self.table = table  # a Faust table of bytes: region -> packed engine state
         self.every = every  # seconds between checkpoints, at most
+        # why the producer that delivers the snapshots and events stopped; None while it runs
+        self.producer_failed = producer_failed
         self.regions: set[bytes] = set()  # changed since their last snapshot
         self.events: list[Any] = []  # located messages taken, not yet acked
         self.sent: list[Awaitable[Any]] = []  # their incident events' deliveries, not yet awaited
@@ -86,7 +98,7 @@ class Checkpoints:
         began = self.worker.timer()
         sent += self.save(regions)
         self.due = began + max(self.every, SPREAD * (self.worker.timer() - began))
-        results = await asyncio.gather(*sent, return_exceptions=True)
+        results = await self._delivered(sent, len(events))
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             raise NotDelivered(
@@ -95,6 +107,20 @@ class Checkpoints:
             )
         for event in events:
             await self.stream.ack(event)
+
+    async def _delivered(self, sent: list[Awaitable[Any]], unacked: int) -> list[Any]:
+        """Each delivery's result or error, once all are done; NotDelivered when the producer
+        stops before they are (they would never be)."""
+        gathered = asyncio.gather(*sent, return_exceptions=True)
+        while not gathered.done():
+            await asyncio.wait([gathered], timeout=WATCH_EVERY)
+            stopped = self.producer_failed()
+            if stopped is not None and not gathered.done():
+                raise NotDelivered(
+                    f"the producer stopped ({stopped!r}) with {len(sent)} snapshots and incident "
+                    f"events to deliver; {unacked} located messages left unacked"
+                )
+        return gathered.result()
 
     def save(self, regions: set[bytes]) -> list[Awaitable[Any]]:
         """Send these regions' states to the changelog (the local store follows on delivery):

@@ -172,7 +172,9 @@ class WorkerApp:
             default=None,
             extra_topic_configs={"max.message.bytes": str(STATE_MAX_BYTES)},
         )
-        self.checkpoints = Checkpoints(worker, table, settings.snapshot_every)
+        self.checkpoints = Checkpoints(
+            worker, table, settings.snapshot_every, producer_failed=self.producer_failed
+        )
         tables: Any = app.tables  # faust.tables.TableManager: `recovery` is not in the protocol
         self.watch = RecoveryWatch(tables.recovery, stall_after)
 
@@ -331,6 +333,14 @@ class WorkerApp:
     async def read_lag(self) -> None:
         assert self.stream_metrics is not None
         await faust_lag(self.app, self.topics.located, self.stream_metrics)
+
+    def producer_failed(self) -> BaseException | None:
+        """Why Faust's producer buffer stopped (a send it could not make), None while it runs:
+        the changelog's and the incident events' sends after that would never complete."""
+        buffer = self.app.producer.buffer
+        if not buffer.crashed:
+            return None
+        return buffer.crash_reason or RuntimeError("Faust's producer buffer crashed")
 
     def publish(self, events: list[Event]) -> list[Awaitable[Any]]:
         """Each event keyed by what it is about (model.event_key): their deliveries."""

@@ -270,3 +270,41 @@ def test_the_idle_release_does_not_release_what_came_while_the_broker_was_asked(
     )
     asyncio.run(WorkerApp.release_if_idle(fake))  # type: ignore[arg-type]
     assert released == ([] if input_meanwhile else [[], set()])
+
+
+def test_a_producer_that_stopped_fails_the_checkpoint_instead_of_waiting_forever(
+    worker: Worker, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust's producer buffer stops for good on a send it cannot make (a message over its size
+    limit): the sends behind it never complete. The checkpoint sees it stopped and acks nothing."""
+    monkeypatch.setattr("firewatch.stream.checkpoint.WATCH_EVERY", 0.01)
+    stopped: list[BaseException] = []
+
+    async def scenario() -> None:
+        checkpoints = Checkpoints(
+            worker, table, EVERY, producer_failed=lambda: stopped[0] if stopped else None
+        )
+        checkpoints.stream = stream = Stream()
+        checkpoints.took([message(1, 7)], touch(worker, 1))
+        running = asyncio.create_task(checkpoints.checkpoint())
+        await asyncio.sleep(0.1)
+        assert not running.done()  # a producer that runs may take its time
+        stopped.append(ValueError("The message is 1497791 bytes when serialized"))
+        with pytest.raises(NotDelivered, match=r"producer stopped .*1497791 bytes.* 1 located"):
+            await asyncio.wait_for(running, timeout=5)
+        assert stream.acked == [] and checkpoints.saved(b"test") is None
+
+    asyncio.run(scenario())
+
+
+def test_the_worker_app_reads_whether_faust_s_producer_buffer_stopped(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Checkpoints watches: the app's producer buffer (nothing is started here)."""
+    app = WorkerApp(worker.settings, worker, idle_release=5.0, stall_after=60.0)
+    assert app.producer_failed() is None
+    buffer = app.app.producer.buffer
+    reason = ValueError("too large")
+    monkeypatch.setattr(type(buffer), "crashed", property(lambda self: True))
+    buffer.crash_reason = reason
+    assert app.producer_failed() is reason
