@@ -134,6 +134,10 @@ class Demo:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Ctrl-C as a terminal sends it: a test run started in the background (`make test &`,
+            # nohup) ignores SIGINT, its children inherit that, and Python then never raises
+            # KeyboardInterrupt (found 2026-12-05: the demo slept on through the test's SIGINT)
+            preexec_fn=_sigint_default,
         )
         lines: queue.Queue[str] = queue.Queue()
 
@@ -174,6 +178,10 @@ class Demo:
         self.reader.join(10)
         assert self.process.stdout is not None
         self.process.stdout.close()
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def get(url: str, token: str | None = None) -> httpx.Response:
