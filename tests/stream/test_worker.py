@@ -28,6 +28,7 @@ from firewatch.stream.stages import MARKER
 from firewatch.stream.topics import Topics, ensure_topics
 from firewatch.stream.watchdog import EXIT_STALLED
 
+from ..engine.conftest import sensor
 from ..kafka_fixtures import KafkaTestClient
 from .conftest import ROOT, Processes, saved_states
 
@@ -142,9 +143,9 @@ def _with_broken_clocks(stream: Path, out: Path) -> tuple[bytes, str]:
         if r.get("device_id") == hot:
             when = datetime.fromisoformat(r["observed_at"]) - timedelta(days=7)
             lines[i] = orjson.dumps({**r, "observed_at": when.isoformat()})
-    sensor = next(r for _, r in records if r.get("source") == "sensor" and r["device_id"] != hot)
+    steady = next(r for _, r in records if r.get("source") == "sensor" and r["device_id"] != hot)
     future = orjson.dumps(
-        {**sensor, "id": "clock-2099", "observed_at": "2099-01-01T00:00:00+00:00"}
+        {**steady, "id": "clock-2099", "observed_at": "2099-01-01T00:00:00+00:00"}
     )
     lines.insert(len(lines) // 3, future)
     out.write_bytes(b"\n".join(lines) + b"\n")
@@ -351,7 +352,7 @@ def test_a_consumer_that_skips_located_messages_is_sought_back(
     assert f"{topics.located}[1]: given offset" in log and "seeking back to 0" in log, log[-3000:]
 
 
-def _many_devices(path: Path, count: int, at: str, seed: int) -> None:
+def _many_devices(path: Path, count: int, minutes: float, seed: int) -> None:
     """One reading from each of `count` sensors, each near a random cell's representative point
     (their coordinates differ, so the region's state does not compress to nothing)."""
     rng = random.Random(seed)
@@ -360,15 +361,9 @@ def _many_devices(path: Path, count: int, at: str, seed: int) -> None:
     lines = []
     for i in range(count):
         lon, lat = points[rng.randrange(len(points))]
-        reading = {
-            "id": f"many-{seed}-{i}",
-            "source": "sensor",
-            "device_id": f"many-{seed}-{i:06d}",
-            "observed_at": at,
-            "lat": round(lat + rng.uniform(-1e-4, 1e-4), 6),
-            "lon": round(lon + rng.uniform(-1e-4, 1e-4), 6),
-            "readings": {"temperature_c": 20.0},
-        }
+        reading = sensor(f"many-{seed}-{i:06d}", minutes, temp=20.0)
+        reading["lat"] = round(lat + rng.uniform(-1e-4, 1e-4), 6)
+        reading["lon"] = round(lon + rng.uniform(-1e-4, 1e-4), 6)
         lines.append(orjson.dumps(reading))
     path.write_bytes(b"\n".join(lines) + b"\n")
 
@@ -380,7 +375,7 @@ def test_a_region_state_larger_than_kafkas_default_limit_is_saved_and_restored(
     province scale): the changelog takes it (worker.STATE_MAX_BYTES), and a successor of a killed
     worker resumes from it: its own next save still knows every device."""
     first_batch, devices = tmp_path / "many.jsonl", 70_000
-    _many_devices(first_batch, devices, "2026-04-04T10:00:00+08:00", seed=1)
+    _many_devices(first_batch, devices, minutes=0, seed=1)
     first = procs.worker()
     assert main(["produce", str(first_batch)]) == 0
     topic = os.environ["FIREWATCH_KAFKA_GROUP"] + "-engine-state-changelog"
@@ -396,7 +391,7 @@ def test_a_region_state_larger_than_kafkas_default_limit_is_saved_and_restored(
     first.wait()
     procs.worker()
     later = tmp_path / "later.jsonl"
-    _many_devices(later, 1, "2026-04-04T10:05:00+08:00", seed=2)
+    _many_devices(later, 1, minutes=5, seed=2)
     assert main(["produce", str(later)]) == 0
     deadline, known = time.monotonic() + 120, 0
     while known < devices + 1 and time.monotonic() < deadline:
