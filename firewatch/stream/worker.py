@@ -74,6 +74,7 @@ from firewatch.stream.masks import follow_masks
 from firewatch.stream.observe import StreamSensor, faust_lag
 from firewatch.stream.stages import MARKER, QUIET_AFTER, Worker
 from firewatch.stream.topics import KafkaError, Topics, committed_offsets, reader
+from firewatch.stream.transport import Transport
 from firewatch.stream.watchdog import EXIT_STALLED, RecoveryWatch
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,14 @@ STATE_MAX_BYTES = 64 * 1024 * 1024
 class App(faust.App):
     """Faust's app, which at shutdown first saves the state of the incidents stage and acks the
     messages it covers: Faust then waits for every message taken to be acked, and timers (which
-    checkpoint otherwise) have stopped by then."""
+    checkpoint otherwise) have stopped by then. Its consumer asks the broker to hold a fetch of
+    partitions without new records for 50 ms, not Faust's 1.5 s (transport.py)."""
 
     before_stop: Callable[[], Awaitable[None]] | None = None
+
+    def _new_transport(self) -> Any:
+        """Faust's aiokafka transport with a short fetch wait (transport.py)."""
+        return Transport(self.conf.broker_consumer, self)
 
     async def on_stop(self) -> None:
         if self.before_stop is not None:
