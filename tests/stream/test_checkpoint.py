@@ -258,18 +258,27 @@ def test_the_idle_release_does_not_release_what_came_while_the_broker_was_asked(
             worker.last_input = worker.timer()
         return True
 
+    async def publish(events: list[Any]) -> list[Any]:
+        released.append(events)
+        return []
+
+    async def checkpoint() -> None:
+        released.append("checkpoint")
+
     fake = SimpleNamespace(
         app=SimpleNamespace(rebalancing=False),
         worker=worker,
         idle_release=5.0,
         located_read_out=read_out,
         checkpoints=SimpleNamespace(
-            table=SimpleNamespace(data={}), save=lambda regions: released.append(regions)
+            table=SimpleNamespace(data={}),
+            took=lambda taken, regions, sent: released.append(regions),
         ),
-        publish=lambda events: released.append(events),
+        publish=publish,
+        checkpoint=checkpoint,
     )
     asyncio.run(WorkerApp.release_if_idle(fake))  # type: ignore[arg-type]
-    assert released == ([] if input_meanwhile else [[], set()])
+    assert released == ([] if input_meanwhile else [[], set(), "checkpoint"])
 
 
 def test_a_producer_that_stopped_fails_the_checkpoint_instead_of_waiting_forever(
