@@ -166,6 +166,7 @@ class WorkerApp:
         self.stream_metrics = stream_metrics
         self.app = app = faust_app(settings)
         self._publishing = asyncio.Lock()  # incident events go to the producer in their order
+        self._checkpointing: asyncio.Future[None] | None = None  # checkpoint_soon's
         # each located partition's messages in offset order, none skipped (continuity.py)
         self.continuity = Continuity(self.topics.located, self.committed, self.earliest, self.seek)
         parts = self.topics.partitions
@@ -241,15 +242,29 @@ class WorkerApp:
             checkpoints.took(batch, touched, sent)
             # a rebalance or shutdown waits for these messages to be acked: do it at once
             app = self.app
-            if app.should_stop or app.rebalancing or checkpoints.is_due(worker.timer()):
+            if app.should_stop or app.rebalancing:
                 await self.checkpoint()
+            elif checkpoints.is_due(worker.timer()):
+                self.checkpoint_soon()
+
+    def checkpoint_soon(self) -> None:
+        """A checkpoint in a task of its own, unless one is under way: the stage goes on taking
+        while the broker acknowledges the snapshots and events (what it takes meanwhile belongs
+        to the next one). Awaited in the stage, a checkpoint held every located message behind it
+        for its round trip: 8 ms at the median, up to 200 ms (bench_stream, 2026-12-05)."""
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.ensure_future(self.checkpoint())
 
     async def checkpoint(self) -> None:
-        """A checkpoint (checkpoint.py); one the broker did not take stops the worker."""
+        """A checkpoint (checkpoint.py); one the broker did not take, or that failed in any
+        other way, stops the worker (its successor resumes from the last one)."""
         try:
             await self.checkpoints.checkpoint()
         except NotDelivered as exc:
             log.error("%s: checkpoint failed: %s; stopping", self.topics.located, exc)
+            await self.app.crash(exc)
+        except Exception as exc:  # in a task of its own (checkpoint_soon): nobody else would see it
+            log.exception("%s: checkpoint failed; stopping", self.topics.located)
             await self.app.crash(exc)
 
     async def snapshot(self) -> None:

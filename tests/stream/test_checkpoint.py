@@ -317,3 +317,50 @@ def test_the_worker_app_reads_whether_faust_s_producer_buffer_stopped(
     monkeypatch.setattr(type(buffer), "crashed", property(lambda self: True))
     buffer.crash_reason = reason
     assert app.producer_failed() is reason
+
+
+def test_a_due_checkpoint_runs_beside_the_stage_one_at_a_time() -> None:
+    """The stage starts a due checkpoint and goes on taking (checkpoint_soon); another one due
+    meanwhile is not started beside it (the next take starts it once the first is done)."""
+    started: list[int] = []
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def checkpoint() -> None:
+            started.append(len(started))
+            await gate.wait()
+
+        fake = SimpleNamespace(_checkpointing=None, checkpoint=checkpoint)
+        WorkerApp.checkpoint_soon(fake)  # type: ignore[arg-type]
+        WorkerApp.checkpoint_soon(fake)  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        assert started == [0] and not fake._checkpointing.done()  # the stage did not wait
+        gate.set()
+        await fake._checkpointing
+        WorkerApp.checkpoint_soon(fake)  # type: ignore[arg-type]
+        await fake._checkpointing
+        assert started == [0, 1]
+
+    asyncio.run(scenario())
+
+
+def test_a_checkpoint_that_fails_in_its_task_stops_the_worker() -> None:
+    """In a task of its own nobody awaits its error: the worker stops, as when the broker does not
+    take a snapshot (its successor resumes from the last checkpoint)."""
+    crashed: list[BaseException] = []
+    failure = ValueError("snapshot of region test failed")
+
+    async def failing() -> None:
+        raise failure
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    fake = SimpleNamespace(
+        checkpoints=SimpleNamespace(checkpoint=failing),
+        topics=SimpleNamespace(located="located"),
+        app=SimpleNamespace(crash=crash),
+    )
+    asyncio.run(WorkerApp.checkpoint(fake))  # type: ignore[arg-type]
+    assert crashed == [failure]
