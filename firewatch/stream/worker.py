@@ -20,9 +20,10 @@ table at most every `snapshot_every` seconds, less often when its snapshots take
 (checkpoint.py), and, once the broker has it, to the local store;
 the located messages a snapshot covers are acked only once the broker has it and the incident
 events they produced, so a killed, stopped or rebalanced worker's successor resumes from a
-snapshot and the messages after it. A stopping worker, or one in a rebalance, snapshots at once
-(Faust waits for those acks). A snapshot or event the broker does not take stops the worker
-(nothing acked: its successor reads those messages again).
+snapshot and the messages after it. A due checkpoint runs in a task beside the stage, which goes
+on taking meanwhile; a stopping worker, or one in a rebalance, snapshots at once (Faust waits for
+those acks). Incident events go straight to Faust's producer, in order. A snapshot or event the
+broker does not take stops the worker (nothing acked: its successor reads those messages again).
 
 Event time across partitions: a located partition holds records of every detection partition,
 interleaved. `locate` therefore sends, after each batch, a progress marker (the latest event time
