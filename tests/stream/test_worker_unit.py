@@ -16,15 +16,17 @@ import pytest
 import shapely
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
 from shapely.geometry import Point
 
 from firewatch.clock import FakeClock
 from firewatch.engine.core import Engine
+from firewatch.metrics import StreamMetrics
 from firewatch.model import EventKind
 from firewatch.rules.model import Circle, Mask, MaskReason
 from firewatch.settings import Settings
 from firewatch.stream import wire
-from firewatch.stream.locate import run_locate
+from firewatch.stream.locate import Commits, run_locate
 from firewatch.stream.stages import MARKER, Worker, pack_state, unpack_state
 from firewatch.stream.watchdog import RecoveryWatch
 
@@ -438,3 +440,62 @@ def test_packed_lines_are_located_as_the_same_lines_one_per_message(
     assert [(d["reason"], d["raw"]) for d in one] == [(d["reason"], d["raw"]) for d in many]
     assert [(d["offset"], d["line"]) for d in one] == [(7, None), (50, None)]
     assert [(d["offset"], d["line"]) for d in many] == [(0, 8), (2, 20)]
+
+
+class GatedConsumer:
+    """Commits wait for the test's gate; the first `failures` fail as with the broker away."""
+
+    def __init__(self, assigned: set[TopicPartition], failures: int = 0) -> None:
+        self.assigned = assigned
+        self.failures = failures
+        self.gate = asyncio.Event()
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.gate.wait()
+        if self.failures:
+            self.failures -= 1
+            raise KafkaTimeoutError("broker unreachable")
+        self.commits.append(dict(offsets))
+
+
+def test_commits_run_beside_the_stage_one_at_a_time_with_the_newest_offsets() -> None:
+    """The locate stage hands a delivered batch's offsets to Commits and reads on: what is added
+    while a commit is under way goes in the next one, each partition at its newest offset."""
+    a, b = TopicPartition("detections", 0), TopicPartition("detections", 1)
+
+    async def scenario() -> list[dict[TopicPartition, int]]:
+        consumer = GatedConsumer({a, b})
+        commits = Commits(consumer, "locate", lambda: 0.0)
+        commits.add({a: 10})
+        await asyncio.sleep(0)  # the first commit is under way, waiting for the broker
+        commits.add({a: 20, b: 5})
+        commits.add({a: 30})
+        consumer.gate.set()
+        await commits.settled()
+        return consumer.commits
+
+    assert asyncio.run(scenario()) == [{a: 10}, {a: 30, b: 5}]
+
+
+def test_a_failed_commit_is_tried_again_with_the_next_but_not_for_a_partition_moved_away() -> None:
+    a, b = TopicPartition("detections", 0), TopicPartition("detections", 1)
+    registry = CollectorRegistry()
+    metrics = StreamMetrics(registry)
+
+    async def scenario() -> list[dict[TopicPartition, int]]:
+        consumer = GatedConsumer({a, b}, failures=1)
+        consumer.gate.set()
+        commits = Commits(consumer, "locate", lambda: 0.0, metrics)
+        commits.add({a: 10, b: 7})
+        await commits.settled()  # failed: the broker away
+        consumer.assigned = {a}  # a rebalance took b away meanwhile
+        commits.add({a: 12})
+        await commits.settled()
+        return consumer.commits
+
+    assert asyncio.run(scenario()) == [{a: 12}]
+    assert registry.get_sample_value("firewatch_kafka_errors_total", {"operation": "commit"}) == 1
