@@ -38,7 +38,7 @@ import hashlib
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
@@ -46,7 +46,7 @@ from firewatch.engine.severity import severity_of
 from firewatch.engine.sights import Locate, Placement, Seen, Sights
 from firewatch.engine.signals import Signal, Strength
 from firewatch.geo.grid import Cell
-from firewatch.geo.sight import along_off, corridor
+from firewatch.geo.sight import Aim, corridor
 from firewatch.model import (
     SOURCES,
     EventKind,
@@ -219,30 +219,37 @@ class _Buckets(Generic[T]):
         if not items:
             del self._cells[k]
 
-    def near(self, lat: float, lon: float, radius_km: float) -> Iterator[T]:
+    def near(self, lat: float, lon: float, radius_km: float) -> list[T]:
         ky, kx = self.key(lat, lon)
         dy = math.ceil(radius_km / _KM_PER_DEG_LAT / _BUCKET_DEG)
         cos = max(math.cos(math.radians(lat)), 1e-6)
         dx = math.ceil(radius_km / (_KM_PER_DEG_LON * cos) / _BUCKET_DEG)
         return self._within(ky - dy, kx - dx, ky + dy, kx + dx)
 
-    def box(self, south: float, west: float, north: float, east: float) -> Iterator[T]:
+    def box(self, south: float, west: float, north: float, east: float) -> list[T]:
         """The items whose buckets meet this lat/lon box (all items inside it among them)."""
         (y0, x0), (y1, x1) = self.key(south, west), self.key(north, east)
         return self._within(y0, x0, y1, x1)
 
-    def _within(self, y0: int, x0: int, y1: int, x1: int) -> Iterator[T]:
+    def _within(self, y0: int, x0: int, y1: int, x1: int) -> list[T]:
         """The items of the buckets from (y0, x0) to (y1, x1): each bucket of the range looked
         up, or, when the range has more buckets than hold items (a wide search: a suspect's
-        reach allows for the largest satellite pixel), each bucket that holds items tested."""
+        reach allows for the largest satellite pixel), each bucket that holds items tested.
+        A list, each bucket's items added at once: a search finds dozens of points, and a
+        generator paid a step for each."""
+        found: list[T] = []
         if (y1 - y0 + 1) * (x1 - x0 + 1) > len(self._cells):
             for (y, x), items in self._cells.items():
                 if y0 <= y <= y1 and x0 <= x <= x1:
-                    yield from items
-            return
+                    found += items
+            return found
+        cells = self._cells
         for y in range(y0, y1 + 1):
             for x in range(x0, x1 + 1):
-                yield from self._cells.get((y, x), ())
+                bucket = cells.get((y, x))
+                if bucket:
+                    found += bucket
+        return found
 
 
 class Tracker:
@@ -419,19 +426,24 @@ class Tracker:
         place is as uncertain)."""
         sight = s.sight
         assert sight is not None  # placed on its line of sight
+        aim = Aim.of(sight)
         reach = min(sight.range_m or math.inf, self._sights.range_m)
         merge_m = self._radius * 1000.0
         best: tuple[tuple[float, str], Incident, Point, float, float] | None = None
-        for p in self._points.box(*corridor(sight, reach, self._sights.ray_reach(reach, merge_m))):
+        widest = self._sights.ray_reach(reach, merge_m)  # ray_reach grows along the line
+        # most points of the corridor's box are off the line: that is tested first
+        for p in self._points.box(*corridor(sight, reach, widest)):
+            along, off = aim.along_off(p.lat, p.lon)
+            if not 0 < along <= reach or abs(off) > widest:
+                continue
+            if abs(off) > self._sights.ray_reach(along, merge_m):
+                continue
             inc = self._point_owner[p]
             if (
                 inc.place.located_by is LocatedBy.LINE_OF_SIGHT
                 or s.t > inc.last_seen + self._inactivity
                 or not self._same_region(s, p)
             ):
-                continue
-            along, off = along_off(sight, p.lat, p.lon)
-            if not 0 < along <= reach or abs(off) > self._sights.ray_reach(along, merge_m):
                 continue
             key = (abs(off) / max(along, 1.0), inc.id)
             if best is None or key < best[0]:
@@ -462,17 +474,25 @@ class Tracker:
         return base + self._pixel_factor * (a.pixel_km + b_pixel)
 
     def _nearest_open(self, s: Signal) -> Incident | None:
-        """The open incident with a recent detection nearest `s` within reach (ties: by id)."""
+        """The open incident with a recent detection nearest `s` within reach (ties: by id).
+        Most points of the buckets searched are out of reach north or south of `s`: that is
+        tested first (distance_km is never less than its north-south part)."""
         best: tuple[float, str] | None = None
         found = None
+        region = self._region  # (_same_region, for each point)
+        home = None if region is None else region[s.cell]
+        here = self._reach(s, 0.0, self._radius)  # to a point without a pixel: all but satellites'
         for p in self._points.near(s.lat, s.lon, self._reach(s, self._max_pixel, self._radius)):
+            reach = here if p.pixel_km == 0.0 else self._reach(s, p.pixel_km, self._radius)
+            if abs(p.lat - s.lat) * _KM_PER_DEG_LAT > reach:
+                continue
             inc = self._point_owner[p]
-            if s.t > inc.last_seen + self._inactivity or not self._same_region(s, p):
+            if s.t > inc.last_seen + self._inactivity or (
+                region is not None and region[p.cell] != home
+            ):
                 continue
             d = distance_km(s.lat, s.lon, p.lat, p.lon)
-            if d <= self._reach(s, p.pixel_km, self._radius) and (
-                best is None or (d, inc.id) < best
-            ):
+            if d <= reach and (best is None or (d, inc.id) < best):
                 best, found = (d, inc.id), inc
         return found
 

@@ -29,6 +29,7 @@ each of its signals went to (`own`), so a later crossing joins that incident.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -41,14 +42,13 @@ from firewatch.geo.sight import (
     K95,
     MIN_UNCERTAINTY_M,
     SAME_SITE_M,
+    Aim,
     Fix,
     Method,
     Sight,
     ahead,
-    along_off,
     best_fix,
     line_of_sight,
-    may_cross,
 )
 from firewatch.model import LocatedBy
 from firewatch.rules.model import TriangulationRule
@@ -59,6 +59,7 @@ RANGE_SLACK_M = 1_000.0  # a crossing agrees with a record's own range within th
 _RETRIES = 3  # crossings made again without the sights that contradicted the last one
 
 LINE_STEP_M = 250.0  # a line of sight is sampled this often for the stretch in the region
+HALF_WAYS = 4_096  # lines of sight whose place half-way along the stretch is kept (_half_way)
 # (lat, lon) arrays -> grid cell index of each point, -1 outside every cell
 Locate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SameRegion = Callable[[int, int], bool]  # two cells in one region (incidents.region_level)
@@ -67,6 +68,9 @@ SameRegion = Callable[[int, int], bool]  # two cells in one region (incidents.re
 Where = Callable[[str], tuple[float, float, float] | None]
 # a remembered camera signal: placed, the incident it went to, its record's own range (m)
 Seen = tuple[Signal, str | None, float | None]
+# a camera signal of the window and its sight's Aim (None: it has no sight), worked out once
+# for the many crossings it is offered to
+Sighted = tuple[Signal, Aim | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,10 @@ class Placement:
     crossed: tuple[Signal, ...] = ()  # the other signals whose sights the crossing used
     ranged: bool = True  # False: on a line of sight, with nothing known along it
     range_m: float | None = None  # how far along its line its record's own position is
+
+
+def _aim(s: Signal) -> Aim | None:
+    return None if s.sight is None else Aim.of(s.sight)
 
 
 def line_cells(
@@ -110,19 +118,22 @@ class Sights:
         self.sigma = math.radians(rule.bearing_error_deg)
         # may_cross's slack below best_fix's exact test: a tenth more range, 0.9 of the angle
         self._angle = math.degrees(math.asin(0.9 * math.sin(math.radians(rule.min_angle_deg))))
-        self._window: deque[Signal] = deque()  # placed camera signals with a sight, by arrival
+        self._reach = 1.1 * self.range_m
+        self._min_sin = math.sin(math.radians(self._angle))  # as may_cross works it out
+        self._window: deque[Sighted] = deque()  # placed camera signals with a sight, by arrival
         self._owner: dict[str, str] = {}  # signal id -> the incident it went to
         # signal id -> how far along its line its record's own position was (None: not ahead)
         self._range: dict[str, float | None] = {}
+        self._half_way_of = functools.lru_cache(maxsize=HALF_WAYS)(self._half_way)
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> list[Seen]:
         """The window in arrival order, each signal with the incident it went to (or None) and
         its record's own range (or None)."""
-        return [(s, self._owner.get(s.id), self._range.get(s.id)) for s in self._window]
+        return [(s, self._owner.get(s.id), self._range.get(s.id)) for s, _ in self._window]
 
     def load(self, window: list[Seen]) -> None:
-        self._window = deque(s for s, _, _ in window)
+        self._window = deque((s, _aim(s)) for s, _, _ in window)
         self._owner = {s.id: iid for s, iid, _ in window if iid is not None}
         self._range = {s.id: r for s, _, r in window}
 
@@ -134,19 +145,20 @@ class Sights:
         if sight is None or not self.rule.enabled:
             return Placement(s)
         self.expire(s.t)
+        aim = Aim.of(sight)
+        # the sights that may cross this one (geo.sight.may_cross), on aims worked out once
         others = [
-            o
-            for o in self._crossing(s)
-            if o.sight is not None
-            and may_cross(sight, o.sight, reach_m=1.1 * self.range_m, min_angle_deg=self._angle)
+            (o, o_aim)
+            for o, o_aim in self._crossing(s)
+            if o_aim is not None and aim.may_cross(o_aim, self._reach, self._min_sin)
         ]
-        distance = self._distance(s, sight)
+        distance = self._distance(s, aim)
         for _ in range(_RETRIES + 1):
             if not others:
                 fix = self._line(s, distance)  # what best_fix would give, at a fraction of it
                 break
             fix = best_fix(
-                [sight, *(o.sight for o in others if o.sight is not None)],
+                [sight, *(o.sight for o, _ in others if o.sight is not None)],
                 max_range_m=self.range_m,
                 min_angle_deg=self.rule.min_angle_deg,
                 bearing_error_deg=self.rule.bearing_error_deg,
@@ -154,13 +166,14 @@ class Sights:
             )
             if fix is None or fix.method is Method.LINE_OF_SIGHT:
                 break
-            if 0 not in fix.sights or not self._agrees(s, fix, distance):  # a crossing that is
-                fix = self._line(s, distance)  # not this sight's smoke
+            if 0 not in fix.sights or not self._agrees(s, aim, fix, distance):  # a crossing
+                fix = self._line(s, distance)  # that is not this sight's smoke
                 break
             wrong = {
                 k - 1
                 for k in fix.sights
-                if k > 0 and not self._agrees(others[k - 1], fix, self._range.get(others[k - 1].id))
+                if k > 0
+                and not self._agrees(*others[k - 1], fix, self._range.get(others[k - 1][0].id))
             }
             if not wrong:
                 break
@@ -169,7 +182,7 @@ class Sights:
             fix = self._line(s, distance)  # still contradicted
         if fix is None or 0 not in fix.sights:  # its own sight is unusable (a pole, say)
             return Placement(s, range_m=distance)
-        crossed = tuple(others[k - 1] for k in fix.sights if k > 0)
+        crossed = tuple(others[k - 1][0] for k in fix.sights if k > 0)
         if fix.method is Method.LINE_OF_SIGHT and distance is None:
             placed = self._in_region(s, sight)
         else:
@@ -183,10 +196,10 @@ class Sights:
         (Placement.range_m); one without a sight: nothing."""
         if s.sight is None or not self.rule.enabled:
             return
-        self._window.append(s)
+        self._window.append((s, _aim(s)))
         self._range[s.id] = range_m
         while len(self._window) > MAX_WINDOW:
-            self._forget(self._window.popleft())
+            self._forget(self._window.popleft()[0])
 
     def own(self, s: Signal, incident_id: str) -> None:
         """`s` went to the incident (opened it or joined it): while it is in the window."""
@@ -201,36 +214,33 @@ class Sights:
     def expire(self, t: float) -> None:
         """Forget sights older than event time `t` less the window."""
         horizon = t - self._window_s
-        while self._window and self._window[0].t < horizon:
-            self._forget(self._window.popleft())
+        while self._window and self._window[0][0].t < horizon:
+            self._forget(self._window.popleft()[0])
 
     def _forget(self, s: Signal) -> None:
         self._owner.pop(s.id, None)
         self._range.pop(s.id, None)
 
-    def _crossing(self, s: Signal) -> list[Signal]:
+    def _crossing(self, s: Signal) -> list[Sighted]:
         """The newest sight of each other camera of the region within the window of `s`."""
-        found: dict[str, Signal] = {}
-        for o in reversed(self._window):
-            if len(found) >= MAX_CROSSING:
-                break
-            if (
-                o.device != s.device
-                and o.device not in found
-                and abs(o.t - s.t) <= self._window_s
-                and o.id != s.id
-                and self._same_region(o.cell, s.cell)
-            ):
-                found[o.device] = o
+        found: dict[str, Sighted] = {}
+        device, t, window_s, same_region = s.device, s.t, self._window_s, self._same_region
+        for seen in reversed(self._window):
+            o = seen[0]
+            if o.device == device or o.device in found:
+                continue
+            if abs(o.t - t) <= window_s and o.id != s.id and same_region(o.cell, s.cell):
+                found[o.device] = seen
+                if len(found) >= MAX_CROSSING:
+                    break
         return list(found.values())
 
-    def _agrees(self, s: Signal, fix: Fix, distance: float | None) -> bool:
+    def _agrees(self, s: Signal, aim: Aim, fix: Fix, distance: float | None) -> bool:
         """Whether the crossing `fix` may be where the smoke `s` saw is (see the module):
-        `distance` is how far along its line its record's own position was (None: not ahead)."""
-        sight = s.sight
-        assert sight is not None
+        `aim` is its sight's, `distance` how far along its line its record's own position was
+        (None: not ahead)."""
         if distance is not None:
-            along, _ = along_off(sight, fix.lat, fix.lon)
+            along, _ = aim.along_off(fix.lat, fix.lon)
             if abs(along - distance) > max(RANGE_SLACK_M, distance / 2):
                 return False
         iid = self._owner.get(s.id)
@@ -238,14 +248,14 @@ class Sights:
         if known is None:
             return True
         lat, lon, reach_m = known
-        along, off = along_off(sight, lat, lon)  # the place, from this camera
-        fix_along, fix_off = along_off(sight, fix.lat, fix.lon)
+        along, off = aim.along_off(lat, lon)  # the place, from this camera
+        fix_along, fix_off = aim.along_off(fix.lat, fix.lon)
         return math.hypot(along - fix_along, off - fix_off) <= reach_m
 
-    def _distance(self, s: Signal, sight: Sight) -> float | None:
+    def _distance(self, s: Signal, aim: Aim) -> float | None:
         """How far along its line the record's own position puts the fire: None when that
         position is the camera's (within a site's size) or not ahead of it."""
-        along, off = along_off(sight, s.lat, s.lon)
+        along, off = aim.along_off(s.lat, s.lon)
         if math.hypot(along, off) <= SAME_SITE_M or along <= 0:
             return None
         return along
@@ -262,24 +272,36 @@ class Sights:
     def _in_region(self, s: Signal, sight: Sight) -> Signal | None:
         """`s` on its line of sight, half-way along the stretch of it in its region's cells
         (sampled every LINE_STEP_M within the camera's range), or None when none of it is."""
-        along, lat, lon, cells = line_cells(sight, self.range_m, self._locate)
-        inside = [
-            k for k, c in enumerate(cells.tolist()) if c >= 0 and self._same_region(c, s.cell)
-        ]
-        if not inside:
+        place = self._half_way_of(sight, s.cell)
+        if place is None:
             return None
-        lo, hi = float(along[inside[0]]), float(along[inside[-1]])
-        k = min(inside, key=lambda k: abs(along[k] - (lo + hi) / 2))  # the sample nearest half-way
-        d = float(along[k])
-        radius = math.hypot(max(d - lo, hi - d) + LINE_STEP_M, K95 * self.sigma * hi)
+        lat, lon, cell, uncertainty_m = place
         return dataclasses.replace(
             s,
-            lat=round(float(lat[k]), 7),
-            lon=round(float(lon[k]), 7),
-            cell=int(cells[k]),
+            lat=lat,
+            lon=lon,
+            cell=cell,
             located_by=LocatedBy.LINE_OF_SIGHT,
-            uncertainty_m=round(max(radius, MIN_UNCERTAINTY_M), 1),
+            uncertainty_m=uncertainty_m,
         )
+
+    def _half_way(self, sight: Sight, cell: int) -> tuple[float, float, int, float] | None:
+        """Where `_in_region` places a signal of grid cell `cell` on this line of sight: lat,
+        lon, cell and uncertainty (m). Kept for the last HALF_WAYS lines (`_half_way_of`): a
+        camera that watches a fire sends the same bearing again and again (to the tenth of a
+        degree it reports), and locating the line's samples is most of the work."""
+        along_m, lat, lon, cells = line_cells(sight, self.range_m, self._locate)
+        along = along_m.tolist()
+        inside = [k for k, c in enumerate(cells.tolist()) if c >= 0 and self._same_region(c, cell)]
+        if not inside:
+            return None
+        lo, hi = along[inside[0]], along[inside[-1]]
+        middle = (lo + hi) / 2
+        k = min(inside, key=lambda k: abs(along[k] - middle))  # the sample nearest half-way
+        d = along[k]
+        radius = math.hypot(max(d - lo, hi - d) + LINE_STEP_M, K95 * self.sigma * hi)
+        uncertainty_m = round(max(radius, MIN_UNCERTAINTY_M), 1)
+        return round(float(lat[k]), 7), round(float(lon[k]), 7), int(cells[k]), uncertainty_m
 
     def _at(self, s: Signal, fix: Fix) -> Signal | None:
         cell = int(self._locate(np.array([fix.lat]), np.array([fix.lon]))[0])

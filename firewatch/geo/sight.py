@@ -157,14 +157,56 @@ _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON = 111_320.0
 
 
+# a line bearing 90 degrees (east) as Aim.of draws it: its cosine is 6e-17, not 0
+_EAST_UX, _EAST_UY = math.sin(math.radians(90.0)), math.cos(math.radians(90.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Aim:
+    """A sight as the cheap tests read it: where its camera stands, the cosine of that latitude
+    and the unit direction (east, north) of its line. The engine asks these tests of each sight
+    of its window many times (every crossing offered, every point near a line): its
+    trigonometry is done once, here, and the tests give what `along_off` and `may_cross` give,
+    to the bit."""
+
+    lat: float
+    lon: float
+    cos_lat: float
+    ux: float
+    uy: float
+
+    @classmethod
+    def of(cls, sight: Sight) -> Aim:
+        b = math.radians(sight.bearing_deg)
+        cos_lat = math.cos(math.radians(sight.camera_lat))
+        return cls(sight.camera_lat, sight.camera_lon, cos_lat, math.sin(b), math.cos(b))
+
+    def along_off(self, lat: float, lon: float) -> tuple[float, float]:
+        """`along_off` of this sight."""
+        dx = (lon - self.lon) * _M_PER_DEG_LON * self.cos_lat
+        dy = (lat - self.lat) * _M_PER_DEG_LAT
+        return dx * self.ux + dy * self.uy, dx * self.uy - dy * self.ux
+
+    def may_cross(self, other: Aim, reach_m: float, min_sin: float) -> bool:
+        """`may_cross` of this sight and `other`, `min_sin` the sine of the minimum angle."""
+        u1x, u1y, u2x, u2y = self.ux, self.uy, other.ux, other.uy
+        cross = u1x * u2y - u1y * u2x
+        if not crosses_well(cross, u1x * u2x + u1y * u2y, min_sin):
+            return False
+        # the other camera from this one: east, and north (off a line bearing 90, the right is
+        # the south)
+        dx = (other.lon - self.lon) * _M_PER_DEG_LON * self.cos_lat
+        dy = (other.lat - self.lat) * _M_PER_DEG_LAT
+        east, north = dx * _EAST_UX + dy * _EAST_UY, -(dx * _EAST_UY - dy * _EAST_UX)
+        t1 = (east * u2y - north * u2x) / cross  # how far along this line, then the other's
+        t2 = (east * u1y - north * u1x) / cross
+        return 0 < t1 <= reach_m and 0 < t2 <= reach_m
+
+
 def along_off(sight: Sight, lat: float, lon: float) -> tuple[float, float]:
     """How far (m) the point is along the camera's line of sight, and how far off it (signed:
     positive to the right of the line, looking along it)."""
-    dx = (lon - sight.camera_lon) * _M_PER_DEG_LON * math.cos(math.radians(sight.camera_lat))
-    dy = (lat - sight.camera_lat) * _M_PER_DEG_LAT
-    b = math.radians(sight.bearing_deg)
-    ux, uy = math.sin(b), math.cos(b)
-    return dx * ux + dy * uy, dx * uy - dy * ux
+    return Aim.of(sight).along_off(lat, lon)
 
 
 def ahead(sight: Sight, along_m: Along) -> tuple[Along, Along]:
@@ -214,19 +256,9 @@ def may_cross(a: Sight, b: Sight, *, reach_m: float, min_angle_deg: float) -> bo
     """Whether the two lines of sight cross well (`crosses_well`, `min_angle_deg` the rules'
     minimum angle), ahead of both cameras and within `reach_m` of each: a cheap test in the plane
     around `a`'s camera (give it some slack before `triangulate` or `best_fix`, which decide
-    exactly)."""
-    east, north = along_off(Sight(a.camera_lat, a.camera_lon, 90.0), b.camera_lat, b.camera_lon)
-    north = -north  # off a line bearing 90 (east), the right is the south
-    b1, b2 = math.radians(a.bearing_deg), math.radians(b.bearing_deg)
-    u1, u2 = (math.sin(b1), math.cos(b1)), (math.sin(b2), math.cos(b2))
-    cross = u1[0] * u2[1] - u1[1] * u2[0]
-    dot = u1[0] * u2[0] + u1[1] * u2[1]
+    exactly). `Aim.may_cross` is the same test on sights whose trigonometry is done."""
     min_sin = math.sin(math.radians(min_angle_deg))
-    if not crosses_well(cross, dot, min_sin):
-        return False
-    t1 = (east * u2[1] - north * u2[0]) / cross  # how far along a's line, then b's
-    t2 = (east * u1[1] - north * u1[0]) / cross
-    return 0 < t1 <= reach_m and 0 < t2 <= reach_m
+    return Aim.of(a).may_cross(Aim.of(b), reach_m, min_sin)
 
 
 Vec = tuple[float, float, float]
@@ -242,8 +274,9 @@ class _Plane:
     scale: float  # metres per radian at the tangent point
 
     @classmethod
-    def at(cls, points: list[Vec]) -> _Plane:
-        """The plane for cameras at these unit vectors: tangent at their mean."""
+    def at(cls, points: Sequence[Vec]) -> _Plane:
+        """The plane for cameras at these unit vectors: tangent at their mean (`_plane_at`: the
+        same, cached)."""
         mx, my, mz = (math.fsum(p[k] for p in points) for k in range(3))
         norm = math.sqrt(mx * mx + my * my + mz * mz)
         # the tangent point; the first camera when they cancel out
@@ -259,18 +292,21 @@ class _Plane:
         """The camera at unit vector `p` in the plane and the unit direction of its line of sight
         (unit tangent `d` at `p`): x, y, ux, uy; None when it cannot be drawn there (beyond the
         horizon, or a line with no direction in the plane)."""
-        w = _dot3(p, self.o)
+        (ox, oy, oz), (ex, ey, ez), (nx, ny, nz) = self.o, self.east, self.north
+        (px, py, pz), (tx, ty, tz) = p, d  # the dot products written out: a call each cost more
+        w = px * ox + py * oy + pz * oz
         if not w > 0:
             return None
-        qx, qy = _dot3(p, self.east) / w, _dot3(p, self.north) / w
+        qx, qy = (px * ex + py * ey + pz * ez) / w, (px * nx + py * ny + pz * nz) / w
         # derivative of P -> (P.east, P.north) / (P.o) at p along d, but for the factor 1 / w
-        do = _dot3(d, self.o)
-        dx, dy = _dot3(d, self.east) - qx * do, _dot3(d, self.north) - qy * do
+        do = tx * ox + ty * oy + tz * oz
+        dx, dy = (tx * ex + ty * ey + tz * ez) - qx * do, (tx * nx + ty * ny + tz * nz) - qy * do
         length = math.hypot(dx, dy)
         if not (length > 0 and math.isfinite(length)):
             return None
-        drawn = qx * self.scale, qy * self.scale, dx / length, dy / length
-        return drawn if all(math.isfinite(v) for v in drawn) else None
+        x, y, ux, uy = qx * self.scale, qy * self.scale, dx / length, dy / length
+        finite = math.isfinite(x) and math.isfinite(y) and math.isfinite(ux) and math.isfinite(uy)
+        return (x, y, ux, uy) if finite else None
 
     def latlon(self, x: float, y: float) -> tuple[float, float]:
         x, y = x / self.scale, y / self.scale
@@ -283,7 +319,8 @@ class _Plane:
 @dataclass(frozen=True, slots=True)
 class _Rays:
     """The usable sights in the plane, one list entry per ray: the camera (x, y), the unit
-    direction (ux, uy) of its line (its normal is (uy, -ux)), its reach (range capped by
+    direction (ux, uy) of its line (its normal is (uy, -ux)), the line's distance from the
+    origin along that normal (`fit` reads it for every fit), its reach (range capped by
     max_range_m), its site (the first ray of the same site) and its index in the caller's
     sequence. Plain floats: a window offers a few sights, and numpy's cost per call on arrays of
     a few rows was most of the engine's time on a fire-dense stream (benchmarks/README.md)."""
@@ -293,6 +330,7 @@ class _Rays:
     y: list[float]
     ux: list[float]
     uy: list[float]
+    normal: list[float]
     reach: list[float]
     site: list[int]
     index: list[int]
@@ -305,15 +343,15 @@ class _Rays:
         for k, s in enumerate(sights):
             if not isinstance(s, Sight):
                 raise ValueError(f"sights[{k}] must be a Sight, got {type(s).__name__}")
-            lat, lon, bearing, own = (_number(s, f) for f in _FIELDS)
+            lat, lon, bearing, own = _numbers(s)
             reach = max_range_m if math.isnan(own) else min(own, max_range_m)
             finite = math.isfinite(lat) and math.isfinite(lon) and math.isfinite(bearing)
             if finite and abs(lat) < 90 and reach > 0:
                 usable.append((k, reach, _on_sphere(lat, lon, bearing)))
         if not usable:
             return None
-        plane = _Plane.at([camera for _, _, (camera, _) in usable])
-        rays = cls(plane, [], [], [], [], [], [], [])
+        plane = _plane_at(tuple(camera for _, _, (camera, _) in usable))
+        rays = cls(plane, [], [], [], [], [], [], [], [])
         for k, reach, (camera, tangent) in usable:
             drawn = plane.ray(camera, tangent)
             if drawn is not None:
@@ -323,16 +361,17 @@ class _Rays:
     def add(self, x: float, y: float, ux: float, uy: float, reach: float, index: int) -> None:
         """One more ray; its site is the first ray within SAME_SITE_M of its camera (itself when
         there is none before it)."""
-        near = (
-            j
-            for j, (a, b) in enumerate(zip(self.x, self.y, strict=True))
-            if math.hypot(x - a, y - b) < SAME_SITE_M
-        )
-        self.site.append(next(near, len(self.x)))
+        site = len(self.x)
+        for j, (a, b) in enumerate(zip(self.x, self.y, strict=True)):
+            if math.hypot(x - a, y - b) < SAME_SITE_M:
+                site = j
+                break
+        self.site.append(site)
         self.x.append(x)
         self.y.append(y)
         self.ux.append(ux)
         self.uy.append(uy)
+        self.normal.append(uy * x + -ux * y)
         self.reach.append(reach)
         self.index.append(index)
 
@@ -358,10 +397,10 @@ class _Rays:
         """The weighted least-squares fix of rays `rows`, or None when it is not valid."""
         if not any(self.crosses(i, j, min_sin) for i, j in itertools.combinations(rows, 2)):
             return None  # one site, or no pair of sites crossing well
-        along = dict.fromkeys(rows, 1.0)  # first unweighted, then weighted by distance
+        along = [1.0] * len(self)  # first unweighted, then weighted by distance
         for _ in range(3):
             fit = self.fit(rows, along, sigma)
-            along = {i: self.towards(fit, i)[0] for i in rows}
+            along = self.alongs(fit)
         px, py = fit[0], fit[1]
         ahead = all(0 < along[i] <= self.reach[i] for i in rows)
         if not (math.isfinite(px) and math.isfinite(py) and ahead):
@@ -383,29 +422,30 @@ class _Rays:
         ]
         if not pairs:
             return []
-        every = range(n)
+        every, gate2 = range(n), gate * gate
         members: list[list[int]] = []
         alongs: list[list[float]] = []
         for i, j in pairs:
-            along, _ = self.offsets([i, j], [1.0] * n, sigma)  # the pair's crossing
+            along = self.alongs(self.fit([i, j], [1.0] * n, sigma))  # the pair's crossing
             along, z2 = self.offsets([i, j], along, sigma)  # and its errors, weighted
             crossing = math.isfinite(z2[i]) and math.isfinite(z2[j])  # ahead, in range
-            members.append([m for m in every if crossing and z2[m] <= gate * gate])
+            members.append([m for m in every if crossing and z2[m] <= gate2])
             alongs.append(along)
         for _ in range(n - 2):  # drop the worst while one disagrees (all proposals at once)
             dropped = False
             for k, member in enumerate(members):
+                if not member:  # nothing to refit (the fit of no rays is NaN: no use of it)
+                    continue
                 alongs[k], z2 = self.offsets(member, alongs[k], sigma)
-                if member:
-                    worst = max(member, key=lambda m: (z2[m], -m))  # the first of equals
-                    if z2[worst] > gate * gate:
-                        member.remove(worst)
-                        dropped = True
+                worst = max(member, key=lambda m: (z2[m], -m))  # the first of equals
+                if z2[worst] > gate2:
+                    member.remove(worst)
+                    dropped = True
             if not dropped:
                 break
         best: tuple[int, float, int] | None = None  # most sites, least offsets, first proposal
         for k, member in enumerate(members):
-            _, z2 = self.offsets(member, alongs[k], sigma)
+            z2 = self.offsets(member, alongs[k], sigma)[1] if member else []
             # offsets equal to 1e-9 are a tie (a lone pair's are zero but for rounding): the
             # first proposal wins, and pairs come in the sights' order: the earliest sights'
             key = (
@@ -424,19 +464,20 @@ class _Rays:
     ) -> tuple[float, ...]:
         """Weighted least squares of rays `rows`, the weights taken at distances `along` (by
         ray): the point (x, y) and its covariance (xx, xy, yy); NaN when there is none."""
+        site, ux, uy, normal = self.site, self.ux, self.uy, self.normal
         count: dict[int, int] = {}
         for i in rows:
-            count[self.site[i]] = count.get(self.site[i], 0) + 1
+            count[site[i]] = count.get(site[i], 0) + 1
         a = b = d = r0 = r1 = 0.0
         for i in rows:
             spread = sigma * max(along[i], MIN_UNCERTAINTY_M)
-            variance = count[self.site[i]] * spread * spread  # a site counts once: its share
+            variance = count[site[i]] * spread * spread  # a site counts once: its share
             w = 1.0 / variance if variance > 0 else math.inf
-            nx, ny = self.uy[i], -self.ux[i]
+            nx, ny = uy[i], -ux[i]
             a += w * nx * nx
             b += w * nx * ny
             d += w * ny * ny
-            wn = w * (nx * self.x[i] + ny * self.y[i])
+            wn = w * normal[i]
             r0 += wn * nx
             r1 += wn * ny
         det = a * d - b * b
@@ -451,22 +492,28 @@ class _Rays:
         """Fit rays `rows`; each ray's distance along to the fit, and its squared standardised
         offset from it (bearing error at that distance and the fit's error combined; inf: behind
         the camera or out of its range)."""
-        fit = self.fit(rows, along, sigma)
-        _, _, xx, xy, yy = fit
+        px, py, xx, xy, yy = self.fit(rows, along, sigma)
         alongs, z2 = [], []
-        for i in range(len(self)):
-            a, off = self.towards(fit, i)
-            spread = sigma * max(a, MIN_UNCERTAINTY_M)
-            nx, ny = self.uy[i], -self.ux[i]
-            z = off * off / (spread * spread + nx * (xx * nx + xy * ny) + ny * (xy * nx + yy * ny))
+        for x, y, ux, uy, reach in zip(self.x, self.y, self.ux, self.uy, self.reach, strict=True):
+            dx, dy = px - x, py - y  # this loop is most of `best_fix`: no call per ray
+            a, off = dx * ux + dy * uy, dx * uy - dy * ux
             alongs.append(a)
-            z2.append(z if 0 < a <= self.reach[i] and not math.isnan(z) else math.inf)
+            if not 0 < a <= reach:
+                z2.append(math.inf)
+                continue
+            spread = sigma * max(a, MIN_UNCERTAINTY_M)
+            nx, ny = uy, -ux
+            z = off * off / (spread * spread + nx * (xx * nx + xy * ny) + ny * (xy * nx + yy * ny))
+            z2.append(math.inf if math.isnan(z) else z)
         return alongs, z2
 
-    def towards(self, fit: tuple[float, ...], i: int) -> tuple[float, float]:
-        """How far along ray i the fit's point is, and how far off it."""
-        dx, dy = fit[0] - self.x[i], fit[1] - self.y[i]
-        return dx * self.ux[i] + dy * self.uy[i], dx * self.uy[i] - dy * self.ux[i]
+    def alongs(self, fit: tuple[float, ...]) -> list[float]:
+        """How far along each ray the fit's point is (as `offsets`, without the offsets)."""
+        px, py = fit[0], fit[1]
+        return [
+            (px - x) * ux + (py - y) * uy
+            for x, y, ux, uy in zip(self.x, self.y, self.ux, self.uy, strict=True)
+        ]
 
 
 def _check(
@@ -484,7 +531,10 @@ def _check(
 
 
 def _need(name: str, value: object, lo: float, hi: float = math.inf, closed: bool = False) -> float:
-    x = float(value) if isinstance(value, Real) and not isinstance(value, bool) else math.nan
+    if type(value) is float:  # the engine's every call: the ABC test costs more than the rest
+        x = value
+    else:
+        x = float(value) if isinstance(value, Real) and not isinstance(value, bool) else math.nan
     if (lo <= x if closed else lo < x) and x < hi:
         return x
     low = "[" if closed else "("
@@ -492,6 +542,19 @@ def _need(name: str, value: object, lo: float, hi: float = math.inf, closed: boo
 
 
 _FIELDS = ("camera_lat", "camera_lon", "bearing_deg", "range_m")
+
+
+def _numbers(sight: Sight) -> tuple[float, float, float, float]:
+    """The fields of a sight (`_FIELDS`) as floats, as `_number` reads each: plain floats (and a
+    range None) as they are, without a call per field."""
+    lat, lon, bearing, own = sight.camera_lat, sight.camera_lon, sight.bearing_deg, sight.range_m
+    if type(lat) is float and type(lon) is float and type(bearing) is float:
+        if own is None:
+            return lat, lon, bearing, math.nan
+        if type(own) is float:
+            return lat, lon, bearing, own
+    lat, lon, bearing, own = (_number(sight, f) for f in _FIELDS)
+    return lat, lon, bearing, own
 
 
 def _number(sight: Sight, field: str) -> float:
@@ -514,6 +577,13 @@ def _on_sphere(lat: float, lon: float, bearing_deg: float) -> tuple[Vec, Vec]:
     cb, sb = math.cos(b), math.sin(b)
     # the tangent: cos(b) north + sin(b) east, north = (-sc cl, -sc sl, cc), east = (-sl, cl, 0)
     return (cc * cl, cc * sl, sc), (-cb * sc * cl - sb * sl, -cb * sc * sl + sb * cl, cb * cc)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _plane_at(cameras: tuple[Vec, ...]) -> _Plane:
+    """`_Plane.at` these cameras. Cached: a window's sights come from a few towers, so the same
+    sets of cameras (and each camera alone, for its line of sight) are drawn again and again."""
+    return _Plane.at(cameras)
 
 
 def _conformal(phi: float) -> float:

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from firewatch.geo.sight import (
     MIN_UNCERTAINTY_M,
+    Aim,
     Fix,
     Method,
     Sight,
@@ -413,3 +414,50 @@ def test_the_corridor_holds_every_point_near_the_line() -> None:
             assert south <= lat <= north and west <= lon <= east
         assert (north - south) * 110.574 <= 15.0 + 2 * 3.01  # km: the reach and the width
         assert (east - west) * 111.320 * cos <= 15.0 + 2 * 3.01
+
+
+def test_an_aim_gives_the_cheap_tests_to_the_bit() -> None:
+    """Aim (a sight's trigonometry, done once for the engine's window) answers along_off and
+    may_cross as their formulas written out per call, float for float: the engine's replay
+    output is compared byte for byte. The reference below is those formulas as they were."""
+
+    def along_off_per_call(sight: Sight, lat: float, lon: float) -> tuple[float, float]:
+        dx = (lon - sight.camera_lon) * 111_320.0 * math.cos(math.radians(sight.camera_lat))
+        dy = (lat - sight.camera_lat) * 110_574.0
+        b = math.radians(sight.bearing_deg)
+        ux, uy = math.sin(b), math.cos(b)
+        return dx * ux + dy * uy, dx * uy - dy * ux
+
+    def may_cross_per_call(a: Sight, b: Sight, reach_m: float, min_angle_deg: float) -> bool:
+        a_east = Sight(a.camera_lat, a.camera_lon, 90.0)
+        east, north = along_off_per_call(a_east, b.camera_lat, b.camera_lon)
+        north = -north
+        b1, b2 = math.radians(a.bearing_deg), math.radians(b.bearing_deg)
+        u1, u2 = (math.sin(b1), math.cos(b1)), (math.sin(b2), math.cos(b2))
+        cross = u1[0] * u2[1] - u1[1] * u2[0]
+        dot = u1[0] * u2[0] + u1[1] * u2[1]
+        min_sin = math.sin(math.radians(min_angle_deg))
+        if not (abs(cross) >= min_sin or (dot < 0 and abs(cross) >= min_sin * min_sin)):
+            return False
+        t1 = (east * u2[1] - north * u2[0]) / cross
+        t2 = (east * u1[1] - north * u1[0]) / cross
+        return 0 < t1 <= reach_m and 0 < t2 <= reach_m
+
+    rng = np.random.default_rng(12)
+    crossing = 0
+    for _ in range(3_000):
+        a, b = (
+            Sight(
+                round(28.95 + rng.uniform(-0.2, 0.2), 6),
+                round(118.86 + rng.uniform(-0.2, 0.2), 6),
+                round(rng.uniform(0, 360), 1),
+            )
+            for _ in range(2)
+        )
+        lat, lon = 28.95 + rng.uniform(-0.2, 0.2), 118.86 + rng.uniform(-0.2, 0.2)
+        assert Aim.of(a).along_off(lat, lon) == along_off_per_call(a, lat, lon)
+        assert along_off(a, lat, lon) == along_off_per_call(a, lat, lon)
+        want = may_cross_per_call(a, b, 16_500.0, 13.46)
+        assert may_cross(a, b, reach_m=16_500.0, min_angle_deg=13.46) is want
+        crossing += want
+    assert 100 < crossing < 2_900  # both answers were tested
