@@ -184,13 +184,11 @@ def _consume_incidents(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    import faust
-
     from firewatch.metrics.processes import serve_worker
     from firewatch.runtime import engine_factory
     from firewatch.stream.heap import keep_freed_memory
     from firewatch.stream.topics import Topics, ensure_topics
-    from firewatch.stream.worker import build_app
+    from firewatch.stream.worker import FaustWorker, build_app
 
     keep_freed_memory()  # snapshots allocate tens of MB every checkpoint (stream/heap.py)
     settings = _kafka_settings(args)
@@ -205,7 +203,7 @@ def _worker(args: argparse.Namespace) -> int:
         engine_metrics=metrics.engine if metrics else None,
         stream_metrics=metrics.stream if metrics else None,
     )
-    faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()
+    FaustWorker(app, loglevel=args.loglevel).execute_from_commandline()
     return 0
 
 

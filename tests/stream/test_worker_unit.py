@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import io
+import logging
 import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import faust
 import orjson
 import pytest
 import shapely
@@ -29,6 +32,7 @@ from firewatch.stream import wire
 from firewatch.stream.locate import Commits, run_locate
 from firewatch.stream.stages import MARKER, Worker, pack_state, unpack_state
 from firewatch.stream.watchdog import RecoveryWatch
+from firewatch.stream.worker import FaustWorker, faust_app
 
 from ..engine.conftest import T0, camera, sensor
 from ..engine_fixtures import collections_seen
@@ -499,3 +503,25 @@ def test_a_failed_commit_is_tried_again_with_the_next_but_not_for_a_partition_mo
 
     assert asyncio.run(scenario()) == [{a: 12}]
     assert registry.get_sample_value("firewatch_kafka_errors_total", {"operation": "commit"}) == 1
+
+
+def test_the_worker_process_keeps_the_root_logger_at_its_level() -> None:
+    """Faust's worker sets the root logger to DEBUG for its terminal spinner when the level asked
+    for is WARNING (`firewatch worker`'s default): every debug call of aiokafka then made a log
+    record. FaustWorker has no spinner, and the root logger keeps the level asked for."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    settings = Settings.from_env(os.environ)
+    try:
+        for cls, expected in ((faust.Worker, logging.DEBUG), (FaustWorker, logging.WARNING)):
+            app = faust_app(settings)
+            # its own stdout: Faust's spinner writes to it at the interpreter's exit
+            worker = cls(app, loglevel="warning", redirect_stdouts=False, stdout=io.StringIO())
+            worker._setup_logging()
+            assert root.level == expected, cls
+            debug = logging.getLogger("aiokafka").isEnabledFor(logging.DEBUG)
+            assert debug is (cls is faust.Worker)
+            app.loop.close()
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
