@@ -9,7 +9,10 @@
 2. Latency: a worker and a dispatcher (on a redis-server with appendfsync always) run; a stream
    with many fires is offered at --rate records/s; for every opened/updated incident event,
    latency = when it was read back from the incidents topic minus when the detection it reports
-   (its observed_at) was produced; for every dispatch order, detection to dispatch = its
+   (its observed_at) was produced; the worker alone: the event's Kafka timestamp (when the
+   worker's producer took it) minus the broker's append time of that detection (the detections
+   topic has LogAppendTime), without the benchmark's own producer and consumer; for every
+   dispatch order, detection to dispatch = its
    created_at minus when its incident's first detection (the order's detected_at) was produced.
    The grace period is in event time: at this offer rate the simulated day passes in seconds, so
    it adds only milliseconds.
@@ -30,7 +33,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -78,7 +81,10 @@ topic.
   minus the time the detection at its observed_at was produced. It includes the rules' 10 min
   grace period, which is event time: at this offer rate 72 h of events pass in about 19 s, so the
   grace is about the figure in brackets. The last fires' events, released by the idle release
-  after the stream ends, are not counted ({tail} this run).
+  after the stream ends, are not counted ({tail} this run). The worker alone, same events: the
+  event's Kafka timestamp (when the worker's producer took it) minus the broker's append time of
+  that detection (the detections topic has LogAppendTime): without the benchmark's own producer
+  queue and consumer, which share the machine's two cores with the worker and the broker.
 - Detection to dispatch, same run: a `firewatch dispatcher` on a redis-server (appendfsync
   always) turns the incidents into dispatch orders; for each order, its `created_at` minus the
   time its incident's first detection (`detected_at`) was produced: sensor to team, including the
@@ -231,6 +237,7 @@ def engine_alone(stream: Path, tmp: Path, runs: int) -> tuple[int, list[float]]:
 
 class Latency(NamedTuple):
     events: list[float]  # seconds, every event but `closed` (incident and device events)
+    worker: list[float]  # seconds, the same events from the detection's append to the event's
     incidents: list[float]  # seconds, the incidents' opened/updated events alone
     tail: int  # events released by the idle release: not counted
     dispatch: list[float]  # seconds, detection to dispatch order
@@ -248,7 +255,9 @@ async def latency(env: dict[str, str], stream: Path, tmp: Path, rate: float) -> 
     await asyncio.sleep(12)  # the worker joins its group and is assigned its partitions
     lines = [line for line in stream.read_bytes().splitlines() if line.strip()]
     stamps: list[tuple[float, float]] = []  # (observed_at, when produced), in production order
+    appended: list[tuple[float, asyncio.Future[Any]]] = []  # (observed_at, its delivery)
     received: list[tuple[float, bytes]] = []
+    produced: list[tuple[float, bytes]] = []  # (the event's Kafka timestamp, the event)
     consumer = AIOKafkaConsumer(
         topics.incidents, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest"
     )
@@ -259,6 +268,7 @@ async def latency(env: dict[str, str], stream: Path, tmp: Path, rate: float) -> 
             batches = await consumer.getmany(timeout_ms=50)
             now = time.time()
             received.extend((now, m.value) for ms in batches.values() for m in ms)
+            produced.extend((m.timestamp / 1000, m.value) for ms in batches.values() for m in ms)
 
     reader = asyncio.create_task(read())
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5)
@@ -270,9 +280,10 @@ async def latency(env: dict[str, str], stream: Path, tmp: Path, rate: float) -> 
                 observed = datetime.fromisoformat(orjson.loads(line)["observed_at"]).timestamp()
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 observed = None
-            await producer.send(topics.detections, line)
+            delivery = await producer.send(topics.detections, line)
             if observed is not None:
                 stamps.append((observed, time.time()))
+                appended.append((observed, delivery))
             ahead = (n + 1) / rate - (time.monotonic() - start)
             if ahead > 0.002:
                 await asyncio.sleep(ahead)
@@ -293,8 +304,12 @@ async def latency(env: dict[str, str], stream: Path, tmp: Path, rate: float) -> 
     tail = [r for r in received if r[0] > offered + IDLE - 0.5]
     late = [o for o in orders if o[1] > offered + IDLE - 0.5]
     timed = [r for r in received if r not in tail]
+    # the broker's append time of each detection (LogAppendTime), as its delivery reports it
+    appends = [(observed, delivery.result().timestamp / 1000) for observed, delivery in appended]
+    counted = {value for _, value in timed}
     return Latency(
         _latencies(stamps, timed),
+        _latencies(appends, [p for p in produced if p[1] in counted]),
         _latencies(stamps, timed, kinds={"opened", "updated"}),
         len(tail),
         _dispatch_latencies(stamps, [o for o in orders if o not in late]),
@@ -315,6 +330,7 @@ def _latency_rows(measured: Latency, lines: int, rate: float) -> str:
     rows = []
     for name, values in (
         ("every event but closed", measured.events),
+        ("the same, the worker alone (append to append)", measured.worker),
         ("incident opened/updated", measured.incidents),
         ("detection to dispatch", measured.dispatch),
     ):
@@ -411,6 +427,7 @@ def main() -> None:
     finally:
         kafka("stop")
     lat, tail = sorted(measured.events), measured.tail
+    alone_lat = sorted(measured.worker)
     to_dispatch = sorted(measured.dispatch)
     rates = [sent / seconds for sent, seconds in runs]
     single_rates = [sent / seconds for sent, seconds in singly]
@@ -448,6 +465,11 @@ def main() -> None:
             f"latency at {args.rate:,.0f}/s offered ({len(lat)} events)",
             f"p50 {p50:.0f} ms, **p99 {p99:.0f} ms** (of which grace {grace_ms:.0f} ms)",
             "p99 <= 250 ms",
+        ),
+        (
+            "the same events, the worker alone (the detection's append to the event's)",
+            f"p50 {_ms(alone_lat, 0.5):.0f} ms, **p99 {_ms(alone_lat, 0.99):.0f} ms**",
+            "",
         ),
         (
             f"detection to dispatch at {args.rate:,.0f}/s offered ({len(to_dispatch)} orders)",
