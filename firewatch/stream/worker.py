@@ -161,8 +161,9 @@ def faust_app(settings: Settings) -> App:
 class WorkerApp:
     """One worker's Faust app and what runs in it, one method each: the locate stage (a task),
     the masks it follows (a task), the incidents stage (an agent on the located topic), its
-    checkpoints (a timer, and before the app stops), the idle release (a timer), the recovery
-    watchdog (a timer), the revocation of partitions, and the lag metric (a timer)."""
+    checkpoints (a task of their own when due, a timer, and before the app stops), the idle
+    release (a timer), the recovery watchdog (a timer), the revocation of partitions, and the lag
+    metric (a timer)."""
 
     def __init__(
         self,
