@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from hashlib import blake2b
-from operator import itemgetter, methodcaller
+from operator import methodcaller
 from typing import Annotated, Any, BinaryIO, NamedTuple, cast
 
 import numpy as np
@@ -37,13 +37,13 @@ import orjson
 from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from firewatch.ingest.epoch import epoch_seconds
 from firewatch.model import DETECTIONS, AnyDetection, Detection, Reject, RejectReason, Source
 
 SUB_BATCH = 32  # parsed records per LENIENT call
 RAW_CHARS = 200  # characters of an offending line kept in Reject.raw
 COORDINATES = frozenset({"lat", "lon", "camera_lat", "camera_lon"})
 _TAGS = frozenset(s.value for s in Source)
-_OBSERVED_AT = itemgetter("observed_at")
 _STRIP = methodcaller("strip")
 # Of several errors in one record, a reject reports the first one of the most relevant reason.
 _RANK = {
@@ -262,12 +262,6 @@ def reject_future(result: Validated, not_after: datetime | None) -> np.ndarray |
     result.detections[:] = [result.detections[j] for j in rows]
     result.keys[:] = [result.keys[j] for j in rows]
     return t[kept]
-
-
-def epoch_seconds(detections: Sequence[AnyDetection]) -> np.ndarray:
-    """Each detection's observed_at as epoch seconds (float64): one C-level pass."""
-    stamps = map(datetime.timestamp, map(_OBSERVED_AT, detections))
-    return np.fromiter(stamps, np.float64, len(detections))
 
 
 def _check_bound(not_after: datetime | None) -> None:
