@@ -148,8 +148,9 @@ class Health:
         names = device[take].tolist()
         region = self._regions[home[take]]
         found = np.empty(take.size, np.int64)
-        codes = np.unique(region).tolist()
-        for code in codes:  # one region, in a stream worker's engine
+        one = region.min() == region.max()  # one region, in a stream worker's engine
+        codes = [int(region[0])] if one else np.unique(region).tolist()
+        for code in codes:
             at = np.arange(take.size) if len(codes) == 1 else np.flatnonzero(region == code)
             part = names if len(codes) == 1 else [names[k] for k in at.tolist()]
             known = self._row.setdefault(code, {})

@@ -90,8 +90,13 @@ class Silences:
             for ti, r in zip(t[new & ~slow].tolist(), row[new & ~slow].tolist(), strict=True)
         ]
         fast = ~slow
-        np.add.at(self.gap_ms, row[fast], gap_ms[fast])
-        np.add.at(self.gaps, row[fast], counted[fast])
+        # a device's records are all fast or all slow, one run each (sorted by device): each run
+        # summed at once (integers: exact)
+        runs = np.flatnonzero(first[fast])
+        if runs.size:
+            at = row[fast][runs]
+            self.gap_ms[at] += np.add.reduceat(gap_ms[fast], runs)
+            self.gaps[at] += np.add.reduceat(counted[fast].astype(np.int64), runs)
         ends = np.flatnonzero(fast & np.append(first[1:], True))  # each fast device's last record
         rows = row[ends]
         self.last[rows] = np.fmax(self.last[rows], t[ends])
