@@ -28,8 +28,8 @@ def test_pydantic_datetimes_give_timestamp_to_the_bit() -> None:
         if rng.random() < 0.5:
             year = rng.randint(1, 9999)
         month, day = rng.randint(1, 12), rng.randint(1, 28)
-        stamp = f"{year:04d}-{month:02d}-{day:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
-        stamp += f":{rng.randint(0, 59):02d}"
+        hour, minute, second = rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59)
+        stamp = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
         stamp += rng.choice(["", f".{rng.randint(0, 999):03d}", f".{rng.randint(0, 999999):06d}"])
         minutes = rng.randint(-1439, 1439)
         sign = "-" if minutes < 0 else "+"
