@@ -23,7 +23,7 @@ microseconds by 10**6 with one correct rounding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -35,6 +35,8 @@ _OBSERVED_AT = itemgetter("observed_at")
 _TZINFO = attrgetter("tzinfo")
 _MICROSECOND = timedelta(microseconds=1)
 _EXACT = 2**53  # microseconds a float64 holds exactly
+# (datetime, (state, tzinfo)): typeshed types __reduce__ as object's (str | tuple[Any, ...])
+_REDUCE: Callable[[datetime], tuple[Any, tuple[bytes, Any]]] = datetime.__reduce__  # type: ignore[assignment]
 
 
 def _hash_tells_offsets() -> bool:
@@ -60,7 +62,7 @@ def times_epoch_seconds(times: list[datetime]) -> np.ndarray:
     zones = list(map(_TZINFO, times))
     if not n or not _HASH_TELLS_OFFSETS or set(map(type, zones)) != {TzInfo}:
         return np.fromiter(map(datetime.timestamp, times), np.float64, n)
-    state = b"".join([t.__reduce__()[1][0] for t in times])
+    state = b"".join([_REDUCE(t)[1][0] for t in times])
     raw = np.frombuffer(state, np.uint8).reshape(n, 10).astype(np.int64)
     year, month, day = raw[:, 0] * 256 + raw[:, 1], raw[:, 2] & 0x7F, raw[:, 3]
     months = (year - 1970) * 12 + month - 1
