@@ -7,14 +7,18 @@ partition is the one Kafka gives the record's device_id as a key, when the line 
 device's readings stay in order on one partition. FIRMS rows are converted to detection JSON
 first; a row that cannot be converted is reported and skipped.
 
-Across partitions the topic is in event-time order to the minute (FENCE): a record of a later minute
-of event time than the record before it is sent only once the broker has acknowledged every record
-before it, what is packed first (so is every record that takes the file into a later minute,
-whatever a clock far ahead or behind sent before it). Kafka orders one partition only; without the
-fence a file sent faster than real time (a replay, a backfill) lands one partition seconds after
-another (the producer sends one batch per partition per request), hours of event time apart, and
-the workers' progress claims (stream/progress.py) rightly treat what comes that late as late. A
-live feed, one minute of event time a minute, waits on about one fence a minute.
+Across partitions the topic keeps the file's event-time order to the minute (Fence): a record of a
+later minute of event time than any the file reached since the last fence is sent only once the
+broker has acknowledged every record before it, what is packed first. Kafka orders one partition
+only; without the fence a file sent faster than real time (a replay, a backfill) lands one
+partition seconds after another (the producer sends one batch per partition per request), hours of
+event time apart, and the workers' progress claims (stream/progress.py) rightly treat what comes
+that late as late. With it, no record lands after a record of a later minute than the latest the
+file had reached before it: a record is no later on the topic than it is in the file. A live feed,
+one minute of event time a minute, waits on about one fence a minute, and so does a file whose
+records of neighbouring minutes interleave (each sensor's clock its own): fencing each return to
+a later minute, as before 2026-12-05, made some 30 fences a minute of the simulated district, and
+messages of 3.4 lines on average (79 s to send 1.7 million lines).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from firewatch.stream.topics import KafkaError, json_object
 
 Record = tuple[bytes | None, bytes, float | None]  # key, value, event time (epoch s)
 FENCE = 60.0  # seconds of event time: a record of a later minute waits for the ones before
+# minutes: a record this far before the fenced minute starts the fences again from its own
+REANCHOR = 60
 
 
 @dataclass
@@ -135,16 +141,11 @@ async def produce(
     start = clock()
     with Bar(progress, f"produce to {topic}") as bar:
         try:
-            out = _Outbox(producer, topic, Packer(sorted(partitions)))
-            # the minute of the record before: one later than it waits for all before (FENCE).
-            # Not the latest minute sent: one record from 2099 would end the fences for the rest
-            minute = -math.inf
+            out, fence = _Outbox(producer, topic, Packer(sorted(partitions))), Fence()
             for path in paths:
                 for key, value, t in records(path, summary.skipped):
-                    if t is not None:
-                        if t // FENCE > minute:
-                            await out.acknowledged()  # the broker has all before it
-                        minute = t // FENCE
+                    if t is not None and fence.crosses(t):
+                        await out.acknowledged()  # the broker has all before it
                     await out.add(key, value)
                     summary.sent += 1
                     if rate is not None:
@@ -163,6 +164,31 @@ async def produce(
             await producer.stop()
     summary.seconds = clock() - start
     return summary
+
+
+class Fence:
+    """Which records wait until the broker has every record before them: each that takes the file
+    into a later minute of event time than any since the last fence.
+
+    A record more than REANCHOR minutes before the fenced minute (after one record from a clock
+    far ahead, or a second file that starts earlier) starts the fences again from its own minute:
+    one record from 2099 would otherwise end the fences for the rest of the file. Either way a
+    record sent without a fence is of a minute no later than the fenced one, whose record came
+    before it in the file; so one that overtakes an earlier record on the broker makes that record
+    look no later than the file already had it."""
+
+    def __init__(self) -> None:
+        self.minute = -math.inf  # the minute of the last fence (or the one started again from)
+
+    def crosses(self, t: float) -> bool:
+        """Whether a record of event time `t` (epoch seconds), next in the file, is a fence."""
+        minute = t // FENCE
+        if minute > self.minute:
+            self.minute = minute
+            return True
+        if minute < self.minute - REANCHOR:
+            self.minute = minute
+        return False
 
 
 class _Outbox:
