@@ -22,8 +22,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from machine import describe, write_section  # noqa: E402
 
-from firewatch.engine.core import Engine  # noqa: E402
-from firewatch.ingest.validate import validate_lines  # noqa: E402
+from firewatch.engine.core import Engine, _devices  # noqa: E402
+from firewatch.engine.signals import Columns  # noqa: E402
+from firewatch.ingest.validate import gc_paused, validate_lines  # noqa: E402
 from firewatch.runtime import open_engine  # noqa: E402
 from firewatch.settings import Settings  # noqa: E402
 from firewatch.simulate import build_stream  # noqa: E402
@@ -31,33 +32,33 @@ from firewatch.simulate import build_stream  # noqa: E402
 GRID = ROOT / "data/grids/qujiang.geojson"
 
 
-STEPS_NOTE = """Measured again on 2026-12-05 after commits 993581b and d64eb07, with instruction
-counts from valgrind's callgrind besides (this VM's speed varied by up to 20% within an hour; the
-counts do not vary): validation 19,727 instructions a line (22,663 before: strict in the schema and
-pydantic-core's validator called directly, not TypeAdapter.validate_json(strict=True)); the whole
-engine 41,763 (45,622 before: the collector now paused over the whole batch). With `now` (a
-worker, the API, `firewatch replay`) the future check and `prepare` share one event-time column:
-55,700 instructions a line instead of 62,500 on the stream's first 60,000 lines. Everything after
-validation is about 22,000 instructions a line: more than validation itself, so the ratio fell as
-validation got faster. Where it goes (cProfile of `prepare` and `process_located` over 163,577
-lines after a warm-up, 2.5 us a line): half is the C-level passes that read the dicts pydantic
-hands over into columns: the event time (`datetime.timestamp()` on pydantic's TzInfo datetimes,
-whose utcoffset is a call into its Rust object) 0.57 us a line by itself, latitude, longitude,
-source, device, readings and device rows 0.05-0.1 us each; then device health (engine/health.py:
-its silences and device events), the triangulation of camera sights and the incidents. Taking the
-naive time and the offset apart was slower (`replace(tzinfo=...)` alone costs 0.8 us); numpy's
-own parse of the ISO strings 0.49 us. So the target (0.25 of validation) is not reached: what is
-left is per-record work on one dict per record, and the next step would be a validator that yields
-columns (epoch seconds among them) instead of dicts."""
+STEPS_NOTE = """Where the rest goes (timers around each step, and line_profiler, over 400,000 lines
+of this stream after its first 100,000, 2026-12-05): device health about 0.6 us a line (each
+record's device row, a dict lookup whose key compare reads the device's stored id, cold in the
+cache after each batch's 5,000 fresh dicts, about 0.17 us; the release's sort by device and time
+and its per-device sums about 0.2 us); the signal strengths about 0.3 us (the sensors' readings
+dicts, one pass a threshold); locate 0.1 us; the tracker 0.1 us. Commit 85c885d took the event
+time from 0.5-0.6 us a line to about 0.3 (ingest/epoch.py: the wall-clock fields from each
+datetime's pickle state in numpy, the UTC offset once per distinct offset, instead of
+`datetime.timestamp()` per record, whose offset is a call into pydantic's Rust TzInfo); callgrind
+on the stream's first 100,000 lines: the engine with `now` 44,825 -> 40,248 instructions a line,
+validation with the future check 26,569 -> 23,087. The 0.8 target is out of this design's reach:
+validation (pydantic-core, Rust) hands over one dict per record, and the engine's first step,
+reading from those dicts the columns every later step needs, costs about a quarter of validation
+by itself (above); locate and device health (every record is a sign of life of its device) then
+spend more than the rest of the budget. Meeting it would take a validator that yields columns
+instead of dicts: another validator than the one the API, replay and the worker share."""
 
 
-HISTORY = """On 2026-12-03 09:52 (Intel Xeon, 2 cores, before device health): 104,131 records/s,
-0.67 of validation alone (155,423/s); steps 7.36, 2.99 and 0.21 us a line. Before, on 2026-11-28
-(another machine, about 5x faster than that Xeon: the one-record baseline ran 12,271/s there,
-2,501/s on the Xeon): 302,944 records/s, 0.53 of validation alone (567,678/s); so the
-150,000/s target is a figure of that machine, and the ratio is what compares across them.
-Earlier on 2026-12-05 (01:34, same EPYC, before commits 993581b and d64eb07): 241,398 records/s,
-0.55 of validation alone (439,717/s); steps 2.78, 1.12 and 0.81 us a line."""
+HISTORY = """Earlier on 2026-12-05 (03:52 UTC, same EPYC, before commit 85c885d): 193,066 records/s,
+0.54 of validation alone (359,340/s); steps 3.50, 1.57 and 0.96 us a line (then measured without
+the collector paused over prepare and process_located, as process_lines holds it). With device
+health (commits of 2026-12-04) the engine had fallen from 0.55 of validation to 0.46 in the same
+harness: 212,936/s against 466,465/s at 10:56 UTC the same day. On 2026-12-03 09:52 (Intel Xeon,
+2 cores, before device health): 104,131 records/s, 0.67 of validation alone (155,423/s). On
+2026-11-28 (another machine, about 5x faster than that Xeon: the one-record baseline ran 12,271/s
+there, 2,501/s on the Xeon): 302,944 records/s, 0.53 of validation alone (567,678/s); so the
+150,000/s target is a figure of that machine, and the ratio is what compares across them."""
 
 
 def engine_factory(cache: Path) -> Callable[[], Engine]:
@@ -88,16 +89,33 @@ def run_steps(engine: Engine, lines: list[bytes], batch: int) -> dict[str, float
     incidents), called one after the other as process_lines calls them."""
     spent = dict.fromkeys(("validate", "prepare", "located"), 0.0)
     for i in range(0, len(lines), batch):
-        t0 = time.perf_counter()
-        detections, _, _ = validate_lines(lines[i : i + batch], "bench", first_line=i + 1)
-        t1 = time.perf_counter()
-        located = engine.prepare(detections)
-        t2 = time.perf_counter()
-        engine.process_located(located)
-        t3 = time.perf_counter()
+        with gc_paused():  # over the whole batch, as process_lines holds it
+            t0 = time.perf_counter()
+            detections, _, _ = validate_lines(lines[i : i + batch], "bench", first_line=i + 1)
+            t1 = time.perf_counter()
+            located = engine.prepare(detections)
+            t2 = time.perf_counter()
+            engine.process_located(located)
+            t3 = time.perf_counter()
+            del detections, located
         spent["validate"] += t1 - t0
         spent["prepare"] += t2 - t1
         spent["located"] += t3 - t2
+    return spent
+
+
+def run_columns(lines: list[bytes], batch: int) -> float:
+    """Seconds the engine spends reading, from the dicts validation hands over, the columns every
+    later step needs (event time, lat, lon, source, device: `Columns.of` and the device column,
+    as `prepare` reads them), and nothing else: no rule, no geometry. Validation is not timed."""
+    spent = 0.0
+    for i in range(0, len(lines), batch):
+        with gc_paused():
+            detections, _, _ = validate_lines(lines[i : i + batch], "bench", first_line=i + 1)
+            t0 = time.perf_counter()
+            _devices(detections, Columns.of(detections))
+            spent += time.perf_counter() - t0
+            del detections
     return spent
 
 
@@ -127,6 +145,7 @@ def main() -> None:
         naive_s, _ = run_engine(make(), naive, 1)
         runs = [run_steps(make(), lines, args.batch) for _ in range(args.repeat)]
         steps = {k: min(r[k] for r in runs) * 1e6 / len(lines) for k in runs[0]}  # us a line
+        columns = min(run_columns(lines, args.batch) for _ in range(args.repeat)) * 1e6 / len(lines)
     engine_rate = len(lines) / engine_s
     valid_rate = len(lines) / valid_s
     naive_rate = len(naive) / naive_s
@@ -139,6 +158,8 @@ def main() -> None:
     print(f"target 150,000 records/s: {verdict}")
     print("us a line: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
     after = steps["prepare"] + steps["located"]
+    share = columns / steps["validate"]
+    print(f"of which reading the columns: {columns:.2f} ({share:.2f} of validation)")
     if not args.no_readme:
         write_section(
             "Engine",
@@ -168,7 +189,10 @@ Where the time goes, each step of `process_lines` timed apart (best of {args.rep
 line: validation {steps["validate"]:.2f}; `Engine.prepare` {steps["prepare"]:.2f} (the batch's
 columns, locate, signal strengths, the few signals); `Engine.process_located`
 {steps["located"]:.2f} (masks, counts, grace buffer, incidents). Everything after validation
-costs {after / steps["validate"]:.2f} of it (target 0.25). {STEPS_NOTE}
+costs {after / steps["validate"]:.2f} of it (target 0.25). Of that, reading from the dicts
+validation hands over the columns every later step needs (event time, lat, lon, source, device:
+`Columns.of` and the device column, as `prepare` reads them, timed in a pass of its own) takes
+{columns:.2f} us a line: {share:.2f} of validation before any rule or geometry. {STEPS_NOTE}
 
 {HISTORY}
 """,
