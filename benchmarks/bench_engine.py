@@ -44,17 +44,19 @@ datetime's pickle state in numpy, the UTC offset once per distinct offset, inste
 on the stream's first 100,000 lines: the engine with `now` 44,825 -> 40,248 instructions a line,
 validation with the future check 26,569 -> 23,087. The 0.8 target is out of this design's reach:
 validation (pydantic-core, Rust) hands over one dict per record, and the engine's first step,
-reading from those dicts the columns every later step needs, costs about a quarter of validation
-by itself (above); locate and device health (every record is a sign of life of its device) then
-spend more than the rest of the budget. Meeting it would take a validator that yields columns
-instead of dicts: another validator than the one the API, replay and the worker share."""
+reading from those dicts the columns every later step needs, costs about a third of validation
+by itself (above; the whole budget is a quarter); locate and device health (every record is a
+sign of life of its device) then spend more than the budget again. Meeting it would take a
+validator that yields columns instead of dicts: another validator than the one the API, replay
+and the worker share."""
 
 
 HISTORY = """Earlier on 2026-12-05 (03:52 UTC, same EPYC, before commit 85c885d): 193,066 records/s,
 0.54 of validation alone (359,340/s); steps 3.50, 1.57 and 0.96 us a line (then measured without
-the collector paused over prepare and process_located, as process_lines holds it). With device
-health (commits of 2026-12-04) the engine had fallen from 0.55 of validation to 0.46 in the same
-harness: 212,936/s against 466,465/s at 10:56 UTC the same day. On 2026-12-03 09:52 (Intel Xeon,
+the collector paused over prepare and process_located, as process_lines holds it). At 10:56 UTC
+the same day, at 8a4c6ad (still before it), the same harness gave 212,936/s against 466,465/s:
+0.46 (this VM's speed varies by 20-30% within hours, and not alike for validation's Rust and the
+engine's Python: compare ratios within one run). On 2026-12-03 09:52 (Intel Xeon,
 2 cores, before device health): 104,131 records/s, 0.67 of validation alone (155,423/s). On
 2026-11-28 (another machine, about 5x faster than that Xeon: the one-record baseline ran 12,271/s
 there, 2,501/s on the Xeon): 302,944 records/s, 0.53 of validation alone (567,678/s); so the
