@@ -11,11 +11,11 @@ read in C-level passes and numpy instead:
 - the UTC offset once per distinct offset, not once per record: the records are grouped by the
   hash of their tzinfo, and each group's offset is asked of its first member. That is exact
   when the tzinfo is pydantic's fixed-offset `TzInfo` and its hash tells every offset apart;
-  `_HASH_TELLS_OFFSETS` checks the second at import, for every offset a UTC offset in minutes
-  can be (and tests/ingest/test_epoch.py for every offset in seconds). A batch with any other
-  tzinfo (a caller's own datetimes: a zone whose offset varies with the date) takes
-  `datetime.timestamp` record by record, as does a time too far from 1970 for a float64 to hold
-  its microseconds exactly (before 1685 or after 2255).
+  `_HASH_TELLS_OFFSETS` checks the latter at import, for every UTC offset in whole minutes
+  (tests/ingest/test_epoch.py for every offset in seconds, on the pydantic-core installed). A
+  batch with any other tzinfo (a caller's own datetimes: a zone whose offset varies with the date)
+  takes `datetime.timestamp` record by record, as does a time too far from 1970 for a float64 to
+  hold its microseconds exactly (before 1685 or after 2255).
 
 The result equals `datetime.timestamp()` to the bit: both divide the same integer count of
 microseconds by 10**6 with one correct rounding.
