@@ -26,7 +26,8 @@ def describe() -> str:
 
 
 def write_section(heading: str, section: str) -> None:
-    """Replace (or append) the `## heading` section of benchmarks/README.md, keeping the others."""
+    """Replace (or append) the `## heading` section of benchmarks/README.md, keeping the others,
+    and the section's own `### ` subsections after it (dated runs written by hand)."""
     text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n\n"
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.strip() == f"## {heading}"), None)
@@ -34,7 +35,8 @@ def write_section(heading: str, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
         end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "### "))),
+            len(lines),
         )
         rest = "".join(lines[end:])
         text = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
